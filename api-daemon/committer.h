@@ -1,0 +1,39 @@
+/*
+ * committer: group commit of new orders, and the queue's sending side.
+ *
+ * Handler threads call committer_submit with a decoded order and block
+ * until it is durably committed (or refused). One committer thread takes
+ * every order waiting, commits them all in one LMDB write transaction,
+ * wakes each waiting handler on its own condition variable, and then sends
+ * the new ids to the worker's queue without blocking: a full or missing
+ * queue only delays an order until the worker's sweep finds it.
+ *
+ * The committer owns the queue descriptor; nothing else touches it.
+ * committer_destroy commits what was submitted, then stops the thread.
+ */
+#ifndef OP_COMMITTER_H
+#define OP_COMMITTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "order.h"
+#include "store.h"
+
+struct committer;
+
+struct committer_stats {
+	uint64_t commits;		/* write transactions */
+	uint64_t orders;		/* orders committed */
+	uint64_t queue_sends_failed;	/* messages not sent (full, gone) */
+	bool queue_open;
+};
+
+int committer_create(struct committer **c, struct store *s,
+    const char *queue_name);
+void committer_destroy(struct committer *c);
+/* Commit o (its id is set on success); returns 0 or a store error. */
+int committer_submit(struct committer *c, struct order *o);
+void committer_stats(struct committer *c, struct committer_stats *st);
+
+#endif

@@ -1,0 +1,665 @@
+#include "http.h"
+
+#include <civetweb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "order.h"
+#include "strbuf.h"
+
+struct http_server {
+	struct mg_context *mg;
+};
+
+/* One request being answered. */
+struct request {
+	struct mg_connection *conn;
+	const struct mg_request_info *ri;
+	struct http_context *ctx;
+	const char *method;
+	bool head;		/* HEAD: headers as for GET, no body */
+	struct strbuf body;	/* the response body */
+};
+
+enum route {
+	ROUTE_NONE,
+	ROUTE_HEALTHZ,
+	ROUTE_READYZ,
+	ROUTE_ORDERS,		/* /orders: list, create */
+	ROUTE_METRICS,		/* /orders/metrics */
+	ROUTE_ORDER,		/* /orders/{id} */
+	ROUTE_STATUS,		/* /orders/{id}/status */
+	ROUTE_CANCEL,		/* /orders/{id}/cancel */
+};
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+/*
+ * Send the whole response, headers and body, in one write: with split
+ * writes, Nagle and delayed ACKs cost 40 ms per response on keep-alive.
+ * extra holds complete header lines ("Name: value\r\n") or is NULL.
+ */
+static int
+respond(struct request *r, int status, const char *extra)
+{
+	struct strbuf out;
+	const char *connection = mg_get_header(r->conn, "Connection");
+	bool http10 = strcmp(r->ri->http_version, "1.0") == 0;
+
+	if (strbuf_failed(&r->body)) {
+		status = 500;
+		strbuf_reset(&r->body);
+		strbuf_puts(&r->body, "{\"detail\": \"Out of memory.\"}");
+	}
+	strbuf_init(&out);
+	strbuf_printf(&out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n%s%s\r\n",
+	    status, status_text(status), r->body.len,
+	    extra != NULL ? extra : "",
+	    connection != NULL && strcasecmp(connection, "close") == 0
+	    ? "Connection: close\r\n"
+	    : http10 && connection != NULL &&
+	    strcasecmp(connection, "keep-alive") == 0
+	    ? "Connection: keep-alive\r\n" : "");
+	if (!r->head)
+		strbuf_append(&out, r->body.data != NULL ? r->body.data : "",
+		    r->body.len);
+	if (!strbuf_failed(&out))
+		mg_write(r->conn, out.data, out.len);
+	strbuf_finish(&out);
+	if (log_getlevel() >= LOG_LEVEL_DEBUG)
+		log_debug("%s %s %d", r->method, r->ri->local_uri_raw, status);
+	return status;
+}
+
+static int
+respond_detail(struct request *r, int status, const char *detail,
+    const char *extra)
+{
+	strbuf_reset(&r->body);
+	strbuf_puts(&r->body, "{\"detail\": ");
+	strbuf_json_string(&r->body, detail);
+	strbuf_puts(&r->body, "}");
+	return respond(r, status, extra);
+}
+
+static int
+respond_field_error(struct request *r, const char *field, const char *msg)
+{
+	strbuf_reset(&r->body);
+	strbuf_puts(&r->body, "{");
+	strbuf_json_string(&r->body, field);
+	strbuf_puts(&r->body, ": [");
+	strbuf_json_string(&r->body, msg);
+	strbuf_puts(&r->body, "]}");
+	return respond(r, 400, NULL);
+}
+
+static int
+respond_not_found(struct request *r)
+{
+	return respond_detail(r, 404, "Not found.", NULL);
+}
+
+static int
+respond_store_error(struct request *r, int rc, const char *what)
+{
+	if (rc == STORE_ENOTFOUND)
+		return respond_not_found(r);
+	log_error("could not %s: %s", what, store_strerror(rc));
+	if (rc == STORE_EFULL)
+		return respond_detail(r, 503, "Storage is full; nothing was "
+		    "stored. Try again later.", "Retry-After: 60\r\n");
+	return respond_detail(r, 503, "Storage is unavailable; nothing was "
+	    "stored. Try again later.", "Retry-After: 5\r\n");
+}
+
+static int
+respond_method_not_allowed(struct request *r, const char *allow)
+{
+	char detail[128], extra[64];
+
+	snprintf(detail, sizeof(detail), "Method \"%.16s\" not allowed.",
+	    r->method);
+	snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+	return respond_detail(r, 405, detail, extra);
+}
+
+/*
+ * Read the request body into a malloc'd buffer. Returns 0, or the status
+ * already sent on a client error.
+ */
+static int
+read_body(struct request *r, char **bodyp, size_t *lenp)
+{
+	long long length = r->ri->content_length;
+	const char *expect = mg_get_header(r->conn, "Expect");
+	char *body;
+	size_t got = 0;
+
+	*bodyp = NULL;
+	*lenp = 0;
+	if (mg_get_header(r->conn, "Transfer-Encoding") != NULL)
+		return respond_detail(r, 400, "Transfer-Encoding is not "
+		    "supported; send a Content-Length.",
+		    "Connection: close\r\n");
+	if (length < 0)
+		return respond_detail(r, 411, "A Content-Length is required.",
+		    NULL);
+	if (length > HTTP_MAX_BODY)
+		return respond_detail(r, 413, "The request body is larger "
+		    "than 64 KiB.", "Connection: close\r\n");
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
+	    length > 0)
+		mg_printf(r->conn, "HTTP/1.1 100 Continue\r\n\r\n");
+	body = malloc((size_t)length + 1);
+	if (body == NULL)
+		return respond_detail(r, 503, "Out of memory.", NULL);
+	while (got < (size_t)length) {
+		int n = mg_read(r->conn, body + got, (size_t)length - got);
+
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < (size_t)length) {
+		free(body);
+		return respond_detail(r, 400, "The request body is shorter "
+		    "than its Content-Length.", "Connection: close\r\n");
+	}
+	body[got] = '\0';
+	*bodyp = body;
+	*lenp = got;
+	return 0;
+}
+
+/* "application/json", any case, parameters allowed; absent is JSON too. */
+static bool
+content_type_is_json(const char *ct)
+{
+	static const char json[] = "application/json";
+	size_t n = sizeof(json) - 1;
+
+	if (ct == NULL)
+		return true;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, json, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static int
+handle_create(struct request *r)
+{
+	const char *ct = mg_get_header(r->conn, "Content-Type");
+	struct strbuf err;
+	struct order o;
+	char *body;
+	size_t len;
+	int rc, status;
+
+	if (!content_type_is_json(ct)) {
+		char detail[160];
+
+		snprintf(detail, sizeof(detail), "Unsupported media type "
+		    "\"%.64s\" in request; send application/json.", ct);
+		return respond_detail(r, 415, detail, NULL);
+	}
+	if ((status = read_body(r, &body, &len)) != 0)
+		return status;
+	order_init(&o);
+	strbuf_init(&err);
+	rc = order_decode_request(body, len, &o, &err);
+	free(body);
+	if (rc != 0) {
+		if (rc == -1) {
+			strbuf_finish(&r->body);
+			r->body = err;
+			strbuf_init(&err);
+			status = respond(r, 400, NULL);
+		} else {
+			status = respond_detail(r, 503, "Out of memory.", NULL);
+		}
+		goto out;
+	}
+	rc = committer_submit(r->ctx->committer, &o);
+	if (rc != 0) {
+		status = respond_store_error(r, rc, "store a new order");
+		goto out;
+	}
+
+	char id[ORDER_ID_BUFSZ], location[64];
+
+	order_id_format(o.id, id);
+	snprintf(location, sizeof(location), "Location: /api/orders/%s/\r\n",
+	    id);
+	strbuf_printf(&r->body, "{\"message\": \"Order received.\", "
+	    "\"order_id\": \"%s\"}", id);
+	status = respond(r, 201, location);
+out:
+	strbuf_finish(&err);
+	order_finish(&o);
+	return status;
+}
+
+static int
+handle_order(struct request *r, enum route route, uint64_t id)
+{
+	struct order o;
+	int rc, status;
+
+	order_init(&o);
+	if (route == ROUTE_CANCEL) {
+		char *body;
+		size_t len;
+
+		/* Cancel takes no body; one that is sent is read and dropped. */
+		if (r->ri->content_length > 0) {
+			if ((status = read_body(r, &body, &len)) != 0)
+				goto out;
+			free(body);
+		}
+		rc = store_cancel(r->ctx->store, id, order_now_ms(), &o);
+		if (rc == STORE_ECONFLICT) {
+			char detail[128], oid[ORDER_ID_BUFSZ];
+
+			order_id_format(id, oid);
+			snprintf(detail, sizeof(detail), "Only a Pending order "
+			    "can be cancelled; %s is %s.", oid,
+			    order_status_name(o.status));
+			status = respond_detail(r, 409, detail, NULL);
+			goto out;
+		}
+	} else {
+		rc = store_get(r->ctx->store, id, &o);
+	}
+	if (rc != 0) {
+		status = respond_store_error(r, rc, "read an order");
+		goto out;
+	}
+	if (route == ROUTE_STATUS) {
+		char oid[ORDER_ID_BUFSZ];
+
+		order_id_format(o.id, oid);
+		strbuf_printf(&r->body, "{\"order_id\": \"%s\", \"status\": "
+		    "\"%s\"}", oid, order_status_name(o.status));
+	} else {
+		order_encode_json(&o, &r->body);
+		if (route == ROUTE_CANCEL)
+			log_info("order ORD%llu cancelled",
+			    (unsigned long long)id);
+	}
+	status = respond(r, 200, NULL);
+out:
+	order_finish(&o);
+	return status;
+}
+
+struct list_state {
+	struct strbuf *out;
+	unsigned n;
+};
+
+static int
+list_one(const struct order *o, void *arg)
+{
+	struct list_state *ls = arg;
+
+	if (ls->n++ > 0)
+		strbuf_puts(ls->out, ", ");
+	order_encode_json(o, ls->out);
+	return strbuf_failed(ls->out) ? -1 : 0;
+}
+
+/* Reads a decimal query parameter; -1: absent, -2: bad. */
+static int
+query_number(const char *qs, const char *name, uint64_t max, uint64_t *out,
+    char *raw, size_t raw_len)
+{
+	int n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, name, raw,
+	    raw_len);
+	uint64_t v = 0;
+
+	if (n < 0)
+		return n == -1 ? -1 : -2;
+	if (n == 0)
+		return -2;
+	for (int i = 0; i < n; i++) {
+		if (raw[i] < '0' || raw[i] > '9' || v > max / 10)
+			return -2;
+		v = v * 10 + (uint64_t)(raw[i] - '0');
+	}
+	if (v > max)
+		return -2;
+	*out = v;
+	return 0;
+}
+
+static int
+handle_list(struct request *r)
+{
+	const char *qs = r->ri->query_string;
+	struct store_filter f = { .limit = 100 };
+	struct list_state ls = { .out = &r->body };
+	uint64_t v, next;
+	char raw[64];
+	int n, rc;
+
+	if ((n = query_number(qs, "limit", 1000, &v, raw, sizeof(raw))) == 0) {
+		if (v < 1)
+			n = -2;
+		f.limit = (uint32_t)v;
+	}
+	if (n == -2)
+		return respond_field_error(r, "limit",
+		    "Ensure this value is a whole number from 1 to 1000.");
+	n = query_number(qs, "user_id", (uint64_t)ORDER_MAX_INTEGER, &v, raw,
+	    sizeof(raw));
+	if (n == -2 || (n == 0 && v == 0))
+		return respond_field_error(r, "user_id",
+		    "A valid integer is required.");
+	if (n == 0)
+		f.user_id = v;
+	n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, "status", raw,
+	    sizeof(raw));
+	if (n >= 0) {
+		if (order_status_parse(raw, &f.status) != 0)
+			return respond_field_error(r, "status",
+			    "Select one of Pending, Processing, Completed, "
+			    "Cancelled.");
+		f.by_status = true;
+	} else if (n == -2) {
+		return respond_field_error(r, "status", "Select one of "
+		    "Pending, Processing, Completed, Cancelled.");
+	}
+	n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, "after", raw,
+	    sizeof(raw));
+	if (n >= 0 && order_id_parse(raw, (size_t)n, &f.after) != 0)
+		return respond_field_error(r, "after",
+		    "Give an order id such as ORD123.");
+	else if (n == -2)
+		return respond_field_error(r, "after",
+		    "Give an order id such as ORD123.");
+
+	strbuf_puts(&r->body, "{\"results\": [");
+	rc = store_list(r->ctx->store, &f, list_one, &ls, &next);
+	if (rc != 0 && !strbuf_failed(&r->body))
+		return respond_store_error(r, rc, "list orders");
+	if (next != 0) {
+		char id[ORDER_ID_BUFSZ];
+
+		order_id_format(next, id);
+		strbuf_printf(&r->body, "], \"next\": \"%s\"}", id);
+	} else {
+		strbuf_puts(&r->body, "], \"next\": null}");
+	}
+	return respond(r, 200, NULL);
+}
+
+static int
+handle_metrics(struct request *r)
+{
+	struct store_counters c;
+	uint64_t total = 0;
+	double avg = 0;
+	int rc;
+
+	rc = store_counters(r->ctx->store, &c);
+	if (rc != 0)
+		return respond_store_error(r, rc, "read the counters");
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		total += c.by_status[i];
+	if (c.completed_total > 0)
+		avg = (double)c.processing_ms_sum / 1000.0 /
+		    (double)c.completed_total;
+	strbuf_printf(&r->body, "{\"total_orders_processed\": %llu, "
+	    "\"average_processing_time\": \"%.1fs\", "
+	    "\"average_processing_time_seconds\": %.3f, "
+	    "\"total_orders\": %llu, \"order_status_count\": {",
+	    (unsigned long long)c.by_status[ORDER_COMPLETED], avg, avg,
+	    (unsigned long long)total);
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		strbuf_printf(&r->body, "%s\"%s\": %llu", i > 0 ? ", " : "",
+		    order_status_name((enum order_status)i),
+		    (unsigned long long)c.by_status[i]);
+	strbuf_puts(&r->body, "}}");
+	return respond(r, 200, NULL);
+}
+
+static int
+handle_readyz(struct request *r)
+{
+	struct committer_stats cs;
+	struct store_counters c;
+	const char *why = NULL;
+	int rc;
+
+	committer_stats(r->ctx->committer, &cs);
+	if (atomic_load(&r->ctx->stopping))
+		why = "the API is shutting down";
+	else if ((rc = store_counters(r->ctx->store, &c)) != 0)
+		why = "LMDB cannot be read";
+	else if (!cs.queue_open)
+		why = "the message queue is not open";
+	else if (c.heartbeat_ms == 0)
+		why = "no worker has shown a heartbeat yet";
+	else if (order_now_ms() - c.heartbeat_ms > HTTP_HEARTBEAT_MAX_AGE_MS)
+		why = "no worker heartbeat in the last 10 seconds";
+	if (why != NULL) {
+		strbuf_puts(&r->body, "{\"status\": \"unavailable\", "
+		    "\"detail\": ");
+		strbuf_json_string(&r->body, why);
+		strbuf_puts(&r->body, "}");
+		return respond(r, 503, NULL);
+	}
+	strbuf_puts(&r->body, "{\"status\": \"ready\"}");
+	return respond(r, 200, NULL);
+}
+
+/* Does the path start with the segment seg ("/orders"), ending there? */
+static bool
+take_segment(const char **path, const char *seg)
+{
+	size_t n = strlen(seg);
+
+	if (strncmp(*path, seg, n) != 0 || ((*path)[n] != '/' &&
+	    (*path)[n] != '\0'))
+		return false;
+	*path += n;
+	return true;
+}
+
+/*
+ * Map a path to its route: "/api" is optional, one trailing slash is
+ * optional, and ids are "ORD<n>" or "<n>".
+ */
+static enum route
+route_path(const char *path, uint64_t *id)
+{
+	char buf[256];
+	size_t len;
+	const char *p, *slash;
+
+	if (path == NULL || (len = strlen(path)) >= sizeof(buf))
+		return ROUTE_NONE;
+	memcpy(buf, path, len + 1);
+	if (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	p = buf;
+	if (take_segment(&p, "/api") && *p == '\0')
+		return ROUTE_NONE;
+	if (strcmp(p, "/healthz") == 0)
+		return ROUTE_HEALTHZ;
+	if (strcmp(p, "/readyz") == 0)
+		return ROUTE_READYZ;
+	if (!take_segment(&p, "/orders"))
+		return ROUTE_NONE;
+	if (*p == '\0')
+		return ROUTE_ORDERS;
+	p++;
+	if (strcmp(p, "metrics") == 0)
+		return ROUTE_METRICS;
+	slash = strchr(p, '/');
+	if (order_id_parse(p, slash != NULL ? (size_t)(slash - p) : strlen(p),
+	    id) != 0)
+		return ROUTE_NONE;
+	if (slash == NULL)
+		return ROUTE_ORDER;
+	if (strcmp(slash, "/status") == 0)
+		return ROUTE_STATUS;
+	if (strcmp(slash, "/cancel") == 0)
+		return ROUTE_CANCEL;
+	return ROUTE_NONE;
+}
+
+static int
+dispatch(struct request *r)
+{
+	uint64_t id = 0;
+	enum route route = route_path(r->ri->local_uri_raw, &id);
+	bool get = strcmp(r->method, "GET") == 0 || r->head;
+	bool post = strcmp(r->method, "POST") == 0;
+
+	switch (route) {
+	case ROUTE_NONE:
+		return respond_not_found(r);
+	case ROUTE_HEALTHZ:
+		if (!get)
+			return respond_method_not_allowed(r, "GET, HEAD");
+		strbuf_puts(&r->body, "{\"status\": \"ok\"}");
+		return respond(r, 200, NULL);
+	case ROUTE_READYZ:
+		if (!get)
+			return respond_method_not_allowed(r, "GET, HEAD");
+		return handle_readyz(r);
+	case ROUTE_ORDERS:
+		if (post)
+			return handle_create(r);
+		if (!get)
+			return respond_method_not_allowed(r, "GET, HEAD, POST");
+		return handle_list(r);
+	case ROUTE_METRICS:
+		if (!get)
+			return respond_method_not_allowed(r, "GET, HEAD");
+		return handle_metrics(r);
+	case ROUTE_ORDER:
+	case ROUTE_STATUS:
+		if (!get)
+			return respond_method_not_allowed(r, "GET, HEAD");
+		return handle_order(r, route, id);
+	case ROUTE_CANCEL:
+		if (!post)
+			return respond_method_not_allowed(r, "POST");
+		return handle_order(r, route, id);
+	}
+	return respond_not_found(r);
+}
+
+/*
+ * Every request comes here, through begin_request: unlike a handler set
+ * with mg_set_request_handler, the callback is in place before civetweb
+ * accepts its first connection.
+ */
+static int
+begin_request(struct mg_connection *conn)
+{
+	struct request r = {
+		.conn = conn,
+		.ri = mg_get_request_info(conn),
+	};
+	int status;
+
+	r.ctx = r.ri->user_data;
+	r.method = r.ri->request_method;
+	r.head = strcmp(r.method, "HEAD") == 0;
+	strbuf_init(&r.body);
+	status = dispatch(&r);
+	strbuf_finish(&r.body);
+	return status;
+}
+
+static int
+log_message(const struct mg_connection *conn, const char *message)
+{
+	log_warn("civetweb: %s", message);
+	return 1;
+}
+
+int
+http_start(struct http_server **srvp, struct http_context *ctx)
+{
+	char ports[96], threads[16];
+	const char *options[] = {
+		"listening_ports", ports,
+		"num_threads", threads,
+		"enable_keep_alive", "yes",
+		"keep_alive_timeout_ms", "5000",
+		"request_timeout_ms", "10000",
+		"tcp_nodelay", "1",
+		"linger_timeout_ms", "1000",
+		"enable_auth_domain_check", "no",
+		"listen_backlog", "1024",
+		"connection_queue", "1024",
+		NULL,
+	};
+	struct mg_callbacks callbacks = {
+		.begin_request = begin_request,
+		.log_message = log_message,
+	};
+	struct http_server *srv;
+
+	snprintf(ports, sizeof(ports), "%s:%u", ctx->cfg->listen_addr,
+	    ctx->cfg->listen_port);
+	snprintf(threads, sizeof(threads), "%u", ctx->cfg->threads);
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		log_error("could not start HTTP: out of memory");
+		return -1;
+	}
+	srv->mg = mg_start(&callbacks, ctx, options);
+	if (srv->mg == NULL) {
+		log_error("could not listen on %s (in use, or not an address "
+		    "of this host?)", ports);
+		free(srv);
+		return -1;
+	}
+	*srvp = srv;
+	return 0;
+}
+
+void
+http_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	mg_stop(srv->mg);
+	free(srv);
+}

@@ -1,0 +1,37 @@
+/*
+ * http: the civetweb server, the router and the request handlers.
+ *
+ * http_start registers one handler for every path before serving begins
+ * and never changes it; http_stop returns once every accepted request has
+ * been answered. Handlers run on civetweb's threads, one request each; the
+ * only state they share is the store (thread-safe), the committer
+ * (thread-safe) and the stopping flag.
+ */
+#ifndef OP_HTTP_H
+#define OP_HTTP_H
+
+#include <stdatomic.h>
+
+#include "committer.h"
+#include "config.h"
+#include "store.h"
+
+/* Bodies larger than this are refused with 413 before they are read. */
+#define HTTP_MAX_BODY (64 * 1024)
+/* /readyz wants a worker heartbeat at most this old. */
+#define HTTP_HEARTBEAT_MAX_AGE_MS 10000
+
+struct http_server;
+
+struct http_context {
+	const struct config *cfg;
+	struct store *store;
+	struct committer *committer;
+	atomic_bool stopping;		/* /readyz answers 503 once set */
+};
+
+/* Start serving; logs and returns -1 if it cannot. */
+int http_start(struct http_server **srv, struct http_context *ctx);
+void http_stop(struct http_server *srv);
+
+#endif

@@ -1,0 +1,595 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue.h"
+
+#define WHY_LEN 160
+
+struct option_def;
+typedef int (*parse_fn)(struct config *cfg, const struct option_def *def,
+    const char *value, char *why);
+
+enum option_place {
+	PLACE_ANY,		/* command line and config file */
+	PLACE_CMDLINE,		/* command line only */
+};
+
+struct option_def {
+	const char *name;
+	int short_flag;		/* 0: long only */
+	const char *arg;	/* NULL: takes no argument */
+	unsigned programs;	/* CONFIG_API | CONFIG_WORKER */
+	enum option_place place;
+	parse_fn parse;
+	size_t offset;		/* of the field in struct config */
+	size_t size;		/* of that field, for strings */
+	unsigned long min, max;	/* for numbers */
+	const char *default_value;	/* NULL: none, or computed */
+	const char *help;
+};
+
+static int parse_string(struct config *, const struct option_def *,
+    const char *, char *);
+static int parse_queue(struct config *, const struct option_def *,
+    const char *, char *);
+static int parse_size(struct config *, const struct option_def *,
+    const char *, char *);
+static int parse_level(struct config *, const struct option_def *,
+    const char *, char *);
+static int parse_listen(struct config *, const struct option_def *,
+    const char *, char *);
+static int parse_unsigned(struct config *, const struct option_def *,
+    const char *, char *);
+
+#define BOTH (CONFIG_API | CONFIG_WORKER)
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+/* Long-option values that have no short flag. */
+enum {
+	OPT_MAP_SIZE = 256,
+	OPT_LOG_LEVEL,
+	OPT_PICKUP_DELAY,
+	OPT_PROCESSING,
+	OPT_LEASE,
+};
+
+static const struct option_def options[] = {
+	{ "config", 'c', "FILE", BOTH, PLACE_CMDLINE, parse_string,
+	  FIELD(config_file), 0, 0, NULL,
+	  "read this config file (default: " CONFIG_DEFAULT_FILE
+	  " if it exists)" },
+	{ "data-dir", 'D', "DIR", BOTH, PLACE_ANY, parse_string,
+	  FIELD(data_dir), 0, 0, "/var/lib/order-processing",
+	  "LMDB environment directory, created if missing" },
+	{ "queue", 'q', "NAME", BOTH, PLACE_ANY, parse_queue, FIELD(queue),
+	  0, 0, "/order-processing", "POSIX message queue name" },
+	{ "map-size", OPT_MAP_SIZE, "SIZE", BOTH, PLACE_ANY, parse_size,
+	  FIELD(map_size), 1UL << 20, 1UL << 44, "4G",
+	  "LMDB map size (K, M, G or T suffix): the most the data may grow to" },
+	{ "log-level", OPT_LOG_LEVEL, "LEVEL", BOTH, PLACE_ANY, parse_level,
+	  FIELD(log_level), 0, 0, "info", "error, warn, info or debug" },
+	{ "listen", 'l', "[ADDR:]PORT", CONFIG_API, PLACE_ANY, parse_listen,
+	  0, 0, 0, 0, "127.0.0.1:8000",
+	  "IPv4 address and port to serve HTTP on (address default 127.0.0.1)" },
+	{ "threads", 't', "N", CONFIG_API, PLACE_ANY, parse_unsigned,
+	  FIELD(threads), 1, 1024, "64",
+	  "HTTP worker threads: the most connections served at once" },
+	{ "workers", 'w', "N", CONFIG_WORKER, PLACE_ANY, parse_unsigned,
+	  FIELD(workers), 1, 256, NULL,
+	  "worker processes to fork (default: the number of CPUs)" },
+	{ "pickup-delay-ms", OPT_PICKUP_DELAY, "MS", CONFIG_WORKER, PLACE_ANY,
+	  parse_unsigned, FIELD(pickup_delay_ms), 0, 86400000, "2000",
+	  "time from an order's creation until it turns Processing" },
+	{ "processing-ms", OPT_PROCESSING, "MS", CONFIG_WORKER, PLACE_ANY,
+	  parse_unsigned, FIELD(processing_ms), 0, 86400000, "3000",
+	  "simulated work while Processing" },
+	{ "lease-ms", OPT_LEASE, "MS", CONFIG_WORKER, PLACE_ANY,
+	  parse_unsigned, FIELD(lease_ms), 1, 86400000, "30000",
+	  "how long a claim lasts before another worker may take the order "
+	  "over; must exceed --processing-ms" },
+	{ "check-config", 'n', NULL, BOTH, PLACE_CMDLINE, NULL,
+	  0, 0, 0, 0, NULL,
+	  "check the settings, print 'configuration OK' and exit" },
+	{ "help", 'h', NULL, BOTH, PLACE_CMDLINE, NULL, 0, 0, 0, 0, NULL,
+	  "print this help and exit" },
+	{ "version", 'V', NULL, BOTH, PLACE_CMDLINE, NULL, 0, 0, 0, 0, NULL,
+	  "print the version and exit" },
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void *
+field(struct config *cfg, const struct option_def *def)
+{
+	return (char *)cfg + def->offset;
+}
+
+static int
+parse_string(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	if (value[0] == '\0') {
+		snprintf(why, WHY_LEN, "must not be empty");
+		return -1;
+	}
+	if (strlen(value) >= def->size) {
+		snprintf(why, WHY_LEN, "is longer than %zu bytes",
+		    def->size - 1);
+		return -1;
+	}
+	strcpy(field(cfg, def), value);
+	return 0;
+}
+
+static int
+parse_queue(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	if (!queue_name_valid(value)) {
+		snprintf(why, WHY_LEN, "must be '/' followed by 1-253 "
+		    "characters without '/', such as /order-processing");
+		return -1;
+	}
+	return parse_string(cfg, def, value, why);
+}
+
+/* Digits only, no sign, no space; *out within [min, max]. */
+static int
+parse_number(const char *s, const char **end, unsigned long long *out)
+{
+	unsigned long long v;
+	char *e;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &e, 10);
+	if (errno != 0)
+		return -1;
+	*out = v;
+	*end = e;
+	return 0;
+}
+
+static int
+parse_unsigned(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	unsigned long long v;
+	const char *end;
+
+	if (parse_number(value, &end, &v) != 0 || *end != '\0') {
+		snprintf(why, WHY_LEN, "is not a whole number");
+		return -1;
+	}
+	if (v < def->min || v > def->max) {
+		snprintf(why, WHY_LEN, "must be from %lu to %lu", def->min,
+		    def->max);
+		return -1;
+	}
+	*(unsigned *)field(cfg, def) = (unsigned)v;
+	return 0;
+}
+
+static int
+parse_size(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	unsigned long long v;
+	const char *end;
+	unsigned shift = 0;
+
+	if (parse_number(value, &end, &v) != 0)
+		goto bad;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	default:
+		goto bad;
+	}
+	if (shift != 0 && *++end != '\0')
+		goto bad;
+	if (v > (def->max >> shift) || (v << shift) < def->min) {
+		snprintf(why, WHY_LEN, "must be from 1M to 16T");
+		return -1;
+	}
+	*(uint64_t *)field(cfg, def) = (uint64_t)v << shift;
+	return 0;
+bad:
+	snprintf(why, WHY_LEN, "is not a size such as 512M or 4G");
+	return -1;
+}
+
+static int
+parse_level(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	if (log_level_parse(value, field(cfg, def)) != 0) {
+		snprintf(why, WHY_LEN, "must be error, warn, info or debug");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_listen(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	const char *colon = strrchr(value, ':'), *port = value;
+	char addr[sizeof(cfg->listen_addr)] = "127.0.0.1";
+	struct in_addr in;
+	unsigned long long v;
+	const char *end;
+
+	if (colon != NULL) {
+		size_t len = (size_t)(colon - value);
+
+		if (len == 0 || len >= sizeof(addr)) {
+			snprintf(why, WHY_LEN, "has no valid address before "
+			    "the ':'");
+			return -1;
+		}
+		memcpy(addr, value, len);
+		addr[len] = '\0';
+		port = colon + 1;
+	}
+	if (inet_pton(AF_INET, addr, &in) != 1) {
+		snprintf(why, WHY_LEN, "address '%s' is not an IPv4 address "
+		    "such as 127.0.0.1", addr);
+		return -1;
+	}
+	if (parse_number(port, &end, &v) != 0 || *end != '\0' || v < 1 ||
+	    v > 65535) {
+		snprintf(why, WHY_LEN, "port must be a number from 1 to "
+		    "65535");
+		return -1;
+	}
+	strcpy(cfg->listen_addr, addr);
+	cfg->listen_port = (unsigned)v;
+	return 0;
+}
+
+static bool
+for_program(const struct option_def *def, enum config_program program)
+{
+	return (def->programs & program) != 0;
+}
+
+static void
+usage(const struct config *cfg, FILE *out)
+{
+	fprintf(out, "usage: %s [options]\n\n", cfg->progname);
+	fprintf(out, "%s\n\noptions:\n", cfg->program == CONFIG_API
+	    ? "Accept orders over HTTP, store them in LMDB and ring the "
+	      "worker's queue."
+	    : "Fork worker processes that take orders from the queue and "
+	      "LMDB and\nmove them Pending -> Processing -> Completed.");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *def = &options[i];
+		char flags[64];
+
+		if (!for_program(def, cfg->program))
+			continue;
+		snprintf(flags, sizeof(flags), "%s%c%s--%s%s%s",
+		    def->short_flag < 256 ? "-" : "    ",
+		    def->short_flag < 256 ? def->short_flag : ' ',
+		    def->short_flag < 256 ? ", " : "",
+		    def->name, def->arg != NULL ? " " : "",
+		    def->arg != NULL ? def->arg : "");
+		/* Long-only flags: drop the stray space from the %c. */
+		if (def->short_flag >= 256)
+			memmove(flags + 4, flags + 5, strlen(flags + 5) + 1);
+		fprintf(out, "  %-28s %s", flags, def->help);
+		if (def->default_value != NULL)
+			fprintf(out, " (default: %s)", def->default_value);
+		fputc('\n', out);
+	}
+	fprintf(out, "\nEvery option but -c, -n, -h and -V may also be set in "
+	    "the config file as\n'name = value' (the long name without the "
+	    "dashes); the command line wins.\nSee %s(8) and "
+	    "order-processing.conf(5).\n", cfg->progname);
+}
+
+static const struct option_def *
+find_option(const char *name)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (strcmp(options[i].name, name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static int
+apply(struct config *cfg, const struct option_def *def, const char *value,
+    const char *where)
+{
+	char why[WHY_LEN];
+
+	if (def->parse(cfg, def, value, why) != 0) {
+		fprintf(stderr, "%s: %s%s%s '%s' %s\n", cfg->progname,
+		    where != NULL ? where : "", where != NULL ? ": " : "--",
+		    def->name, value, why);
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+static int
+read_config_file(struct config *cfg, const char *path)
+{
+	char line[1024], where[PATH_MAX + 32];
+	unsigned lineno = 0;
+	int rc = 0;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		fprintf(stderr, "%s: config file '%s': %s\n", cfg->progname,
+		    path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		const struct option_def *def;
+		char *key, *value, *eq, *hash;
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fprintf(stderr, "%s: %s: line longer than %zu bytes\n",
+			    cfg->progname, where, sizeof(line) - 2);
+			rc = -1;
+			break;
+		}
+		if ((hash = strchr(line, '#')) != NULL)
+			*hash = '\0';
+		key = trim(line);
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			fprintf(stderr, "%s: %s: '%s' is not 'name = value'\n",
+			    cfg->progname, where, key);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		key = trim(key);
+		value = trim(eq + 1);
+		def = find_option(key);
+		if (def == NULL || def->place != PLACE_ANY) {
+			fprintf(stderr, "%s: %s: unknown setting '%s'\n",
+			    cfg->progname, where, key);
+			rc = -1;
+			break;
+		}
+		/* Settings of the other daemon are checked, then unused. */
+		rc = apply(cfg, def, value, where);
+	}
+	if (rc == 0 && ferror(f)) {
+		fprintf(stderr, "%s: config file '%s': read error\n",
+		    cfg->progname, path);
+		rc = -1;
+	}
+	fclose(f);
+	return rc;
+}
+
+static void
+set_defaults(struct config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *def = &options[i];
+		char why[WHY_LEN];
+
+		if (def->parse != NULL && def->default_value != NULL &&
+		    def->parse(cfg, def, def->default_value, why) != 0)
+			abort();	/* a default that does not parse */
+	}
+	cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
+}
+
+enum config_result
+config_parse(struct config *cfg, enum config_program program, int argc,
+    char **argv)
+{
+	struct option longopts[N_OPTIONS + 1];
+	char shortopts[3 * N_OPTIONS + 2] = ":";
+	const struct option_def **given_def;
+	const char **given_value;
+	int n_given = 0, c, n_long = 0;
+	enum config_result result = CONFIG_ERROR;
+	bool have_config = false;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->program = program;
+	cfg->progname = program == CONFIG_API ? "order-api" : "order-worker";
+	set_defaults(cfg);
+
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *def = &options[i];
+
+		if (!for_program(def, program))
+			continue;
+		longopts[n_long++] = (struct option){ def->name,
+			def->arg != NULL ? required_argument : no_argument,
+			NULL, def->short_flag };
+		if (def->short_flag < 256) {
+			size_t len = strlen(shortopts);
+
+			shortopts[len++] = (char)def->short_flag;
+			if (def->arg != NULL)
+				shortopts[len++] = ':';
+			shortopts[len] = '\0';
+		}
+	}
+	longopts[n_long] = (struct option){ 0 };
+
+	given_def = calloc((size_t)argc + 1, sizeof(*given_def));
+	given_value = calloc((size_t)argc + 1, sizeof(*given_value));
+	if (given_def == NULL || given_value == NULL) {
+		fprintf(stderr, "%s: out of memory\n", cfg->progname);
+		goto out;
+	}
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		const struct option_def *def = NULL;
+
+		if (c == '?' || c == ':') {
+			const char *arg = argv[optind - 1];
+
+			fprintf(stderr, "%s: %s '%s' (see --help)\n",
+			    cfg->progname, c == '?' ? "unknown option"
+			    : "missing value for option", arg);
+			goto out;
+		}
+		for (size_t i = 0; i < N_OPTIONS; i++)
+			if (options[i].short_flag == c &&
+			    for_program(&options[i], program))
+				def = &options[i];
+		switch (c) {
+		case 'h':
+			usage(cfg, stdout);
+			result = CONFIG_EXIT;
+			goto out;
+		case 'V':
+			printf("%s %s\n", cfg->progname, OP_VERSION);
+			result = CONFIG_EXIT;
+			goto out;
+		case 'n':
+			cfg->check_config = true;
+			break;
+		case 'c':
+			if (apply(cfg, def, optarg, NULL) != 0)
+				goto out;
+			have_config = true;
+			break;
+		default:
+			given_def[n_given] = def;
+			given_value[n_given++] = optarg;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n",
+		    cfg->progname, argv[optind]);
+		goto out;
+	}
+
+	if (!have_config && access(CONFIG_DEFAULT_FILE, F_OK) == 0) {
+		strcpy(cfg->config_file, CONFIG_DEFAULT_FILE);
+		have_config = true;
+	}
+	if (have_config && read_config_file(cfg, cfg->config_file) != 0)
+		goto out;
+	for (int i = 0; i < n_given; i++)
+		if (apply(cfg, given_def[i], given_value[i], NULL) != 0)
+			goto out;
+
+	if (program == CONFIG_WORKER && cfg->lease_ms <= cfg->processing_ms) {
+		fprintf(stderr, "%s: lease-ms %u must exceed processing-ms %u, "
+		    "or every order's lease would lapse while it is worked "
+		    "on\n", cfg->progname, cfg->lease_ms, cfg->processing_ms);
+		goto out;
+	}
+	result = CONFIG_OK;
+out:
+	free(given_def);
+	free(given_value);
+	return result;
+}
+
+/* mkdir -p, mode 0750 for what it creates. */
+static int
+make_dirs(const char *path)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (strlen(path) >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, path);
+	for (char *p = buf + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+
+		*p = '\0';
+		if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+			return -1;
+		if (stat(buf, &st) != 0)
+			return -1;
+		if (!S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			return -1;
+		}
+		*p = saved;
+		if (saved == '\0')
+			break;
+	}
+	return 0;
+}
+
+int
+config_check_data_dir(const struct config *cfg)
+{
+	char probe[PATH_MAX];
+	int fd;
+
+	if (make_dirs(cfg->data_dir) != 0) {
+		fprintf(stderr, "%s: data-dir '%s': cannot create: %s\n",
+		    cfg->progname, cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	if (snprintf(probe, sizeof(probe), "%s/.write-test-XXXXXX",
+	    cfg->data_dir) >= (int)sizeof(probe)) {
+		fprintf(stderr, "%s: data-dir '%s': path too long\n",
+		    cfg->progname, cfg->data_dir);
+		return -1;
+	}
+	fd = mkstemp(probe);
+	if (fd < 0) {
+		fprintf(stderr, "%s: data-dir '%s': cannot write: %s\n",
+		    cfg->progname, cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	unlink(probe);
+	return 0;
+}

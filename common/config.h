@@ -1,0 +1,68 @@
+/*
+ * config: the settings of both daemons, from the command line and the
+ * config file, driven by one option table (config.c) that also writes
+ * --help, so the help always prints the real defaults.
+ *
+ * Order of precedence: built-in defaults, then the config file (-c FILE,
+ * or CONFIG_DEFAULT_FILE when it exists), then the command line. Every
+ * value is parsed strictly; the first bad one ends config_parse with one
+ * line on stderr naming the program, the setting and what is wrong.
+ * Not thread-safe; call from main before anything else.
+ */
+#ifndef OP_CONFIG_H
+#define OP_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_FILE "/etc/order-processing/order-processing.conf"
+
+/* Exit statuses shared by both daemons. */
+#define EXIT_USAGE 2		/* a bad option, value or config line */
+
+enum config_program {
+	CONFIG_API = 1,
+	CONFIG_WORKER = 2,
+};
+
+struct config {
+	enum config_program program;
+	const char *progname;
+	char config_file[PATH_MAX];
+	char data_dir[PATH_MAX];
+	char queue[256];
+	uint64_t map_size;		/* bytes */
+	enum log_level log_level;
+	bool check_config;
+	bool nosync;
+
+	/* order-api */
+	char listen_addr[64];		/* IPv4 address, dotted */
+	unsigned listen_port;
+	unsigned threads;
+
+	/* order-worker */
+	unsigned workers;
+	unsigned pickup_delay_ms;
+	unsigned processing_ms;
+	unsigned lease_ms;
+};
+
+enum config_result {
+	CONFIG_OK,		/* run */
+	CONFIG_EXIT,		/* --help or --version printed: exit 0 */
+	CONFIG_ERROR,		/* error printed: exit EXIT_USAGE */
+};
+
+enum config_result config_parse(struct config *cfg,
+    enum config_program program, int argc, char **argv);
+/*
+ * Create the data directory if missing and check that it can be written.
+ * Prints the error and returns -1 when it cannot.
+ */
+int config_check_data_dir(const struct config *cfg);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * log: one line per event on stderr, after OpenNTPD's log.c.
+ *
+ * Every line carries a syslog level prefix ("<3>" .. "<7>", which journald
+ * turns into the entry's priority) when stderr is not a terminal, then the
+ * process name set by log_init/log_procinit and the level word. The
+ * functions keep errno intact. fatal/fatalx log at error level and exit(1).
+ * Thread-safe: each line is formatted in a local buffer and written with
+ * one write(2). Call log_init before anything else; after fork, the child
+ * calls log_procinit to name itself.
+ */
+#ifndef OP_LOG_H
+#define OP_LOG_H
+
+#include <stdarg.h>
+
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+void log_init(const char *progname, enum log_level level);
+void log_procinit(const char *procname);
+void log_setlevel(enum log_level level);
+enum log_level log_getlevel(void);
+/* Returns 0 and sets *level for "error", "warn", "info", "debug"; else -1. */
+int log_level_parse(const char *s, enum log_level *level);
+const char *log_level_name(enum log_level level);
+
+void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Log the message with ": strerror(errno)" appended, then exit(1). */
+void fatal(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+/* Log the message, then exit(1). */
+void fatalx(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+
+#endif

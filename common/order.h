@@ -1,0 +1,78 @@
+/*
+ * order: the order model, its ids, statuses, timestamps and JSON codec.
+ *
+ * struct order owns its items array (order_init / order_finish); decoders
+ * reuse the array's capacity, so one struct can be filled many times.
+ * Amounts are integer cents (money.h), times are milliseconds since the
+ * Unix epoch, UTC. Pure functions apart from order_now_ms; thread-safe.
+ */
+#ifndef OP_ORDER_H
+#define OP_ORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strbuf.h"
+
+enum order_status {
+	ORDER_PENDING,
+	ORDER_PROCESSING,
+	ORDER_COMPLETED,
+	ORDER_CANCELLED,
+};
+#define ORDER_STATUS_COUNT 4
+
+/* Limits a request may not exceed; larger ones are refused with 400. */
+#define ORDER_MAX_ITEMS 1000
+#define ORDER_MAX_INTEGER INT64_C(9007199254740991) /* 2^53 - 1 */
+/* "ORD" and 20 digits, NUL included. */
+#define ORDER_ID_BUFSZ 24
+
+struct order {
+	uint64_t id;		/* 0 until the store assigns one */
+	uint64_t user_id;
+	int64_t total_cents;
+	enum order_status status;
+	uint32_t attempts;	/* claims so far; names the current lease */
+	int64_t created_ms;
+	int64_t updated_ms;
+	int64_t completed_ms;	/* 0: not completed */
+	int64_t lease_until_ms;	/* while Processing: when the claim lapses */
+	uint32_t n_items;
+	uint64_t *items;
+	uint32_t items_cap;
+};
+
+void order_init(struct order *o);
+void order_finish(struct order *o);
+/* Make room for n items; returns -1 if memory ran out. */
+int order_reserve_items(struct order *o, uint32_t n);
+
+const char *order_status_name(enum order_status status);
+/* Exact, case-sensitive names ("Pending"); returns -1 if unknown. */
+int order_status_parse(const char *s, enum order_status *status);
+
+/* "ORD123" or "123" of length len -> 123; -1 if not an order id. */
+int order_id_parse(const char *s, size_t len, uint64_t *id);
+/* Writes "ORD123". */
+void order_id_format(uint64_t id, char buf[ORDER_ID_BUFSZ]);
+
+int64_t order_now_ms(void);
+/* RFC 3339 UTC with milliseconds: "2026-11-26T10:40:12.123Z". */
+void order_time_format(int64_t ms, char buf[32]);
+
+/*
+ * Decode and validate a create request body (len bytes, need not be
+ * NUL-terminated). On success fills user_id, items, total_cents and
+ * returns 0. On a client error returns -1 with the JSON error body (the
+ * original's shape: {"field": ["message"]} or {"detail": "..."}) in *err,
+ * which is reset first. Returns -2 if memory ran out.
+ */
+int order_decode_request(const char *body, size_t len, struct order *o,
+    struct strbuf *err);
+
+/* Append the order as its JSON object. */
+void order_encode_json(const struct order *o, struct strbuf *out);
+
+#endif

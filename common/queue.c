@@ -1,0 +1,151 @@
+#include "queue.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define QUEUE_MODE 0660
+
+bool
+queue_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len >= 2 && len <= QUEUE_NAME_MAX - 1 && name[0] == '/' &&
+	    strchr(name + 1, '/') == NULL;
+}
+
+void
+queue_init(struct queue *q, const char *name)
+{
+	memset(q, 0, sizeof(*q));
+	q->mqd = (mqd_t)-1;
+	strncpy(q->name, name, sizeof(q->name) - 1);
+}
+
+bool
+queue_is_open(const struct queue *q)
+{
+	return q->mqd != (mqd_t)-1;
+}
+
+int
+queue_fd(const struct queue *q)
+{
+	return (int)q->mqd;
+}
+
+size_t
+queue_ids_per_message(const struct queue *q)
+{
+	return (size_t)q->msgsize / 8;
+}
+
+int
+queue_open(struct queue *q)
+{
+	struct mq_attr attr = { .mq_maxmsg = QUEUE_MAXMSG,
+		.mq_msgsize = QUEUE_MSGSIZE };
+	int oflag = O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC;
+	struct stat st;
+	mqd_t mqd;
+
+	queue_close(q);
+	mqd = mq_open(q->name, oflag, QUEUE_MODE, &attr);
+	if (mqd == (mqd_t)-1 && errno == EINVAL)
+		/* The system's limits are lower than ours: take its own. */
+		mqd = mq_open(q->name, oflag, QUEUE_MODE, NULL);
+	if (mqd == (mqd_t)-1)
+		return errno;
+	if (mq_getattr(mqd, &attr) != 0 || fstat((int)mqd, &st) != 0) {
+		int err = errno;
+
+		mq_close(mqd);
+		return err;
+	}
+	if (attr.mq_msgsize < 8) {
+		mq_close(mqd);
+		return EMSGSIZE;
+	}
+	q->mqd = mqd;
+	q->maxmsg = attr.mq_maxmsg;
+	q->msgsize = attr.mq_msgsize;
+	q->ino = st.st_ino;
+	return 0;
+}
+
+void
+queue_close(struct queue *q)
+{
+	if (q->mqd != (mqd_t)-1)
+		mq_close(q->mqd);
+	q->mqd = (mqd_t)-1;
+}
+
+int
+queue_send_ids(struct queue *q, const uint64_t *ids, size_t n, size_t *sent)
+{
+	uint64_t msg[QUEUE_MSGSIZE / 8];
+	size_t per = queue_ids_per_message(q);
+
+	*sent = 0;
+	if (!queue_is_open(q))
+		return EBADF;
+	if (per > sizeof(msg) / sizeof(msg[0]))
+		per = sizeof(msg) / sizeof(msg[0]);
+	while (*sent < n) {
+		size_t k = n - *sent < per ? n - *sent : per;
+
+		for (size_t i = 0; i < k; i++)
+			msg[i] = htole64(ids[*sent + i]);
+		if (mq_send(q->mqd, (const char *)msg, k * 8, 0) != 0)
+			return errno;
+		*sent += k;
+	}
+	return 0;
+}
+
+int
+queue_receive_ids(struct queue *q, uint64_t *ids, size_t cap, size_t *n)
+{
+	ssize_t len;
+
+	*n = 0;
+	if (!queue_is_open(q))
+		return EBADF;
+	if (cap * 8 < (size_t)q->msgsize)
+		return EINVAL;
+	len = mq_receive(q->mqd, (char *)ids, cap * 8, NULL);
+	if (len < 0)
+		return errno;
+	if (len % 8 != 0)
+		return EBADMSG;
+	*n = (size_t)len / 8;
+	for (size_t i = 0; i < *n; i++)
+		ids[i] = le64toh(ids[i]);
+	return 0;
+}
+
+int
+queue_refresh(struct queue *q, bool *reopened)
+{
+	struct stat st;
+	mqd_t mqd;
+
+	*reopened = false;
+	if (queue_is_open(q)) {
+		mqd = mq_open(q->name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (mqd != (mqd_t)-1) {
+			int same = fstat((int)mqd, &st) == 0 &&
+			    st.st_ino == q->ino;
+
+			mq_close(mqd);
+			if (same)
+				return 0;
+		}
+	}
+	*reopened = true;
+	return queue_open(q);
+}

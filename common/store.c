@@ -1,0 +1,980 @@
+#include "store.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/*
+ * The order record, little-endian:
+ *   0  u8  record version (RECORD_VERSION)
+ *   1  u8  status
+ *   2  u16 reserved, 0
+ *   4  u32 attempts
+ *   8  u64 user_id
+ *  16  i64 total_cents
+ *  24  i64 created_ms
+ *  32  i64 updated_ms
+ *  40  i64 completed_ms (0: none)
+ *  48  i64 lease_until_ms
+ *  56  u32 n_items
+ *  60  u32 reserved, 0
+ *  64  u64 items[n_items]
+ * If you change the layout, bump RECORD_VERSION and teach record_decode
+ * the old one; if you change a database's meaning, bump
+ * STORE_SCHEMA_VERSION.
+ */
+#define RECORD_VERSION 1
+#define RECORD_HEADER 64
+
+#define STORE_MAX_READERS 1024
+#define STORE_OPEN_TRIES 20
+#define STATUS_KEY_LEN 9
+#define USER_KEY_LEN 16
+
+struct reader {
+	struct reader *next;
+	MDB_txn *txn;
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi meta, orders, by_status, by_user;
+	unsigned generation;
+	pthread_mutex_t readers_lock;
+	struct reader *readers;	/* every thread's cached read txn */
+};
+
+/* Each thread's read transaction, reset between uses and renewed. */
+static _Thread_local struct {
+	unsigned generation;
+	MDB_txn *txn;
+} tls_reader;
+static atomic_uint store_generations = 1;
+
+static const char key_schema[] = "schema_version";
+static const char key_next_id[] = "next_id";
+static const char key_counters[] = "counters";
+static const char key_heartbeat[] = "heartbeat";
+
+const char *
+store_strerror(int err)
+{
+	switch (err) {
+	case STORE_ENOTFOUND:
+		return "no such order";
+	case STORE_ECONFLICT:
+		return "the order is not in the required state";
+	case STORE_EFULL:
+		return "the LMDB map is full (raise --map-size and restart)";
+	case STORE_ESCHEMA:
+		return "the environment has another schema version";
+	case STORE_ECORRUPT:
+		return "a stored record does not decode";
+	default:
+		return mdb_strerror(err);
+	}
+}
+
+static MDB_val
+mkval(const void *data, size_t size)
+{
+	return (MDB_val){ .mv_size = size, .mv_data = (void *)data };
+}
+
+static void
+put_u64be(unsigned char *p, uint64_t v)
+{
+	v = htobe64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t
+get_u64be(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return be64toh(v);
+}
+
+static void
+put_u64le(unsigned char *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t
+get_u64le(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static void
+put_u32le(unsigned char *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static uint32_t
+get_u32le(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static void
+status_key(unsigned char key[STATUS_KEY_LEN], enum order_status status,
+    uint64_t id)
+{
+	key[0] = (unsigned char)status;
+	put_u64be(key + 1, id);
+}
+
+static void
+user_key(unsigned char key[USER_KEY_LEN], uint64_t user_id, uint64_t id)
+{
+	put_u64be(key, user_id);
+	put_u64be(key + 8, id);
+}
+
+/* The record's fixed part; the items stay where they are. */
+struct record_head {
+	enum order_status status;
+	uint32_t attempts;
+	int64_t created_ms, updated_ms, completed_ms, lease_until_ms;
+	uint64_t user_id;
+	int64_t total_cents;
+	uint32_t n_items;
+};
+
+static int
+record_head_decode(const MDB_val *v, struct record_head *h)
+{
+	const unsigned char *p = v->mv_data;
+
+	if (v->mv_size < RECORD_HEADER || p[0] != RECORD_VERSION ||
+	    p[1] >= ORDER_STATUS_COUNT)
+		return STORE_ECORRUPT;
+	h->status = (enum order_status)p[1];
+	h->attempts = get_u32le(p + 4);
+	h->user_id = get_u64le(p + 8);
+	h->total_cents = (int64_t)get_u64le(p + 16);
+	h->created_ms = (int64_t)get_u64le(p + 24);
+	h->updated_ms = (int64_t)get_u64le(p + 32);
+	h->completed_ms = (int64_t)get_u64le(p + 40);
+	h->lease_until_ms = (int64_t)get_u64le(p + 48);
+	h->n_items = get_u32le(p + 56);
+	if (v->mv_size != RECORD_HEADER + (size_t)h->n_items * 8)
+		return STORE_ECORRUPT;
+	return 0;
+}
+
+static void
+record_head_encode(unsigned char *p, const struct record_head *h)
+{
+	memset(p, 0, RECORD_HEADER);
+	p[0] = RECORD_VERSION;
+	p[1] = (unsigned char)h->status;
+	put_u32le(p + 4, h->attempts);
+	put_u64le(p + 8, h->user_id);
+	put_u64le(p + 16, (uint64_t)h->total_cents);
+	put_u64le(p + 24, (uint64_t)h->created_ms);
+	put_u64le(p + 32, (uint64_t)h->updated_ms);
+	put_u64le(p + 40, (uint64_t)h->completed_ms);
+	put_u64le(p + 48, (uint64_t)h->lease_until_ms);
+	put_u32le(p + 56, h->n_items);
+}
+
+static int
+record_decode(uint64_t id, const MDB_val *v, struct order *o)
+{
+	struct record_head h;
+	const unsigned char *items;
+	int rc;
+
+	if ((rc = record_head_decode(v, &h)) != 0)
+		return rc;
+	if (order_reserve_items(o, h.n_items) != 0)
+		return ENOMEM;
+	o->id = id;
+	o->user_id = h.user_id;
+	o->total_cents = h.total_cents;
+	o->status = h.status;
+	o->attempts = h.attempts;
+	o->created_ms = h.created_ms;
+	o->updated_ms = h.updated_ms;
+	o->completed_ms = h.completed_ms;
+	o->lease_until_ms = h.lease_until_ms;
+	o->n_items = h.n_items;
+	items = (const unsigned char *)v->mv_data + RECORD_HEADER;
+	for (uint32_t i = 0; i < h.n_items; i++)
+		o->items[i] = get_u64le(items + (size_t)i * 8);
+	return 0;
+}
+
+/* Begin this thread's read transaction; end it with read_end. */
+static int
+read_begin(struct store *s, MDB_txn **txn)
+{
+	struct reader *r;
+	int rc;
+
+	if (tls_reader.generation == s->generation && tls_reader.txn != NULL) {
+		rc = mdb_txn_renew(tls_reader.txn);
+		if (rc == 0) {
+			*txn = tls_reader.txn;
+			return 0;
+		}
+		/* Leave it registered; store_close frees it. */
+		tls_reader.txn = NULL;
+	}
+	r = malloc(sizeof(*r));
+	if (r == NULL)
+		return ENOMEM;
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	pthread_mutex_lock(&s->readers_lock);
+	r->next = s->readers;
+	s->readers = r;
+	pthread_mutex_unlock(&s->readers_lock);
+	tls_reader.generation = s->generation;
+	tls_reader.txn = r->txn;
+	*txn = r->txn;
+	return 0;
+}
+
+static void
+read_end(MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+}
+
+static int
+counters_get(struct store *s, MDB_txn *txn, struct store_counters *c)
+{
+	MDB_val k = mkval(key_counters, sizeof(key_counters) - 1), v;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
+	if (v.mv_size != sizeof(*c))
+		return STORE_ECORRUPT;
+	memcpy(c, v.mv_data, sizeof(*c));
+	c->heartbeat_ms = 0;
+	return 0;
+}
+
+static int
+counters_put(struct store *s, MDB_txn *txn, const struct store_counters *c)
+{
+	MDB_val k = mkval(key_counters, sizeof(key_counters) - 1);
+	MDB_val v = mkval(c, sizeof(*c));
+
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+static int
+meta_get_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t *out)
+{
+	MDB_val k = mkval(key, strlen(key)), v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != 8)
+		return STORE_ECORRUPT;
+	memcpy(out, v.mv_data, 8);
+	return 0;
+}
+
+static int
+meta_put_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t value)
+{
+	MDB_val k = mkval(key, strlen(key)), v = mkval(&value, 8);
+
+	return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+static int
+schema_init(struct store *s)
+{
+	MDB_txn *txn;
+	MDB_val k = mkval(key_schema, sizeof(key_schema) - 1), v;
+	MDB_stat st;
+	int rc;
+
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc != 0)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "orders", MDB_CREATE | MDB_INTEGERKEY,
+	    &s->orders)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_status", MDB_CREATE,
+	    &s->by_status)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE, &s->by_user)) != 0)
+		goto fail;
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == 0) {
+		uint32_t version;
+
+		if (v.mv_size != sizeof(version)) {
+			rc = STORE_ESCHEMA;
+			goto fail;
+		}
+		memcpy(&version, v.mv_data, sizeof(version));
+		if (version != STORE_SCHEMA_VERSION) {
+			rc = STORE_ESCHEMA;
+			goto fail;
+		}
+		/* Commit, not abort: an abort would close the new handles. */
+		return mdb_txn_commit(txn);
+	}
+	if (rc != MDB_NOTFOUND)
+		goto fail;
+	/* No version: a new environment, unless it already holds orders. */
+	if ((rc = mdb_stat(txn, s->orders, &st)) != 0)
+		goto fail;
+	if (st.ms_entries != 0) {
+		rc = STORE_ESCHEMA;
+		goto fail;
+	}
+	uint32_t version = STORE_SCHEMA_VERSION;
+	struct store_counters zero = { 0 };
+
+	v = mkval(&version, sizeof(version));
+	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0 ||
+	    (rc = meta_put_u64(s, txn, key_next_id, 1)) != 0 ||
+	    (rc = counters_put(s, txn, &zero)) != 0)
+		goto fail;
+	return mdb_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+store_open(struct store **sp, const char *dir, uint64_t map_size,
+    unsigned flags)
+{
+	struct store *s;
+	unsigned env_flags = MDB_NOTLS;
+	int rc, dead;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return ENOMEM;
+	pthread_mutex_init(&s->readers_lock, NULL);
+	s->generation = atomic_fetch_add(&store_generations, 1);
+	if (flags & STORE_NOSYNC)
+		env_flags |= MDB_NOSYNC;
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		goto fail_free;
+	if ((rc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, 8)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, (size_t)map_size)) != 0)
+		goto fail_env;
+	/*
+	 * Another process may be creating the environment at this moment;
+	 * a transient failure is retried briefly before it is reported.
+	 */
+	for (int tries = 0;; tries++) {
+		rc = mdb_env_open(s->env, dir, env_flags, 0660);
+		if (rc == 0 || tries == STORE_OPEN_TRIES ||
+		    (rc != EAGAIN && rc != EBUSY && rc != EINTR))
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+	}
+	if (rc != 0)
+		goto fail_env;
+	mdb_reader_check(s->env, &dead);
+	if ((rc = schema_init(s)) != 0)
+		goto fail_env;
+	*sp = s;
+	return 0;
+fail_env:
+	mdb_env_close(s->env);
+fail_free:
+	pthread_mutex_destroy(&s->readers_lock);
+	free(s);
+	return rc;
+}
+
+void
+store_close(struct store *s)
+{
+	struct reader *r, *next;
+
+	if (s == NULL)
+		return;
+	for (r = s->readers; r != NULL; r = next) {
+		next = r->next;
+		mdb_txn_abort(r->txn);
+		free(r);
+	}
+	if (tls_reader.generation == s->generation)
+		tls_reader.txn = NULL;
+	mdb_env_close(s->env);
+	pthread_mutex_destroy(&s->readers_lock);
+	free(s);
+}
+
+static int
+map_over_high_water(struct store *s)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+		return 0;
+	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize * 100 >=
+	    (uint64_t)info.me_mapsize * STORE_HIGH_WATER_PERCENT;
+}
+
+static int
+map_error(int rc)
+{
+	return rc == MDB_MAP_FULL ? STORE_EFULL : rc;
+}
+
+int
+store_create(struct store *s, struct order *const *orders, size_t n,
+    int64_t now_ms)
+{
+	struct store_counters c;
+	unsigned char *rec = NULL;
+	size_t rec_cap = 0;
+	uint64_t next_id;
+	MDB_txn *txn;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if (map_over_high_water(s))
+		return STORE_EFULL;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
+	    (rc = counters_get(s, txn, &c)) != 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct order *o = orders[i];
+		size_t len = RECORD_HEADER + (size_t)o->n_items * 8;
+		unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
+		size_t id = (size_t)next_id++;
+		int64_t created = now_ms;
+		MDB_val k, v;
+
+		if (len > rec_cap) {
+			unsigned char *p = realloc(rec, len);
+
+			if (p == NULL) {
+				rc = ENOMEM;
+				goto fail;
+			}
+			rec = p;
+			rec_cap = len;
+		}
+		o->id = id;
+		o->status = ORDER_PENDING;
+		o->attempts = 0;
+		o->created_ms = o->updated_ms = now_ms;
+		o->completed_ms = o->lease_until_ms = 0;
+		record_head_encode(rec, &(struct record_head){
+			.status = ORDER_PENDING,
+			.user_id = o->user_id,
+			.total_cents = o->total_cents,
+			.created_ms = now_ms,
+			.updated_ms = now_ms,
+			.n_items = o->n_items,
+		});
+		for (uint32_t j = 0; j < o->n_items; j++)
+			put_u64le(rec + RECORD_HEADER + (size_t)j * 8,
+			    o->items[j]);
+		k = mkval(&id, sizeof(id));
+		v = mkval(rec, len);
+		if ((rc = mdb_put(txn, s->orders, &k, &v, MDB_APPEND)) != 0)
+			goto fail;
+		status_key(skey, ORDER_PENDING, id);
+		k = mkval(skey, sizeof(skey));
+		v = mkval(&created, sizeof(created));
+		if ((rc = mdb_put(txn, s->by_status, &k, &v, 0)) != 0)
+			goto fail;
+		user_key(ukey, o->user_id, id);
+		k = mkval(ukey, sizeof(ukey));
+		v = mkval("", 0);
+		if ((rc = mdb_put(txn, s->by_user, &k, &v, 0)) != 0)
+			goto fail;
+	}
+	c.by_status[ORDER_PENDING] += n;
+	c.created_total += n;
+	if ((rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0 ||
+	    (rc = counters_put(s, txn, &c)) != 0)
+		goto fail;
+	free(rec);
+	return map_error(mdb_txn_commit(txn));
+fail:
+	free(rec);
+	mdb_txn_abort(txn);
+	for (size_t i = 0; i < n; i++)
+		orders[i]->id = 0;
+	return map_error(rc);
+}
+
+int
+store_get(struct store *s, uint64_t id, struct order *o)
+{
+	size_t key = (size_t)id;
+	MDB_val k = mkval(&key, sizeof(key)), v;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	rc = mdb_get(txn, s->orders, &k, &v);
+	if (rc == 0)
+		rc = record_decode(id, &v, o);
+	else if (rc == MDB_NOTFOUND)
+		rc = STORE_ENOTFOUND;
+	read_end(txn);
+	return rc;
+}
+
+/*
+ * One state change of one order inside a write transaction: decide with
+ * the record's head, then rewrite the record and move its index entry.
+ * The decide function returns true to apply the change it made to *h.
+ */
+typedef bool (*transition_fn)(struct record_head *h, struct store_claim *c,
+    struct store_counters *cnt, int64_t now_ms, int64_t lease_until_ms);
+
+static int
+transition_one(struct store *s, MDB_txn *txn, uint64_t id,
+    transition_fn decide, struct store_claim *c, struct store_counters *cnt,
+    int64_t now_ms, int64_t lease_until_ms, bool *changed)
+{
+	size_t key = (size_t)id;
+	MDB_val k = mkval(&key, sizeof(key)), v, nv;
+	unsigned char skey[STATUS_KEY_LEN];
+	unsigned char rec[RECORD_HEADER + ORDER_MAX_ITEMS * 8];
+	struct record_head h;
+	enum order_status old;
+	int64_t due;
+	int rc;
+
+	*changed = false;
+	rc = mdb_get(txn, s->orders, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;	/* an unknown id is a no-op */
+	if (rc != 0)
+		return rc;
+	if ((rc = record_head_decode(&v, &h)) != 0)
+		return rc;
+	old = h.status;
+	if (!decide(&h, c, cnt, now_ms, lease_until_ms))
+		return 0;
+	h.updated_ms = now_ms;
+
+	/*
+	 * Copy before the put: v points into a page that the put may move.
+	 * A record holds at most ORDER_MAX_ITEMS items.
+	 */
+	if (v.mv_size > sizeof(rec))
+		return STORE_ECORRUPT;
+	memcpy(rec, v.mv_data, v.mv_size);
+	record_head_encode(rec, &h);
+	nv = mkval(rec, v.mv_size);
+	if ((rc = mdb_put(txn, s->orders, &k, &nv, 0)) != 0)
+		return rc;
+
+	if (old != h.status) {
+		status_key(skey, old, id);
+		k = mkval(skey, sizeof(skey));
+		rc = mdb_del(txn, s->by_status, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	status_key(skey, h.status, id);
+	k = mkval(skey, sizeof(skey));
+	due = h.status == ORDER_PENDING ? h.created_ms : h.lease_until_ms;
+	v = h.status == ORDER_PENDING || h.status == ORDER_PROCESSING
+	    ? mkval(&due, sizeof(due)) : mkval("", 0);
+	if ((rc = mdb_put(txn, s->by_status, &k, &v, 0)) != 0)
+		return rc;
+	if (old != h.status) {
+		cnt->by_status[old]--;
+		cnt->by_status[h.status]++;
+	}
+	*changed = true;
+	return 0;
+}
+
+static int
+transition_batch(struct store *s, struct store_claim *c, size_t n,
+    transition_fn decide, int64_t now_ms, int64_t lease_until_ms)
+{
+	struct store_counters cnt;
+	bool any = false;
+	MDB_txn *txn;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		c[i].done = false;
+	if (n == 0)
+		return 0;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = counters_get(s, txn, &cnt)) != 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		rc = transition_one(s, txn, c[i].id, decide, &c[i], &cnt,
+		    now_ms, lease_until_ms, &c[i].done);
+		if (rc != 0)
+			goto fail;
+		any |= c[i].done;
+	}
+	if (!any) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	if ((rc = counters_put(s, txn, &cnt)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	if (rc != 0)
+		goto failed;
+	return 0;
+fail:
+	mdb_txn_abort(txn);
+failed:
+	for (size_t i = 0; i < n; i++)
+		c[i].done = false;
+	return map_error(rc);
+}
+
+static bool
+decide_claim(struct record_head *h, struct store_claim *c,
+    struct store_counters *cnt, int64_t now_ms, int64_t lease_until_ms)
+{
+	if (h->status == ORDER_PROCESSING && h->lease_until_ms <= now_ms)
+		cnt->lease_expiries_total++;
+	else if (h->status != ORDER_PENDING)
+		return false;
+	h->status = ORDER_PROCESSING;
+	h->attempts++;
+	h->lease_until_ms = lease_until_ms;
+	c->attempt = h->attempts;
+	c->created_ms = h->created_ms;
+	return true;
+}
+
+static bool
+decide_complete(struct record_head *h, struct store_claim *c,
+    struct store_counters *cnt, int64_t now_ms, int64_t lease_until_ms)
+{
+	if (h->status != ORDER_PROCESSING || h->attempts != c->attempt)
+		return false;
+	h->status = ORDER_COMPLETED;
+	h->completed_ms = now_ms;
+	h->lease_until_ms = 0;
+	cnt->completed_total++;
+	if (now_ms > h->created_ms)
+		cnt->processing_ms_sum += (uint64_t)(now_ms - h->created_ms);
+	return true;
+}
+
+static bool
+decide_release(struct record_head *h, struct store_claim *c,
+    struct store_counters *cnt, int64_t now_ms, int64_t lease_until_ms)
+{
+	if (h->status != ORDER_PROCESSING || h->attempts != c->attempt)
+		return false;
+	h->status = ORDER_PENDING;
+	h->lease_until_ms = 0;
+	cnt->released_total++;
+	return true;
+}
+
+static bool
+decide_cancel(struct record_head *h, struct store_claim *c,
+    struct store_counters *cnt, int64_t now_ms, int64_t lease_until_ms)
+{
+	if (h->status != ORDER_PENDING)
+		return false;
+	h->status = ORDER_CANCELLED;
+	return true;
+}
+
+int
+store_claim(struct store *s, struct store_claim *c, size_t n, int64_t now_ms,
+    int64_t lease_until_ms)
+{
+	return transition_batch(s, c, n, decide_claim, now_ms, lease_until_ms);
+}
+
+int
+store_complete(struct store *s, struct store_claim *c, size_t n,
+    int64_t now_ms)
+{
+	return transition_batch(s, c, n, decide_complete, now_ms, 0);
+}
+
+int
+store_release(struct store *s, struct store_claim *c, size_t n,
+    int64_t now_ms)
+{
+	return transition_batch(s, c, n, decide_release, now_ms, 0);
+}
+
+int
+store_cancel(struct store *s, uint64_t id, int64_t now_ms, struct order *o)
+{
+	struct store_claim c = { .id = id };
+	int rc;
+
+	rc = transition_batch(s, &c, 1, decide_cancel, now_ms, 0);
+	if (rc != 0)
+		return rc;
+	if ((rc = store_get(s, id, o)) != 0)
+		return rc;
+	return c.done ? 0 : STORE_ECONFLICT;
+}
+
+int
+store_unfinished(struct store *s, store_unfinished_fn fn, void *arg)
+{
+	unsigned char start[STATUS_KEY_LEN];
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->by_status, &cur)) != 0)
+		goto out;
+	status_key(start, ORDER_PENDING, 0);
+	k = mkval(start, sizeof(start));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const unsigned char *key = k.mv_data;
+		struct store_unfinished u;
+
+		if (k.mv_size != STATUS_KEY_LEN || key[0] > ORDER_PROCESSING)
+			break;
+		if (v.mv_size != 8) {
+			rc = STORE_ECORRUPT;
+			break;
+		}
+		u.id = get_u64be(key + 1);
+		u.status = (enum order_status)key[0];
+		memcpy(&u.due_ms, v.mv_data, 8);
+		if ((rc = fn(&u, arg)) != 0)
+			break;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	mdb_cursor_close(cur);
+out:
+	read_end(txn);
+	return rc;
+}
+
+int
+store_peek(struct store *s, const uint64_t *ids, size_t n,
+    store_unfinished_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		size_t key = (size_t)ids[i];
+		MDB_val k = mkval(&key, sizeof(key)), v;
+		struct record_head h;
+		struct store_unfinished u;
+
+		rc = mdb_get(txn, s->orders, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc != 0 || (rc = record_head_decode(&v, &h)) != 0)
+			break;
+		u.id = ids[i];
+		u.status = h.status;
+		u.due_ms = h.status == ORDER_PROCESSING ? h.lease_until_ms
+		    : h.created_ms;
+		if ((rc = fn(&u, arg)) != 0)
+			break;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	read_end(txn);
+	return rc;
+}
+
+/*
+ * Walk one index or the orders themselves from f->after, oldest first.
+ * Each index's key ends with the order id, big-endian, so key order is id
+ * order within the prefix.
+ */
+int
+store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
+    void *arg, uint64_t *next)
+{
+	unsigned char start[USER_KEY_LEN];
+	size_t prefix_len, key_len, after_key;
+	struct order o;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v;
+	uint64_t last = 0, after = f->after;
+	uint32_t emitted = 0;
+	int rc;
+
+	*next = 0;
+	if (after == UINT64_MAX)
+		return 0;
+	if (f->user_id != 0) {
+		dbi = s->by_user;
+		user_key(start, f->user_id, after + 1);
+		prefix_len = 8;
+		key_len = USER_KEY_LEN;
+	} else if (f->by_status) {
+		dbi = s->by_status;
+		status_key(start, f->status, after + 1);
+		prefix_len = 1;
+		key_len = STATUS_KEY_LEN;
+	} else {
+		dbi = s->orders;
+		prefix_len = 0;
+		key_len = sizeof(size_t);
+	}
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	order_init(&o);
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		goto out;
+	after_key = (size_t)after + 1;
+	k = dbi == s->orders ? mkval(&after_key, sizeof(after_key))
+	    : mkval(start, key_len);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t id;
+
+		if (k.mv_size != key_len ||
+		    memcmp(k.mv_data, start, prefix_len) != 0)
+			break;
+		if (dbi == s->orders) {
+			size_t native;
+
+			memcpy(&native, k.mv_data, sizeof(native));
+			id = native;
+			rc = record_decode(id, &v, &o);
+		} else {
+			size_t native;
+			MDB_val ok, ov;
+
+			id = get_u64be((const unsigned char *)k.mv_data +
+			    prefix_len);
+			native = (size_t)id;
+			ok = mkval(&native, sizeof(native));
+			rc = mdb_get(txn, s->orders, &ok, &ov);
+			if (rc == 0)
+				rc = record_decode(id, &ov, &o);
+		}
+		if (rc != 0)
+			break;
+		if (f->by_status && o.status != f->status)
+			continue;
+		if (emitted == f->limit) {
+			*next = last;
+			break;
+		}
+		if ((rc = fn(&o, arg)) != 0)
+			break;
+		last = id;
+		emitted++;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	mdb_cursor_close(cur);
+out:
+	order_finish(&o);
+	read_end(txn);
+	return rc;
+}
+
+int
+store_counters(struct store *s, struct store_counters *c)
+{
+	MDB_val k = mkval(key_heartbeat, sizeof(key_heartbeat) - 1), v;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	rc = counters_get(s, txn, c);
+	if (rc == 0) {
+		rc = mdb_get(txn, s->meta, &k, &v);
+		if (rc == 0 && v.mv_size == sizeof(c->heartbeat_ms))
+			memcpy(&c->heartbeat_ms, v.mv_data, v.mv_size);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	read_end(txn);
+	return rc;
+}
+
+int
+store_heartbeat(struct store *s, int64_t now_ms)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	rc = meta_put_u64(s, txn, key_heartbeat, (uint64_t)now_ms);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return map_error(rc);
+	}
+	return map_error(mdb_txn_commit(txn));
+}
+
+int
+store_reader_check(struct store *s, int *cleared)
+{
+	return mdb_reader_check(s->env, cleared);
+}
+
+int
+store_usage(struct store *s, uint64_t *used, uint64_t *map_size)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc;
+
+	if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(s->env, &st)) != 0)
+		return rc;
+	*used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	*map_size = info.me_mapsize;
+	return 0;
+}

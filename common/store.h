@@ -1,0 +1,138 @@
+/*
+ * store: the LMDB environment that holds every order, the source of truth.
+ *
+ * Databases (schema version STORE_SCHEMA_VERSION, checked at open):
+ *   meta       "schema_version" -> u32, "next_id" -> u64,
+ *              "counters" -> struct store_counters, "heartbeat" -> i64 ms
+ *   orders     id (native u64, MDB_INTEGERKEY) -> order record (store.c)
+ *   by_status  status u8 + id (big-endian u64) -> for Pending, created_ms;
+ *              for Processing, lease_until_ms; else empty. The Pending and
+ *              Processing entries are the index of unfinished orders that
+ *              the worker's sweep walks.
+ *   by_user    user_id (BE u64) + id (BE u64) -> empty
+ * Every state change is one write transaction that checks the current
+ * state, moves the indexes and the counters with it, and commits with full
+ * sync unless the store was opened with STORE_NOSYNC.
+ *
+ * Threads and processes: one struct store per process, opened after any
+ * fork and never used in a child (LMDB's rule). Its functions may be called
+ * from many threads at once (MDB_NOTLS; each thread keeps one read
+ * transaction that it resets and renews). Write calls serialise on LMDB's
+ * writer lock, across processes too.
+ *
+ * Errors: functions return 0 or an error code for store_strerror: one of
+ * the STORE_E* codes below, an LMDB code or an errno value.
+ */
+#ifndef OP_STORE_H
+#define OP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "order.h"
+
+#define STORE_SCHEMA_VERSION 1
+/* New orders are refused once this share of the map is in use, so that
+ * claims and completions, which need fresh pages, still fit. */
+#define STORE_HIGH_WATER_PERCENT 90
+
+enum {
+	STORE_ENOTFOUND = -31001,	/* no such order */
+	STORE_ECONFLICT = -31002,	/* the order is not in the needed state */
+	STORE_EFULL = -31003,		/* map at its high-water mark or full */
+	STORE_ESCHEMA = -31004,		/* environment of another schema */
+	STORE_ECORRUPT = -31005,	/* a record that does not decode */
+};
+
+/* store_open flags */
+#define STORE_NOSYNC 0x1	/* opt-in: power loss drops the last commits */
+
+struct store;
+
+struct store_counters {
+	uint64_t by_status[ORDER_STATUS_COUNT];	/* orders now in each status */
+	uint64_t created_total;		/* orders ever created */
+	uint64_t completed_total;	/* orders ever completed */
+	uint64_t processing_ms_sum;	/* sum of created -> completed, ms */
+	uint64_t lease_expiries_total;	/* claims taken over after a lapse */
+	uint64_t released_total;	/* handed back to Pending on stop */
+	int64_t heartbeat_ms;		/* last worker heartbeat, 0: never */
+};
+
+/* A claim or a finish of one order, in a batch. */
+struct store_claim {
+	uint64_t id;
+	uint32_t attempt;	/* in: finish/release; out: claim's number */
+	int64_t created_ms;	/* out: claim */
+	bool done;		/* out: the transition happened */
+};
+
+/* An unfinished order as the sweep reports it. */
+struct store_unfinished {
+	uint64_t id;
+	enum order_status status;	/* Pending or Processing */
+	int64_t due_ms;		/* Pending: created_ms; Processing: lease end */
+};
+
+struct store_filter {
+	bool by_status;
+	enum order_status status;
+	uint64_t user_id;	/* 0: any user */
+	uint64_t after;		/* only ids greater than this */
+	uint32_t limit;
+};
+
+typedef int (*store_order_fn)(const struct order *o, void *arg);
+typedef int (*store_unfinished_fn)(const struct store_unfinished *u,
+    void *arg);
+
+/* Create dir's environment if needed and check its schema. */
+int store_open(struct store **s, const char *dir, uint64_t map_size,
+    unsigned flags);
+void store_close(struct store *s);
+const char *store_strerror(int err);
+
+/*
+ * Create n orders in one transaction: assigns ids, status Pending and the
+ * times. On any error nothing is stored.
+ */
+int store_create(struct store *s, struct order *const *orders, size_t n,
+    int64_t now_ms);
+/* Read one order; STORE_ENOTFOUND if there is none. */
+int store_get(struct store *s, uint64_t id, struct order *o);
+/* Pending -> Cancelled; STORE_ECONFLICT (o filled) if not Pending. */
+int store_cancel(struct store *s, uint64_t id, int64_t now_ms,
+    struct order *o);
+/*
+ * Claim: Pending, or Processing with a lapsed lease, -> Processing until
+ * lease_until_ms, attempt + 1. Others are left alone (done = false).
+ */
+int store_claim(struct store *s, struct store_claim *c, size_t n,
+    int64_t now_ms, int64_t lease_until_ms);
+/* Processing under the given attempt -> Completed; others untouched. */
+int store_complete(struct store *s, struct store_claim *c, size_t n,
+    int64_t now_ms);
+/* Processing under the given attempt -> Pending (a clean stop). */
+int store_release(struct store *s, struct store_claim *c, size_t n,
+    int64_t now_ms);
+/* Call fn for every Pending and Processing order, oldest first. */
+int store_unfinished(struct store *s, store_unfinished_fn fn, void *arg);
+/* Status and created time of the given ids (absent ones are skipped). */
+int store_peek(struct store *s, const uint64_t *ids, size_t n,
+    store_unfinished_fn fn, void *arg);
+/*
+ * Call fn for each order matching f, oldest first, at most f->limit;
+ * *next is the last id passed to fn if more match, else 0.
+ */
+int store_list(struct store *s, const struct store_filter *f,
+    store_order_fn fn, void *arg, uint64_t *next);
+int store_counters(struct store *s, struct store_counters *c);
+/* Record that a worker is alive now. */
+int store_heartbeat(struct store *s, int64_t now_ms);
+/* Clear reader slots of dead processes; *cleared says how many. */
+int store_reader_check(struct store *s, int *cleared);
+/* Bytes of the map in use and the map size. */
+int store_usage(struct store *s, uint64_t *used, uint64_t *map_size);
+
+#endif

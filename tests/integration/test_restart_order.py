@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Start order: worker first then API, then API first then worker, with
+clean SIGTERM stops (exit 0) in between; a worker stopped with SIGTERM while
+orders are Processing leaves none Processing, and a restart completes them."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def main():
+    with h.System("restart") as s:
+        # 1. worker first, then the API
+        s.start_worker(workers=2, pickup_ms=500, processing_ms=200, lease_ms=2000)
+        s.start_api()
+        s.wait_ready()
+        ids = [s.create_order(user_id=21, item_ids=[i + 1]) for i in range(20)]
+        # stop both at once while (most) orders are still Pending
+        s.stop_api()
+        s.stop_worker()
+
+        # 2. API first, then the worker
+        s.start_api()
+        m = s.metrics()
+        h.check_metrics_consistent(m)
+        assert m["total_orders"] == 20, m
+        assert m["order_status_count"]["Processing"] == 0, \
+            "orders left Processing after a clean stop: %r" % m
+        for oid in ids:
+            assert s.status(oid) in ("Pending", "Completed"), (oid, s.status(oid))
+        s.start_worker(workers=2, pickup_ms=100, processing_ms=200, lease_ms=2000)
+        h.check_all_completed(s, ids, timeout=30, expected_total=20)
+
+        # 3. SIGTERM the worker while orders are Processing
+        s.stop_worker()
+        s.start_worker(workers=2, pickup_ms=0, processing_ms=2000, lease_ms=5000)
+        more = [s.create_order(user_id=22, item_ids=[i + 1]) for i in range(10)]
+        h.wait_until(lambda: s.metrics()["order_status_count"]["Processing"] > 0, 10,
+                     "orders to be Processing")
+        s.stop_worker()
+        m = s.metrics()
+        h.check_metrics_consistent(m)
+        print("after SIGTERM while Processing: %r" % m["order_status_count"])
+        assert m["order_status_count"]["Processing"] == 0, \
+            "orders left Processing after a clean worker stop: %r" % m
+        for oid in more:
+            st = s.status(oid)
+            assert st in ("Pending", "Completed"), "%s is %s after the worker stopped" % (oid, st)
+            o = s.order(oid)
+            h.check_order_shape(o, oid)
+        s.start_worker(workers=2, pickup_ms=0, processing_ms=200, lease_ms=2000)
+        m = h.check_all_completed(s, ids + more, timeout=30, expected_total=30)
+        assert m["order_status_count"]["Completed"] == 30 == m["total_orders_processed"], m
+        s.stop_worker()
+        s.stop_api()
+
+
+if __name__ == "__main__":
+    h.run(main)

@@ -1,0 +1,403 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "heap.h"
+#include "idset.h"
+#include "log.h"
+#include "order.h"
+#include "queue.h"
+#include "store.h"
+
+/* How often LMDB is swept for orders the queue did not bring. */
+#define SWEEP_INTERVAL_MS 1000
+/*
+ * A Pending order younger than this is left to the queue's doorbell; an
+ * older one is taken by the sweep of the worker whose share it is, and,
+ * once OVERDUE_MS past its due time, by any worker's sweep (its owner may
+ * be stopped).
+ */
+#define SWEEP_MIN_AGE_MS 1000
+#define OVERDUE_MS 5000
+#define HEARTBEAT_INTERVAL_MS 2000
+/* Most transitions in one write transaction. */
+#define BATCH_MAX 8192
+/* Most queue messages read before the timers get their turn. */
+#define RECEIVE_MAX 64
+
+struct worker {
+	const struct config *cfg;
+	unsigned index;
+	struct store *store;
+	struct queue queue;
+	int queue_err;		/* last open error, to log changes only */
+	struct heap jobs;
+	struct idset held;	/* ids in jobs */
+	size_t completing;	/* JOB_COMPLETE jobs in the heap */
+	struct store_claim *batch;
+	uint64_t *ids;		/* one queue message */
+	size_t ids_cap;
+	int64_t next_sweep, next_heartbeat;
+	bool first_sweep;
+	bool stopping;
+	int64_t stop_deadline;
+};
+
+static void
+schedule(struct worker *w, uint64_t id, int64_t due_ms, enum job_phase phase,
+    uint32_t attempt)
+{
+	struct job job = { .due_ms = due_ms, .id = id, .attempt = attempt,
+		.phase = phase };
+
+	if (heap_push(&w->jobs, &job) != 0)
+		fatalx("out of memory for timers (%zu held)", w->jobs.len);
+	if (phase == JOB_COMPLETE)
+		w->completing++;
+}
+
+/* Take an order on, unless this worker holds it already. */
+static void
+take(struct worker *w, uint64_t id, int64_t due_ms)
+{
+	int added = idset_add(&w->held, id);
+
+	if (added < 0)
+		fatalx("out of memory for held orders (%zu)", w->held.len);
+	if (added == 1)
+		schedule(w, id, due_ms, JOB_CLAIM, 0);
+}
+
+static int
+on_received(const struct store_unfinished *u, void *arg)
+{
+	struct worker *w = arg;
+	int64_t now = order_now_ms();
+
+	if (u->status == ORDER_PENDING)
+		take(w, u->id, u->due_ms + w->cfg->pickup_delay_ms);
+	else if (u->status == ORDER_PROCESSING && u->due_ms <= now)
+		take(w, u->id, now);
+	return 0;
+}
+
+static int
+on_swept(const struct store_unfinished *u, void *arg)
+{
+	struct worker *w = arg;
+	int64_t now = order_now_ms();
+
+	if (u->status == ORDER_PROCESSING) {
+		/* A lapsed lease: its worker died or stalled. Anyone. */
+		if (u->due_ms <= now)
+			take(w, u->id, now);
+		return 0;
+	}
+	int64_t due = u->due_ms + w->cfg->pickup_delay_ms;
+	bool mine = u->id % w->cfg->workers == w->index;
+
+	if (w->first_sweep ? mine : (mine && now - u->due_ms >=
+	    SWEEP_MIN_AGE_MS) || now - due >= OVERDUE_MS)
+		take(w, u->id, due);
+	return 0;
+}
+
+static void
+open_queue(struct worker *w)
+{
+	bool reopened;
+	int err = queue_refresh(&w->queue, &reopened);
+
+	if (err != 0 && err != w->queue_err)
+		log_warn("could not open queue %s: %s; sweeping LMDB every "
+		    "%d ms instead", w->queue.name, strerror(err),
+		    SWEEP_INTERVAL_MS);
+	else if (err == 0 && reopened)
+		log_info("opened queue %s (%ld messages of %ld bytes)",
+		    w->queue.name, w->queue.maxmsg, w->queue.msgsize);
+	w->queue_err = err;
+	if (err == 0 && queue_ids_per_message(&w->queue) > w->ids_cap) {
+		free(w->ids);
+		w->ids_cap = queue_ids_per_message(&w->queue);
+		w->ids = calloc(w->ids_cap, sizeof(*w->ids));
+		if (w->ids == NULL)
+			fatalx("out of memory for a queue message");
+	}
+}
+
+static void
+sweep(struct worker *w)
+{
+	int rc, cleared = 0;
+
+	open_queue(w);
+	if ((rc = store_reader_check(w->store, &cleared)) != 0)
+		log_warn("could not check LMDB readers: %s",
+		    store_strerror(rc));
+	else if (cleared > 0)
+		log_info("cleared %d stale LMDB reader slots", cleared);
+	if (w->stopping)
+		return;
+	rc = store_unfinished(w->store, on_swept, w);
+	if (rc != 0)
+		log_error("could not sweep LMDB for unfinished orders: %s",
+		    store_strerror(rc));
+	w->first_sweep = false;
+}
+
+static void
+receive(struct worker *w)
+{
+	for (int i = 0; i < RECEIVE_MAX; i++) {
+		size_t n;
+		int err = queue_receive_ids(&w->queue, w->ids, w->ids_cap, &n);
+
+		if (err == EAGAIN)
+			return;
+		if (err == EBADMSG) {
+			log_warn("dropped a queue message whose length is not "
+			    "a multiple of 8");
+			continue;
+		}
+		if (err != 0) {
+			log_warn("could not receive from queue %s: %s",
+			    w->queue.name, strerror(err));
+			queue_close(&w->queue);
+			return;
+		}
+		int rc = store_peek(w->store, w->ids, n, on_received, w);
+
+		if (rc != 0)
+			log_error("could not read %zu received orders: %s; "
+			    "the sweep will find them", n, store_strerror(rc));
+	}
+}
+
+/* Claim or complete every job due by now, one transaction per phase. */
+static void
+run_due(struct worker *w, int64_t now)
+{
+	size_t n_claim = 0, n_done = 0;
+	struct store_claim *claims = w->batch;
+	struct store_claim *dones = w->batch + BATCH_MAX;
+	const struct job *top;
+	struct job job;
+	int rc;
+
+	while ((top = heap_top(&w->jobs)) != NULL && top->due_ms <= now &&
+	    n_claim < BATCH_MAX && n_done < BATCH_MAX) {
+		heap_pop(&w->jobs, &job);
+		if (job.phase == JOB_CLAIM) {
+			if (w->stopping) {
+				/* Not ours any more: it stays Pending. */
+				idset_remove(&w->held, job.id);
+				continue;
+			}
+			claims[n_claim++] = (struct store_claim){ .id = job.id };
+		} else {
+			w->completing--;
+			dones[n_done++] = (struct store_claim){ .id = job.id,
+				.attempt = job.attempt };
+		}
+	}
+	if (n_claim > 0) {
+		int64_t lease_until = now + w->cfg->lease_ms;
+
+		rc = store_claim(w->store, claims, n_claim, now, lease_until);
+		if (rc != 0)
+			log_error("could not claim %zu orders: %s; they stay "
+			    "Pending for the next sweep", n_claim,
+			    store_strerror(rc));
+		for (size_t i = 0; i < n_claim; i++) {
+			if (claims[i].done) {
+				log_debug("order ORD%llu Processing (attempt "
+				    "%u)", (unsigned long long)claims[i].id,
+				    claims[i].attempt);
+				schedule(w, claims[i].id,
+				    now + w->cfg->processing_ms, JOB_COMPLETE,
+				    claims[i].attempt);
+			} else {
+				idset_remove(&w->held, claims[i].id);
+			}
+		}
+	}
+	if (n_done > 0) {
+		rc = store_complete(w->store, dones, n_done, now);
+		if (rc != 0)
+			log_error("could not complete %zu orders: %s; their "
+			    "leases will lapse and they will be retried",
+			    n_done, store_strerror(rc));
+		for (size_t i = 0; i < n_done; i++) {
+			if (dones[i].done)
+				log_debug("order ORD%llu Completed",
+				    (unsigned long long)dones[i].id);
+			idset_remove(&w->held, dones[i].id);
+		}
+	}
+}
+
+/* At the end of a stop: hand every order still held back to Pending. */
+static void
+release_all(struct worker *w)
+{
+	size_t n = 0;
+	struct job job;
+	int rc;
+
+	while (heap_pop(&w->jobs, &job) == 0) {
+		if (job.phase != JOB_COMPLETE)
+			continue;
+		w->batch[n++] = (struct store_claim){ .id = job.id,
+			.attempt = job.attempt };
+		if (n == 2 * BATCH_MAX || w->jobs.len == 0) {
+			rc = store_release(w->store, w->batch, n,
+			    order_now_ms());
+			if (rc != 0)
+				log_error("could not hand %zu orders back: %s;"
+				    " their leases will lapse", n,
+				    store_strerror(rc));
+			else
+				log_info("handed %zu unfinished orders back "
+				    "to Pending", n);
+			n = 0;
+		}
+	}
+	if (n > 0) {
+		rc = store_release(w->store, w->batch, n, order_now_ms());
+		if (rc != 0)
+			log_error("could not hand %zu orders back: %s; their "
+			    "leases will lapse", n, store_strerror(rc));
+		else
+			log_info("handed %zu unfinished orders back to "
+			    "Pending", n);
+	}
+}
+
+static int
+signals_open(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void
+on_signal(struct worker *w, int sfd)
+{
+	struct signalfd_siginfo si;
+
+	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (w->stopping)
+			continue;
+		w->stopping = true;
+		w->stop_deadline = order_now_ms() + WORKER_STOP_GRACE_MS;
+		log_info("stopping on signal %u: finishing orders due in the "
+		    "next %d ms", si.ssi_signo, WORKER_STOP_GRACE_MS);
+	}
+}
+
+static int64_t
+next_deadline(struct worker *w)
+{
+	const struct job *top = heap_top(&w->jobs);
+	int64_t next = w->next_sweep < w->next_heartbeat ? w->next_sweep
+	    : w->next_heartbeat;
+
+	if (top != NULL && top->due_ms < next)
+		next = top->due_ms;
+	if (w->stopping && w->stop_deadline < next)
+		next = w->stop_deadline;
+	return next;
+}
+
+int
+worker_main(const struct config *cfg, unsigned index, pid_t master)
+{
+	struct worker w = { .cfg = cfg, .index = index, .first_sweep = true,
+		.queue_err = -1 };
+	char procname[64];
+	int sfd, rc, status = 1;
+
+	snprintf(procname, sizeof(procname), "order-worker[%u]", index + 1);
+	log_procinit(procname);
+	/* Die with the master, whatever kills it. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master)
+		return 1;
+	sfd = signals_open();
+	if (sfd < 0)
+		fatal("could not open a signalfd");
+
+	rc = store_open(&w.store, cfg->data_dir, cfg->map_size, 0);
+	if (rc != 0) {
+		log_error("could not open the LMDB environment in %s: %s",
+		    cfg->data_dir, store_strerror(rc));
+		close(sfd);
+		return WORKER_EXIT_SETUP;
+	}
+	queue_init(&w.queue, cfg->queue);
+	heap_init(&w.jobs);
+	idset_init(&w.held);
+	w.batch = calloc(2 * BATCH_MAX, sizeof(*w.batch));
+	if (w.batch == NULL)
+		fatalx("out of memory");
+	log_info("started: pickup %u ms, processing %u ms, lease %u ms",
+	    cfg->pickup_delay_ms, cfg->processing_ms, cfg->lease_ms);
+
+	while (!w.stopping || (w.completing > 0 &&
+	    order_now_ms() < w.stop_deadline)) {
+		int64_t now = order_now_ms(), timeout;
+		struct pollfd pfd[2];
+
+		if (now >= w.next_sweep) {
+			sweep(&w);
+			w.next_sweep = order_now_ms() + SWEEP_INTERVAL_MS;
+		}
+		if (now >= w.next_heartbeat && !w.stopping) {
+			rc = store_heartbeat(w.store, now);
+			if (rc != 0)
+				log_warn("could not record a heartbeat: %s",
+				    store_strerror(rc));
+			w.next_heartbeat = now + HEARTBEAT_INTERVAL_MS;
+		}
+		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = queue_fd(&w.queue),
+			.events = POLLIN };
+		timeout = next_deadline(&w) - order_now_ms();
+		if (timeout < 0)
+			timeout = 0;
+		if (poll(pfd, w.stopping || !queue_is_open(&w.queue) ? 1 : 2,
+		    (int)(timeout > 60000 ? 60000 : timeout)) < 0 &&
+		    errno != EINTR)
+			fatal("poll");
+		if (pfd[0].revents & POLLIN)
+			on_signal(&w, sfd);
+		if (!w.stopping && (pfd[1].revents & POLLIN))
+			receive(&w);
+		run_due(&w, order_now_ms());
+	}
+	release_all(&w);
+	status = 0;
+
+	free(w.batch);
+	free(w.ids);
+	idset_finish(&w.held);
+	heap_finish(&w.jobs);
+	queue_close(&w.queue);
+	store_close(w.store);
+	close(sfd);
+	log_info("stopped");
+	return status;
+}

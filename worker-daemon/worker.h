@@ -1,0 +1,28 @@
+/*
+ * worker: one forked worker process, which moves orders through their
+ * states: Pending -> Processing (claim) -> Completed (complete).
+ *
+ * worker_main runs in the child right after fork. It opens its own LMDB
+ * environment and queue (nothing crosses the fork), then runs one loop:
+ * poll the queue and a signalfd until the next timer, claim and complete
+ * every order that is due in one transaction each, and sweep LMDB's index
+ * of unfinished orders for work the queue did not bring. The delays are
+ * timers in a heap, so thousands of orders are in flight at once.
+ * On SIGTERM it stops claiming, completes what falls due within
+ * WORKER_STOP_GRACE_MS and hands the rest back to Pending.
+ */
+#ifndef OP_WORKER_H
+#define OP_WORKER_H
+
+#include <sys/types.h>
+
+#include "config.h"
+
+#define WORKER_STOP_GRACE_MS 2000
+/* Exit status of a worker that could not set up (LMDB will not open). */
+#define WORKER_EXIT_SETUP 3
+
+/* index is 0 .. cfg->workers - 1. Returns the exit status. */
+int worker_main(const struct config *cfg, unsigned index, pid_t master);
+
+#endif
