@@ -44,6 +44,9 @@ main(int argc, char **argv)
 	 * Every thread started from here on inherits this mask, so the
 	 * stop signals reach only the sigwait below.
 	 */
+	/* A shell's background job starts with SIGINT ignored: undo that. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGTERM);
 	sigaddset(&stop_signals, SIGINT);

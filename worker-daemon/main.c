@@ -100,6 +100,9 @@ main(int argc, char **argv)
 	log_init(cfg.progname, cfg.log_level);
 	log_procinit("order-worker[master]");
 
+	/* A shell's background job starts with SIGINT ignored: undo that. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);

@@ -33,26 +33,38 @@ def main():
         s.start_worker(workers=2, pickup_ms=100, processing_ms=200, lease_ms=2000)
         h.check_all_completed(s, ids, timeout=30, expected_total=20)
 
-        # 3. SIGTERM the worker while orders are Processing
+        # 3. SIGTERM the worker while orders are Processing: processing 2000 ms
+        # (about the worker's stop grace period), then 8000 ms (well past it,
+        # so the worker must hand its orders back to Pending).
         s.stop_worker()
-        s.start_worker(workers=2, pickup_ms=0, processing_ms=2000, lease_ms=5000)
-        more = [s.create_order(user_id=22, item_ids=[i + 1]) for i in range(10)]
-        h.wait_until(lambda: s.metrics()["order_status_count"]["Processing"] > 0, 10,
-                     "orders to be Processing")
-        s.stop_worker()
-        m = s.metrics()
-        h.check_metrics_consistent(m)
-        print("after SIGTERM while Processing: %r" % m["order_status_count"])
-        assert m["order_status_count"]["Processing"] == 0, \
-            "orders left Processing after a clean worker stop: %r" % m
-        for oid in more:
-            st = s.status(oid)
-            assert st in ("Pending", "Completed"), "%s is %s after the worker stopped" % (oid, st)
-            o = s.order(oid)
-            h.check_order_shape(o, oid)
+        more = []
+        for processing_ms, user in ((2000, 22), (8000, 23)):
+            s.start_worker(workers=2, pickup_ms=0, processing_ms=processing_ms,
+                           lease_ms=processing_ms * 3)
+            batch = [s.create_order(user_id=user, item_ids=[i + 1]) for i in range(10)]
+            more += batch
+            h.wait_until(lambda: s.metrics()["order_status_count"]["Processing"] > 0, 10,
+                         "orders to be Processing")
+            s.stop_worker()
+            m = s.metrics()
+            h.check_metrics_consistent(m)
+            print("after SIGTERM while Processing (processing %d ms): %r"
+                  % (processing_ms, m["order_status_count"]))
+            assert m["order_status_count"]["Processing"] == 0, \
+                "orders left Processing after a clean worker stop: %r" % m
+            sts = []
+            for oid in batch:
+                st = s.status(oid)
+                sts.append(st)
+                assert st in ("Pending", "Completed"), "%s is %s after the worker stopped" % (oid, st)
+                o = s.order(oid)
+                h.check_order_shape(o, oid)
+            if processing_ms == 8000:
+                assert "Pending" in sts, \
+                    "processing 8000 ms, yet every order Completed within the stop: %r" % sts
         s.start_worker(workers=2, pickup_ms=0, processing_ms=200, lease_ms=2000)
-        m = h.check_all_completed(s, ids + more, timeout=30, expected_total=30)
-        assert m["order_status_count"]["Completed"] == 30 == m["total_orders_processed"], m
+        m = h.check_all_completed(s, ids + more, timeout=30, expected_total=40)
+        assert m["order_status_count"]["Completed"] == 40 == m["total_orders_processed"], m
         s.stop_worker()
         s.stop_api()
 

@@ -1,0 +1,28 @@
+# Sourced by run.sh and test.sh: install the Debian packages the build,
+# the daemons and the tests need, when any is missing.
+packages="gcc libc6-dev meson ninja-build pkg-config libcivetweb-dev
+liblmdb-dev lmdb-utils libcjson-dev libbsd-dev python3 curl"
+
+install_deps() {
+	missing=""
+	for p in $packages; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		    grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "installing:$missing" >&2
+	if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+	    --no-install-recommends $missing >/dev/null
+}
+
+# build DIR [meson setup options...]
+build() {
+	dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	meson compile -C "$dir" >/dev/null
+}

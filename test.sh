@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install what is missing, build, and run every test twice: in the normal
+# build and in an ASan+UBSan build. Ends with 'N passed, N failed'.
+set -u
+cd "$(dirname "$0")"
+. scripts/deps.sh
+install_deps || exit 1
+
+status=0
+for dir in build build-asan; do
+	case $dir in
+	build) opts="" mult=1 ;;
+	build-asan) opts="-Db_sanitize=address,undefined -Db_lundef=false"
+	    mult=3 ;;
+	esac
+	echo "== $dir: build" >&2
+	# shellcheck disable=SC2086
+	if ! build "$dir" $opts; then
+		echo "$dir: the build failed" >&2
+		rm -f "$dir/meson-logs/testlog.json"
+		status=1
+		continue
+	fi
+	echo "== $dir: test" >&2
+	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" \
+	    "$@" || status=1
+done
+python3 scripts/test-summary.py build build-asan || status=1
+exit $status
