@@ -24,5 +24,5 @@ build() {
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >/dev/null
 	fi
-	meson compile -C "$dir" >/dev/null
+	meson compile -C "$dir"
 }
