@@ -135,7 +135,7 @@ parse_queue(struct config *cfg, const struct option_def *def,
     const char *value, char *why)
 {
 	if (!queue_name_valid(value)) {
-		snprintf(why, WHY_LEN, "must be '/' followed by 1-253 "
+		snprintf(why, WHY_LEN, "must be '/' followed by 1-254 "
 		    "characters without '/', such as /order-processing");
 		return -1;
 	}
@@ -466,12 +466,15 @@ config_parse(struct config *cfg, enum config_program program, int argc,
 		goto out;
 	}
 	opterr = 0;
-	optind = 1;
+	optind = 0;	/* 0, not 1: glibc then forgets a half-read "-abc" */
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		const struct option_def *def = NULL;
 
 		if (c == '?' || c == ':') {
-			const char *arg = argv[optind - 1];
+			char flag[3] = { '-', (char)optopt, '\0' };
+			/* An unknown short flag may sit inside "-abc". */
+			const char *arg = c == '?' && optopt != 0 ? flag
+			    : argv[optind - 1];
 
 			fprintf(stderr, "%s: %s '%s' (see --help)\n",
 			    cfg->progname, c == '?' ? "unknown option"

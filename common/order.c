@@ -112,11 +112,15 @@ order_now_ms(void)
 void
 order_time_format(int64_t ms, char buf[32])
 {
-	time_t secs = (time_t)(ms / 1000);
+	time_t secs;
 	struct tm tm;
-
-	int milli = (int)(ms % 1000);
+	int milli;
 	size_t n;
+
+	if (ms < 0)
+		ms = 0;
+	secs = (time_t)(ms / 1000);
+	milli = (int)(ms % 1000);
 
 	gmtime_r(&secs, &tm);
 	n = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);

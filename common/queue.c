@@ -13,7 +13,7 @@ queue_name_valid(const char *name)
 {
 	size_t len = strlen(name);
 
-	return len >= 2 && len <= QUEUE_NAME_MAX - 1 && name[0] == '/' &&
+	return len >= 2 && len <= QUEUE_NAME_MAX && name[0] == '/' &&
 	    strchr(name + 1, '/') == NULL;
 }
 

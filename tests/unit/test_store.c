@@ -1,0 +1,843 @@
+/* store: the LMDB environment, on a real LMDB in a mkdtemp directory. */
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "order.h"
+#include "store.h"
+#include "test.h"
+
+#define MAP_SIZE (UINT64_C(64) << 20)
+#define T0 INT64_C(1700000000000)
+#define LEASE 30000
+
+static char dir[256], full_dir[256];
+static struct store *s;
+
+static void
+cleanup(void)
+{
+	test_rmtree(dir);
+	if (full_dir[0] != '\0')
+		test_rmtree(full_dir);
+}
+
+static void
+get(uint64_t id, struct order *o)
+{
+	int rc = store_get(s, id, o);
+
+	test_assert_msg(rc == 0, "store_get %llu: %s", (unsigned long long)id,
+	    store_strerror(rc));
+	test_assert(o->id == id);
+}
+
+/* Read the counters and check that every order is in exactly one status. */
+static struct store_counters
+counters(void)
+{
+	struct store_counters c;
+	uint64_t sum = 0;
+	int rc = store_counters(s, &c);
+
+	test_assert_msg(rc == 0, "store_counters: %s", store_strerror(rc));
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		sum += c.by_status[i];
+	test_assert_msg(sum == c.created_total, "by_status sum %llu, created "
+	    "%llu", (unsigned long long)sum,
+	    (unsigned long long)c.created_total);
+	return c;
+}
+
+static void
+check_by_status(uint64_t pending, uint64_t processing, uint64_t completed,
+    uint64_t cancelled)
+{
+	struct store_counters c = counters();
+
+	test_assert_msg(c.by_status[ORDER_PENDING] == pending &&
+	    c.by_status[ORDER_PROCESSING] == processing &&
+	    c.by_status[ORDER_COMPLETED] == completed &&
+	    c.by_status[ORDER_CANCELLED] == cancelled,
+	    "by_status %llu %llu %llu %llu, want %llu %llu %llu %llu",
+	    (unsigned long long)c.by_status[0],
+	    (unsigned long long)c.by_status[1],
+	    (unsigned long long)c.by_status[2],
+	    (unsigned long long)c.by_status[3], (unsigned long long)pending,
+	    (unsigned long long)processing, (unsigned long long)completed,
+	    (unsigned long long)cancelled);
+}
+
+static void
+set_items(struct order *o, uint32_t n, uint64_t base)
+{
+	test_assert(order_reserve_items(o, n) == 0);
+	for (uint32_t i = 0; i < n; i++)
+		o->items[i] = base + i;
+	o->n_items = n;
+}
+
+/* Create one order per user in users[], items base id*100. */
+static void
+create_orders(const uint64_t *users, size_t n, int64_t now, uint64_t first_id)
+{
+	struct order os[32], *ptrs[32];
+	int rc;
+
+	test_assert(n <= 32);
+	for (size_t i = 0; i < n; i++) {
+		order_init(&os[i]);
+		os[i].user_id = users[i];
+		os[i].total_cents = (int64_t)(first_id + i) * 101;
+		set_items(&os[i], (uint32_t)(i % 3) + 1, (first_id + i) * 100);
+		ptrs[i] = &os[i];
+	}
+	rc = store_create(s, ptrs, n, now);
+	test_assert_msg(rc == 0, "store_create: %s", store_strerror(rc));
+	for (size_t i = 0; i < n; i++) {
+		test_assert_msg(os[i].id == first_id + i, "id %llu, want %llu",
+		    (unsigned long long)os[i].id,
+		    (unsigned long long)(first_id + i));
+		test_assert(os[i].status == ORDER_PENDING &&
+		    os[i].created_ms == now && os[i].updated_ms == now &&
+		    os[i].completed_ms == 0 && os[i].attempts == 0);
+		order_finish(&os[i]);
+	}
+}
+
+TEST(test_create_get)
+{
+	struct order os[3], *ptrs[3], got;
+	struct store_counters c;
+	const uint64_t users[3] = { 7, 7, 8 };
+	int rc;
+
+	order_init(&got);
+	for (int i = 0; i < 3; i++) {
+		order_init(&os[i]);
+		os[i].user_id = users[i];
+		os[i].total_cents = 25075 + i;
+		set_items(&os[i], (uint32_t)i + 1, 100 * (uint64_t)(i + 1));
+		os[i].status = ORDER_COMPLETED;	/* overwritten */
+		os[i].attempts = 9;
+		os[i].completed_ms = 5;
+		ptrs[i] = &os[i];
+	}
+	test_assert(store_create(s, ptrs, 0, T0) == 0);
+	rc = store_create(s, ptrs, 3, T0);
+	test_assert_msg(rc == 0, "store_create: %s", store_strerror(rc));
+	for (int i = 0; i < 3; i++) {
+		test_assert(os[i].id == (uint64_t)i + 1);
+		test_assert(os[i].status == ORDER_PENDING);
+		test_assert(os[i].attempts == 0 && os[i].completed_ms == 0);
+		test_assert(os[i].created_ms == T0 && os[i].updated_ms == T0);
+
+		get((uint64_t)i + 1, &got);
+		test_assert(got.user_id == users[i]);
+		test_assert(got.total_cents == 25075 + i);
+		test_assert(got.status == ORDER_PENDING);
+		test_assert(got.attempts == 0);
+		test_assert(got.created_ms == T0 && got.updated_ms == T0);
+		test_assert(got.completed_ms == 0 && got.lease_until_ms == 0);
+		test_assert(got.n_items == (uint32_t)i + 1);
+		for (uint32_t j = 0; j < got.n_items; j++)
+			test_assert(got.items[j] == 100 * (uint64_t)(i + 1) + j);
+		order_finish(&os[i]);
+	}
+	test_assert(store_get(s, 4, &got) == STORE_ENOTFOUND);
+	test_assert(store_get(s, 0, &got) == STORE_ENOTFOUND);
+	test_assert(store_get(s, UINT64_MAX, &got) == STORE_ENOTFOUND);
+	check_by_status(3, 0, 0, 0);
+	c = counters();
+	test_assert(c.created_total == 3 && c.completed_total == 0 &&
+	    c.processing_ms_sum == 0 && c.lease_expiries_total == 0 &&
+	    c.released_total == 0 && c.heartbeat_ms == 0);
+	order_finish(&got);
+}
+
+TEST(test_claim_complete)
+{
+	struct store_claim c = { .id = 1 };
+	struct store_counters cnt;
+	struct order o;
+	const int64_t t1 = T0 + 2000, t2 = t1 + LEASE, t3 = t2 + 3000;
+
+	order_init(&o);
+	/* Claim: Pending -> Processing, attempt 1. */
+	test_assert(store_claim(s, &c, 1, t1, t1 + LEASE) == 0);
+	test_assert(c.done && c.attempt == 1 && c.created_ms == T0);
+	get(1, &o);
+	test_assert(o.status == ORDER_PROCESSING && o.attempts == 1);
+	test_assert(o.lease_until_ms == t1 + LEASE && o.updated_ms == t1);
+	test_assert(o.created_ms == T0 && o.completed_ms == 0);
+	check_by_status(2, 1, 0, 0);
+
+	/* A second claim while the lease is live does nothing. */
+	c = (struct store_claim){ .id = 1, .done = true };
+	test_assert(store_claim(s, &c, 1, t1 + 1, t1 + 1 + LEASE) == 0);
+	test_assert(!c.done);
+	c = (struct store_claim){ .id = 1, .done = true };
+	test_assert(store_claim(s, &c, 1, t2 - 1, t2 - 1 + LEASE) == 0);
+	test_assert(!c.done);
+	get(1, &o);
+	test_assert(o.attempts == 1 && o.lease_until_ms == t1 + LEASE);
+	check_by_status(2, 1, 0, 0);
+
+	/* Once it lapses another worker takes it over: attempt 2. */
+	c = (struct store_claim){ .id = 1 };
+	test_assert(store_claim(s, &c, 1, t2, t2 + LEASE) == 0);
+	test_assert(c.done && c.attempt == 2 && c.created_ms == T0);
+	get(1, &o);
+	test_assert(o.status == ORDER_PROCESSING && o.attempts == 2 &&
+	    o.lease_until_ms == t2 + LEASE);
+	cnt = counters();
+	test_assert(cnt.lease_expiries_total == 1);
+	check_by_status(2, 1, 0, 0);
+
+	/* The stale claim cannot complete it. */
+	c = (struct store_claim){ .id = 1, .attempt = 1, .done = true };
+	test_assert(store_complete(s, &c, 1, t3) == 0);
+	test_assert(!c.done);
+	get(1, &o);
+	test_assert(o.status == ORDER_PROCESSING && o.completed_ms == 0);
+	check_by_status(2, 1, 0, 0);
+
+	/* The live one can. */
+	c = (struct store_claim){ .id = 1, .attempt = 2 };
+	test_assert(store_complete(s, &c, 1, t3) == 0);
+	test_assert(c.done);
+	get(1, &o);
+	test_assert(o.status == ORDER_COMPLETED && o.completed_ms == t3 &&
+	    o.updated_ms == t3 && o.attempts == 2);
+	check_by_status(2, 0, 1, 0);
+	cnt = counters();
+	test_assert(cnt.completed_total == 1);
+	test_assert_msg(cnt.processing_ms_sum == (uint64_t)(t3 - T0),
+	    "processing_ms_sum %llu",
+	    (unsigned long long)cnt.processing_ms_sum);
+
+	/* Completing again is a no-op, counted once. */
+	c = (struct store_claim){ .id = 1, .attempt = 2, .done = true };
+	test_assert(store_complete(s, &c, 1, t3 + 10) == 0);
+	test_assert(!c.done);
+	get(1, &o);
+	test_assert(o.completed_ms == t3);
+	cnt = counters();
+	test_assert(cnt.completed_total == 1 &&
+	    cnt.processing_ms_sum == (uint64_t)(t3 - T0));
+	check_by_status(2, 0, 1, 0);
+
+	/* A completed order cannot be claimed, even "lapsed". */
+	c = (struct store_claim){ .id = 1, .done = true };
+	test_assert(store_claim(s, &c, 1, t3 + 10 * LEASE, t3 + 11 * LEASE)
+	    == 0);
+	test_assert(!c.done);
+	check_by_status(2, 0, 1, 0);
+	order_finish(&o);
+}
+
+TEST(test_release)
+{
+	struct store_claim c = { .id = 2 };
+	struct store_counters cnt;
+	struct order o;
+	const int64_t t = T0 + 5000;
+
+	order_init(&o);
+	test_assert(store_claim(s, &c, 1, t, t + LEASE) == 0 && c.done &&
+	    c.attempt == 1);
+	check_by_status(1, 1, 1, 0);
+	/* Wrong attempt: nothing happens. */
+	c = (struct store_claim){ .id = 2, .attempt = 2, .done = true };
+	test_assert(store_release(s, &c, 1, t + 1) == 0 && !c.done);
+	check_by_status(1, 1, 1, 0);
+	/* Right attempt: back to Pending. */
+	c = (struct store_claim){ .id = 2, .attempt = 1 };
+	test_assert(store_release(s, &c, 1, t + 2) == 0 && c.done);
+	get(2, &o);
+	test_assert(o.status == ORDER_PENDING && o.lease_until_ms == 0 &&
+	    o.updated_ms == t + 2 && o.created_ms == T0);
+	check_by_status(2, 0, 1, 0);
+	cnt = counters();
+	test_assert(cnt.released_total == 1);
+	/* A release of a Pending order is a no-op. */
+	c = (struct store_claim){ .id = 2, .attempt = 1, .done = true };
+	test_assert(store_release(s, &c, 1, t + 3) == 0 && !c.done);
+	/* Claimed again, it gets the next attempt. */
+	c = (struct store_claim){ .id = 2 };
+	test_assert(store_claim(s, &c, 1, t + 4, t + 4 + LEASE) == 0 &&
+	    c.done && c.attempt == 2);
+	check_by_status(1, 1, 1, 0);
+	order_finish(&o);
+}
+
+TEST(test_cancel)
+{
+	struct store_claim c;
+	struct order o;
+	int rc;
+
+	order_init(&o);
+	rc = store_cancel(s, 3, T0 + 6000, &o);
+	test_assert_msg(rc == 0, "store_cancel: %s", store_strerror(rc));
+	test_assert(o.id == 3 && o.status == ORDER_CANCELLED &&
+	    o.updated_ms == T0 + 6000 && o.completed_ms == 0);
+	get(3, &o);
+	test_assert(o.status == ORDER_CANCELLED);
+	check_by_status(0, 1, 1, 1);
+
+	/* Cancelled, Completed, Processing: conflict, and o filled. */
+	order_finish(&o);
+	order_init(&o);
+	test_assert(store_cancel(s, 3, T0 + 7000, &o) == STORE_ECONFLICT);
+	test_assert(o.id == 3 && o.status == ORDER_CANCELLED &&
+	    o.updated_ms == T0 + 6000);
+	test_assert(store_cancel(s, 1, T0 + 7000, &o) == STORE_ECONFLICT);
+	test_assert(o.id == 1 && o.status == ORDER_COMPLETED);
+	test_assert(store_cancel(s, 2, T0 + 7000, &o) == STORE_ECONFLICT);
+	test_assert(o.id == 2 && o.status == ORDER_PROCESSING);
+	test_assert(store_cancel(s, 999, T0 + 7000, &o) == STORE_ENOTFOUND);
+	check_by_status(0, 1, 1, 1);
+
+	/* A cancelled order cannot be claimed. */
+	c = (struct store_claim){ .id = 3, .done = true };
+	test_assert(store_claim(s, &c, 1, T0 + 8000, T0 + 8000 + LEASE) == 0);
+	test_assert(!c.done);
+	check_by_status(0, 1, 1, 1);
+	test_assert(strcmp(store_strerror(STORE_ENOTFOUND), "no such order")
+	    == 0);
+	test_assert(strstr(store_strerror(STORE_ECONFLICT), "state") != NULL);
+	order_finish(&o);
+}
+
+TEST(test_batches)
+{
+	const uint64_t users[2] = { 7, 8 };
+	struct store_claim c[4] = { { .id = 4 }, { .id = 1 }, { .id = 999 },
+		{ .id = 5 } };
+	const int64_t t = T0 + 9000;
+
+	create_orders(users, 2, T0 + 8500, 4);	/* ids 4, 5 */
+	check_by_status(2, 1, 1, 1);
+	test_assert(store_claim(s, c, 4, t, t + LEASE) == 0);
+	test_assert(c[0].done && !c[1].done && !c[2].done && c[3].done);
+	test_assert(c[0].attempt == 1 && c[3].attempt == 1);
+	test_assert(c[0].created_ms == T0 + 8500);
+	check_by_status(0, 3, 1, 1);
+	/* Complete one, release the other, in batches of mixed results. */
+	c[3].attempt = 7;	/* stale */
+	test_assert(store_complete(s, c, 4, t + 3000) == 0);
+	test_assert(c[0].done && !c[1].done && !c[2].done && !c[3].done);
+	check_by_status(0, 2, 2, 1);
+	c[3].attempt = 1;
+	test_assert(store_release(s, c, 4, t + 3001) == 0);
+	test_assert(!c[0].done && !c[1].done && !c[2].done && c[3].done);
+	check_by_status(1, 1, 2, 1);
+	/* Empty batches. */
+	test_assert(store_claim(s, c, 0, t, t + LEASE) == 0);
+	test_assert(store_complete(s, c, 0, t) == 0);
+	test_assert(store_release(s, c, 0, t) == 0);
+	/* State now: 1 Completed, 2 Processing (attempt 2), 3 Cancelled,
+	 * 4 Completed, 5 Pending. */
+}
+
+struct collect {
+	struct store_unfinished u[64];
+	size_t n;
+	size_t stop_after;	/* 0: never */
+};
+
+static int
+collect_fn(const struct store_unfinished *u, void *arg)
+{
+	struct collect *col = arg;
+
+	test_assert(col->n < 64);
+	col->u[col->n++] = *u;
+	return col->stop_after != 0 && col->n == col->stop_after ? 42 : 0;
+}
+
+TEST(test_unfinished_peek)
+{
+	struct collect col = { .n = 0 };
+	const uint64_t ids[] = { 1, 999, 2, 3, 5, 0 };
+	struct order o2, o5;
+	int rc;
+
+	order_init(&o2);
+	order_init(&o5);
+	get(2, &o2);
+	get(5, &o5);
+	rc = store_unfinished(s, collect_fn, &col);
+	test_assert_msg(rc == 0, "store_unfinished: %s", store_strerror(rc));
+	test_assert_msg(col.n == 2, "%zu unfinished", col.n);
+	/* Pending first, then Processing; by id within each. */
+	test_assert(col.u[0].id == 5 && col.u[0].status == ORDER_PENDING &&
+	    col.u[0].due_ms == o5.created_ms);
+	test_assert(col.u[1].id == 2 && col.u[1].status == ORDER_PROCESSING &&
+	    col.u[1].due_ms == o2.lease_until_ms);
+	/* The callback's nonzero return stops the walk and is returned. */
+	col = (struct collect){ .stop_after = 1 };
+	test_assert(store_unfinished(s, collect_fn, &col) == 42 && col.n == 1);
+
+	col = (struct collect){ .n = 0 };
+	rc = store_peek(s, ids, sizeof(ids) / sizeof(ids[0]), collect_fn, &col);
+	test_assert_msg(rc == 0, "store_peek: %s", store_strerror(rc));
+	test_assert_msg(col.n == 4, "%zu peeked", col.n);
+	test_assert(col.u[0].id == 1 && col.u[0].status == ORDER_COMPLETED &&
+	    col.u[0].due_ms == T0);
+	test_assert(col.u[1].id == 2 && col.u[1].status == ORDER_PROCESSING &&
+	    col.u[1].due_ms == o2.lease_until_ms);
+	test_assert(col.u[2].id == 3 && col.u[2].status == ORDER_CANCELLED);
+	test_assert(col.u[3].id == 5 && col.u[3].status == ORDER_PENDING &&
+	    col.u[3].due_ms == o5.created_ms);
+	col = (struct collect){ .n = 0 };
+	test_assert(store_peek(s, ids, 0, collect_fn, &col) == 0 && col.n == 0);
+	order_finish(&o2);
+	order_finish(&o5);
+}
+
+/* The model the list is checked against: every order's status and user. */
+#define MAX_IDS 64
+static struct {
+	uint64_t n;
+	enum order_status status[MAX_IDS + 1];
+	uint64_t user[MAX_IDS + 1];
+} model;
+
+static void
+load_model(void)
+{
+	struct store_counters c = counters();
+	struct order o;
+
+	order_init(&o);
+	model.n = c.created_total;
+	test_assert(model.n <= MAX_IDS);
+	for (uint64_t id = 1; id <= model.n; id++) {
+		get(id, &o);
+		model.status[id] = o.status;
+		model.user[id] = o.user_id;
+	}
+	order_finish(&o);
+}
+
+struct list {
+	uint64_t ids[MAX_IDS * 2];
+	size_t n;
+};
+
+static int
+list_fn(const struct order *o, void *arg)
+{
+	struct list *l = arg;
+
+	test_assert(l->n < MAX_IDS * 2);
+	test_assert(o->id >= 1 && o->id <= model.n);
+	test_assert(o->status == model.status[o->id]);
+	test_assert(o->user_id == model.user[o->id]);
+	test_assert(o->n_items >= 1 && o->items != NULL);
+	l->ids[l->n++] = o->id;
+	return 0;
+}
+
+static bool
+matches(const struct store_filter *f, uint64_t id)
+{
+	return (!f->by_status || model.status[id] == f->status) &&
+	    (f->user_id == 0 || model.user[id] == f->user_id) && id > f->after;
+}
+
+/* Walk f page by page; every match exactly once, oldest first. */
+static void
+check_list(struct store_filter f)
+{
+	uint64_t want[MAX_IDS], nwant = 0, next;
+	struct list all = { .n = 0 };
+	int pages = 0, rc;
+
+	for (uint64_t id = 1; id <= model.n; id++)
+		if (matches(&f, id))
+			want[nwant++] = id;
+	for (;;) {
+		struct list page = { .n = 0 };
+
+		next = 12345;
+		rc = store_list(s, &f, list_fn, &page, &next);
+		test_assert_msg(rc == 0, "store_list: %s", store_strerror(rc));
+		test_assert(page.n <= f.limit);
+		for (size_t i = 0; i < page.n; i++)
+			all.ids[all.n++] = page.ids[i];
+		pages++;
+		test_assert(pages <= MAX_IDS + 1);
+		if (next == 0)
+			break;
+		test_assert_msg(page.n == f.limit && next ==
+		    page.ids[page.n - 1], "limit %u: %zu on the page, next "
+		    "%llu", f.limit, page.n, (unsigned long long)next);
+		f.after = next;
+	}
+	test_assert_msg(all.n == nwant, "listed %zu, want %llu (status %d/%d "
+	    "user %llu limit %u)", all.n, (unsigned long long)nwant,
+	    f.by_status, f.status, (unsigned long long)f.user_id, f.limit);
+	for (size_t i = 0; i < all.n; i++)
+		test_assert_msg(all.ids[i] == want[i], "item %zu: %llu, want "
+		    "%llu", i, (unsigned long long)all.ids[i],
+		    (unsigned long long)want[i]);
+}
+
+TEST(test_list)
+{
+	uint64_t users[20], next;
+	struct store_claim c[6];
+	struct list l = { .n = 0 };
+	struct store_filter f = { .limit = 0 };
+
+	for (int i = 0; i < 20; i++)
+		users[i] = i % 3 == 0 ? 7 : 9;
+	create_orders(users, 20, T0 + 10000, 6);	/* ids 6..25 */
+	for (int i = 0; i < 6; i++)
+		c[i] = (struct store_claim){ .id = 6 + 3 * (uint64_t)i };
+	test_assert(store_claim(s, c, 6, T0 + 12000, T0 + 12000 + LEASE) == 0);
+	for (int i = 0; i < 3; i++)
+		test_assert(c[i].done);
+	test_assert(store_complete(s, c, 3, T0 + 15000) == 0);
+	test_assert(c[0].done && c[1].done && c[2].done);
+	counters();
+	load_model();
+	test_assert(model.n == 25);
+
+	for (uint32_t limit = 1; limit <= 30; limit++) {
+		for (int st = -1; st < ORDER_STATUS_COUNT; st++) {
+			const uint64_t us[] = { 0, 7, 8, 9, 12345 };
+
+			for (size_t u = 0; u < 5; u++) {
+				f = (struct store_filter){ .by_status = st >= 0,
+					.status = st >= 0 ? (enum order_status)st
+					: ORDER_PENDING, .user_id = us[u],
+					.limit = limit };
+				check_list(f);
+				f.after = 10;
+				check_list(f);
+			}
+		}
+	}
+	/* Nothing after the last id. */
+	f = (struct store_filter){ .after = UINT64_MAX, .limit = 100 };
+	next = 1;
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 0 &&
+	    next == 0);
+	f = (struct store_filter){ .after = 25, .limit = 100 };
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 0 &&
+	    next == 0);
+	/* Exactly limit matches: no next page. */
+	f = (struct store_filter){ .after = 20, .limit = 5 };
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 5 &&
+	    next == 0);
+}
+
+TEST(test_heartbeat_usage)
+{
+	struct store_counters c;
+	uint64_t used = 0, map = 0;
+	int cleared = -1;
+
+	c = counters();
+	test_assert(c.heartbeat_ms == 0);
+	test_assert(store_heartbeat(s, T0 + 123456) == 0);
+	c = counters();
+	test_assert(c.heartbeat_ms == T0 + 123456);
+	test_assert(store_heartbeat(s, T0 + 123999) == 0);
+	c = counters();
+	test_assert(c.heartbeat_ms == T0 + 123999);
+	/* A transition rewrites the counters but keeps the heartbeat. */
+	struct store_claim cl = { .id = 5 };
+	test_assert(store_claim(s, &cl, 1, T0 + 20000, T0 + 20000 + LEASE) ==
+	    0 && cl.done);
+	c = counters();
+	test_assert(c.heartbeat_ms == T0 + 123999);
+
+	test_assert(store_usage(s, &used, &map) == 0);
+	test_assert(map == MAP_SIZE && used > 0 && used < map);
+	test_assert(store_reader_check(s, &cleared) == 0 && cleared == 0);
+}
+
+/* Many threads reading while one writes. */
+static void *
+reader_thread(void *arg)
+{
+	struct order o;
+	uint64_t n = *(uint64_t *)arg;
+
+	order_init(&o);
+	for (int i = 0; i < 300; i++) {
+		uint64_t id = 1 + (uint64_t)i % n;
+		struct collect col = { .n = 0 };
+		struct store_filter f = { .limit = 5 };
+		struct list l = { .n = 0 };
+		uint64_t next;
+
+		get(id, &o);
+		counters();
+		if (i % 10 == 0) {
+			test_assert(store_list(s, &f, list_fn, &l, &next) == 0);
+			test_assert(l.n == 5 && next == 5);
+			test_assert(store_peek(s, &id, 1, collect_fn, &col) ==
+			    0 && col.n == 1);
+		}
+	}
+	order_finish(&o);
+	return NULL;
+}
+
+TEST(test_threads)
+{
+	pthread_t th[4];
+	uint64_t n;
+	const uint64_t users[2] = { 1, 2 };
+
+	load_model();
+	n = model.n;
+
+	for (int i = 0; i < 4; i++)
+		test_assert(pthread_create(&th[i], NULL, reader_thread, &n) ==
+		    0);
+	for (int i = 0; i < 10; i++)
+		create_orders(users, 2, T0 + 30000 + i, model.n + 1 +
+		    2 * (uint64_t)i);
+	for (int i = 0; i < 4; i++)
+		test_assert(pthread_join(th[i], NULL) == 0);
+	counters();
+	load_model();
+	test_assert(model.n == 45);
+}
+
+TEST(test_reopen)
+{
+	struct store_counters before = counters(), after;
+	struct order a, b;
+	int rc;
+
+	order_init(&a);
+	order_init(&b);
+	/* Keep every order as it was. */
+	static struct order saved[MAX_IDS + 1];
+	for (uint64_t id = 1; id <= model.n; id++) {
+		order_init(&saved[id]);
+		get(id, &saved[id]);
+	}
+	store_close(s);
+	s = NULL;
+	rc = store_open(&s, dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	after = counters();
+	test_assert(memcmp(&before, &after, sizeof(before)) == 0);
+	for (uint64_t id = 1; id <= model.n; id++) {
+		struct order *o = &saved[id];
+
+		get(id, &b);
+		test_assert(b.user_id == o->user_id &&
+		    b.total_cents == o->total_cents && b.status == o->status &&
+		    b.attempts == o->attempts &&
+		    b.created_ms == o->created_ms &&
+		    b.updated_ms == o->updated_ms &&
+		    b.completed_ms == o->completed_ms &&
+		    b.lease_until_ms == o->lease_until_ms &&
+		    b.n_items == o->n_items);
+		test_assert(memcmp(b.items, o->items, b.n_items * 8) == 0);
+		order_finish(o);
+	}
+	/* Ids continue where they left off. */
+	const uint64_t users[1] = { 3 };
+	create_orders(users, 1, T0 + 40000, model.n + 1);
+	load_model();
+	order_finish(&a);
+	order_finish(&b);
+}
+
+/* Open dir with plain LMDB and put or delete meta's schema_version. */
+static void
+set_schema(const char *path, const void *value, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { .mv_size = 14, .mv_data = (void *)"schema_version" };
+	MDB_val v = { .mv_size = len, .mv_data = (void *)value };
+
+	test_assert(mdb_env_create(&env) == 0);
+	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
+	test_assert(mdb_env_open(env, path, 0, 0660) == 0);
+	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+	test_assert(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+	if (value != NULL)
+		test_assert(mdb_put(txn, dbi, &k, &v, 0) == 0);
+	else
+		test_assert(mdb_del(txn, dbi, &k, NULL) == 0);
+	test_assert(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+}
+
+TEST(test_schema)
+{
+	struct store *t = NULL;
+	const uint32_t v99 = 99, v1 = STORE_SCHEMA_VERSION;
+	const uint64_t v1_wide = STORE_SCHEMA_VERSION;
+	int rc;
+
+	/* s holds orders; close it, then meddle with its version. */
+	store_close(s);
+	s = NULL;
+	set_schema(dir, &v99, sizeof(v99));
+	rc = store_open(&t, dir, MAP_SIZE, 0);
+	test_assert_msg(rc == STORE_ESCHEMA, "store_open: %d %s", rc,
+	    store_strerror(rc));
+	test_assert(strstr(store_strerror(rc), "schema") != NULL);
+	/* A version of the wrong width. */
+	set_schema(dir, &v1_wide, sizeof(v1_wide));
+	test_assert(store_open(&t, dir, MAP_SIZE, 0) == STORE_ESCHEMA);
+	/* No version at all, but orders: not a new environment. */
+	set_schema(dir, NULL, 0);
+	test_assert(store_open(&t, dir, MAP_SIZE, 0) == STORE_ESCHEMA);
+	/* The right version again: it opens, orders intact. */
+	set_schema(dir, &v1, sizeof(v1));
+	rc = store_open(&s, dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	load_model();
+	/* A directory that does not exist is an error, not a crash. */
+	char missing[300];
+	snprintf(missing, sizeof(missing), "%s/no/such/dir", dir);
+	test_assert(store_open(&t, missing, MAP_SIZE, 0) != 0);
+}
+
+/*
+ * Fill a 1 MiB map with orders of 1000 items, batch at a time: small
+ * batches meet the high-water check, large ones LMDB's own MDB_MAP_FULL
+ * in the middle of the transaction.
+ */
+static void
+map_full(int batch)
+{
+	struct store *saved = s;
+	struct order os[32], *ptrs[32], o;
+	struct store_counters c;
+	uint64_t created = 0, used = 0, map = 0;
+	int rc = 0, batches;
+
+	test_mkdtemp(full_dir);
+	rc = store_open(&s, full_dir, 1 << 20, STORE_NOSYNC);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	for (int i = 0; i < batch; i++) {
+		order_init(&os[i]);
+		ptrs[i] = &os[i];
+		test_assert(order_reserve_items(&os[i], ORDER_MAX_ITEMS) == 0);
+		os[i].n_items = ORDER_MAX_ITEMS;
+	}
+	for (batches = 0; batches < 1000; batches++) {
+		for (int i = 0; i < batch; i++) {
+			uint64_t id = created + (uint64_t)i + 1;
+
+
+			os[i].user_id = id;
+			os[i].total_cents = (int64_t)id;
+			for (uint32_t j = 0; j < ORDER_MAX_ITEMS; j++)
+				os[i].items[j] = id * 1000 + j;
+		}
+		test_assert(store_usage(s, &used, &map) == 0);
+		rc = store_create(s, ptrs, (size_t)batch, T0 + batches);
+		if (rc != 0)
+			break;
+		created += (uint64_t)batch;
+	}
+	test_assert_msg(rc == STORE_EFULL, "after %llu orders: %d %s",
+	    (unsigned long long)created, rc, store_strerror(rc));
+	test_assert(created > 0);
+	test_assert(strstr(store_strerror(rc), "full") != NULL);
+	/* Nothing of the failed batch was stored. */
+	fprintf(stderr, "batches of %d: full after %llu orders, %llu of %llu "
+	    "bytes used before the last batch\n", batch,
+	    (unsigned long long)created, (unsigned long long)used,
+	    (unsigned long long)map);
+	for (int i = 0; i < batch; i++)
+		os[i].id = 0;
+	test_assert(store_create(s, ptrs, (size_t)batch, T0) == STORE_EFULL);
+	for (int i = 0; i < batch; i++)
+		test_assert(os[i].id == 0);
+	c = counters();
+	test_assert_msg(c.created_total == created && c.by_status[0] == created,
+	    "created_total %llu, want %llu",
+	    (unsigned long long)c.created_total, (unsigned long long)created);
+	order_init(&o);
+	test_assert(store_get(s, created + 1, &o) == STORE_ENOTFOUND);
+	for (uint64_t id = 1; id <= created; id++) {
+		get(id, &o);
+		test_assert(o.user_id == id && o.total_cents == (int64_t)id &&
+		    o.status == ORDER_PENDING &&
+		    o.n_items == ORDER_MAX_ITEMS);
+		for (uint32_t j = 0; j < ORDER_MAX_ITEMS; j++)
+			test_assert(o.items[j] == id * 1000 + j);
+	}
+	/* The high-water mark leaves room for the worker's transitions. */
+	struct store_claim cl[3] = { { .id = 1 }, { .id = 2 }, { .id = 3 } };
+	rc = store_claim(s, cl, 3, T0 + 5000, T0 + 5000 + LEASE);
+	test_assert_msg(rc == 0, "claim when full: %s", store_strerror(rc));
+	test_assert(cl[0].done && cl[1].done && cl[2].done);
+	rc = store_complete(s, cl, 3, T0 + 8000);
+	test_assert_msg(rc == 0, "complete when full: %s", store_strerror(rc));
+	test_assert(cl[0].done && cl[1].done && cl[2].done);
+	test_assert(store_heartbeat(s, T0 + 8000) == 0);
+	get(1, &o);
+	test_assert(o.status == ORDER_COMPLETED && o.completed_ms == T0 + 8000);
+	test_assert(o.items[999] == 1999);
+	c = counters();
+	test_assert(c.by_status[ORDER_COMPLETED] == 3 &&
+	    c.completed_total == 3);
+
+	for (int i = 0; i < batch; i++)
+		order_finish(&os[i]);
+	order_finish(&o);
+	store_close(s);
+	s = saved;
+	test_assert(test_rmtree(full_dir) == 0);
+	full_dir[0] = '\0';
+}
+
+TEST(test_map_full)
+{
+	map_full(5);
+	map_full(30);
+	map_full(1);
+}
+
+static void
+cleanup_all(void)
+{
+	cleanup();
+}
+
+int
+main(void)
+{
+	int rc;
+
+	test_mkdtemp(dir);
+	test_cleanup = cleanup_all;
+	rc = store_open(&s, dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	RUN(test_create_get);
+	RUN(test_claim_complete);
+	RUN(test_release);
+	RUN(test_cancel);
+	RUN(test_batches);
+	RUN(test_unfinished_peek);
+	RUN(test_list);
+	RUN(test_heartbeat_usage);
+	RUN(test_threads);
+	RUN(test_reopen);
+	RUN(test_schema);
+	RUN(test_map_full);
+	store_close(s);
+	test_assert(test_rmtree(dir) == 0);
+	return 0;
+}
