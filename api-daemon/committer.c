@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "queue.h"
 
@@ -33,15 +34,6 @@ struct committer {
 	struct committer_stats stats;	/* under lock */
 	int last_queue_err;		/* committer thread only */
 };
-
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 queue_check(struct committer *c)
@@ -101,9 +93,9 @@ committer_run(void *arg)
 		size_t n = 0, n_ids = 0;
 		int rc;
 
-		if (monotonic_ms() >= next_refresh) {
+		if (clock_monotonic_ms() >= next_refresh) {
 			queue_check(c);
-			next_refresh = monotonic_ms() + QUEUE_REFRESH_MS;
+			next_refresh = clock_monotonic_ms() + QUEUE_REFRESH_MS;
 		}
 
 		pthread_mutex_lock(&c->lock);
@@ -134,7 +126,7 @@ committer_run(void *arg)
 			c->tail = &c->head;
 		pthread_mutex_unlock(&c->lock);
 
-		rc = store_create(c->store, orders, n, order_now_ms());
+		rc = store_create(c->store, orders, n, clock_realtime_ms());
 		if (rc != 0)
 			log_error("could not commit %zu orders: %s", n,
 			    store_strerror(rc));

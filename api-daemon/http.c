@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "log.h"
 #include "order.h"
 #include "strbuf.h"
@@ -287,7 +288,7 @@ handle_order(struct request *r, enum route route, uint64_t id)
 				goto out;
 			free(body);
 		}
-		rc = store_cancel(r->ctx->store, id, order_now_ms(), &o);
+		rc = store_cancel(r->ctx->store, id, clock_realtime_ms(), &o);
 		if (rc == STORE_ECONFLICT) {
 			char detail[128], oid[ORDER_ID_BUFSZ];
 
@@ -471,7 +472,7 @@ handle_readyz(struct request *r)
 		why = "the message queue is not open";
 	else if (c.heartbeat_ms == 0)
 		why = "no worker has shown a heartbeat yet";
-	else if (order_now_ms() - c.heartbeat_ms > HTTP_HEARTBEAT_MAX_AGE_MS)
+	else if (clock_realtime_ms() - c.heartbeat_ms > HTTP_HEARTBEAT_MAX_AGE_MS)
 		why = "no worker heartbeat in the last 10 seconds";
 	if (why != NULL) {
 		strbuf_puts(&r->body, "{\"status\": \"unavailable\", "

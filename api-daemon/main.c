@@ -24,20 +24,8 @@ main(int argc, char **argv)
 	sigset_t stop_signals;
 	int rc, sig, status = 1;
 
-	switch (config_parse(&cfg, CONFIG_API, argc, argv)) {
-	case CONFIG_OK:
-		break;
-	case CONFIG_EXIT:
-		return 0;
-	case CONFIG_ERROR:
-		return EXIT_USAGE;
-	}
-	if (config_check_data_dir(&cfg) != 0)
-		return EXIT_USAGE;
-	if (cfg.check_config) {
-		puts("configuration OK");
-		return 0;
-	}
+	if (!config_setup(&cfg, CONFIG_API, argc, argv, &status))
+		return status;
 	log_init(cfg.progname, cfg.log_level);
 
 	/*

@@ -596,3 +596,29 @@ config_check_data_dir(const struct config *cfg)
 	unlink(probe);
 	return 0;
 }
+
+bool
+config_setup(struct config *cfg, enum config_program program, int argc,
+    char **argv, int *status)
+{
+	switch (config_parse(cfg, program, argc, argv)) {
+	case CONFIG_OK:
+		break;
+	case CONFIG_EXIT:
+		*status = 0;
+		return false;
+	case CONFIG_ERROR:
+		*status = EXIT_USAGE;
+		return false;
+	}
+	if (config_check_data_dir(cfg) != 0) {
+		*status = EXIT_USAGE;
+		return false;
+	}
+	if (cfg->check_config) {
+		puts("configuration OK");
+		*status = 0;
+		return false;
+	}
+	return true;
+}

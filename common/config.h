@@ -60,6 +60,13 @@ enum config_result {
 enum config_result config_parse(struct config *cfg,
     enum config_program program, int argc, char **argv);
 /*
+ * What each daemon's main does first: parse the settings, check the data
+ * directory, and answer --check-config. Returns true to run on; false
+ * with *status the exit status (messages printed) to exit at once.
+ */
+bool config_setup(struct config *cfg, enum config_program program,
+    int argc, char **argv, int *status);
+/*
  * Create the data directory if missing and check that it can be written.
  * Prints the error and returns -1 when it cannot.
  */

@@ -100,15 +100,6 @@ order_id_format(uint64_t id, char buf[ORDER_ID_BUFSZ])
 	buf[3 + n] = '\0';
 }
 
-int64_t
-order_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void
 order_time_format(int64_t ms, char buf[32])
 {

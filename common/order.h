@@ -4,7 +4,7 @@
  * struct order owns its items array (order_init / order_finish); decoders
  * reuse the array's capacity, so one struct can be filled many times.
  * Amounts are integer cents (money.h), times are milliseconds since the
- * Unix epoch, UTC. Pure functions apart from order_now_ms; thread-safe.
+ * Unix epoch, UTC (clock.h). Pure functions; thread-safe.
  */
 #ifndef OP_ORDER_H
 #define OP_ORDER_H
@@ -58,7 +58,6 @@ int order_id_parse(const char *s, size_t len, uint64_t *id);
 /* Writes "ORD123". */
 void order_id_format(uint64_t id, char buf[ORDER_ID_BUFSZ]);
 
-int64_t order_now_ms(void);
 /* RFC 3339 UTC with milliseconds: "2026-11-26T10:40:12.123Z". */
 void order_time_format(int64_t ms, char buf[32]);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "clock.h"
 #include "log.h"
 #include "worker.h"
 
@@ -29,15 +30,6 @@ struct child {
 	int64_t backoff_ms;
 };
 
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 spawn(const struct config *cfg, struct child *children, unsigned i,
     const sigset_t *oldmask)
@@ -48,7 +40,7 @@ spawn(const struct config *cfg, struct child *children, unsigned i,
 	if (pid < 0) {
 		log_error("could not fork worker %u: %s; retrying", i + 1,
 		    strerror(errno));
-		children[i].restart_at_ms = monotonic_ms() +
+		children[i].restart_at_ms = clock_monotonic_ms() +
 		    children[i].backoff_ms;
 		return;
 	}
@@ -57,7 +49,7 @@ spawn(const struct config *cfg, struct child *children, unsigned i,
 		_exit(worker_main(cfg, i, master));
 	}
 	children[i].pid = pid;
-	children[i].started_ms = monotonic_ms();
+	children[i].started_ms = clock_monotonic_ms();
 	log_debug("forked worker %u as pid %d", i + 1, (int)pid);
 }
 
@@ -81,22 +73,11 @@ main(int argc, char **argv)
 	sigset_t set, oldmask;
 	struct config cfg;
 	bool stopping = false, setup_failed = false;
+	int status;
 	unsigned running = 0;
 
-	switch (config_parse(&cfg, CONFIG_WORKER, argc, argv)) {
-	case CONFIG_OK:
-		break;
-	case CONFIG_EXIT:
-		return 0;
-	case CONFIG_ERROR:
-		return EXIT_USAGE;
-	}
-	if (config_check_data_dir(&cfg) != 0)
-		return EXIT_USAGE;
-	if (cfg.check_config) {
-		puts("configuration OK");
-		return 0;
-	}
+	if (!config_setup(&cfg, CONFIG_WORKER, argc, argv, &status))
+		return status;
 	log_init(cfg.progname, cfg.log_level);
 	log_procinit("order-worker[master]");
 
@@ -121,7 +102,7 @@ main(int argc, char **argv)
 	    cfg.data_dir, cfg.queue);
 
 	for (;;) {
-		int64_t now = monotonic_ms(), wait_ms = 60000;
+		int64_t now = clock_monotonic_ms(), wait_ms = 60000;
 		struct timespec ts;
 		siginfo_t si;
 		pid_t pid;
@@ -186,10 +167,10 @@ main(int argc, char **argv)
 						    how);
 					break;
 				}
-				lived = monotonic_ms() - c->started_ms;
+				lived = clock_monotonic_ms() - c->started_ms;
 				if (lived >= BACKOFF_RESET_MS)
 					c->backoff_ms = BACKOFF_MIN_MS;
-				c->restart_at_ms = monotonic_ms() +
+				c->restart_at_ms = clock_monotonic_ms() +
 				    c->backoff_ms;
 				log_warn("worker %u (pid %d) %s; restarting it "
 				    "in %lld ms", i + 1, (int)pid, how,

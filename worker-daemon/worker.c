@@ -12,6 +12,7 @@
 
 #include "heap.h"
 #include "idset.h"
+#include "clock.h"
 #include "log.h"
 #include "order.h"
 #include "queue.h"
@@ -80,7 +81,7 @@ static int
 on_received(const struct store_unfinished *u, void *arg)
 {
 	struct worker *w = arg;
-	int64_t now = order_now_ms();
+	int64_t now = clock_realtime_ms();
 
 	if (u->status == ORDER_PENDING)
 		take(w, u->id, u->due_ms + w->cfg->pickup_delay_ms);
@@ -93,7 +94,7 @@ static int
 on_swept(const struct store_unfinished *u, void *arg)
 {
 	struct worker *w = arg;
-	int64_t now = order_now_ms();
+	int64_t now = clock_realtime_ms();
 
 	if (u->status == ORDER_PROCESSING) {
 		/* A lapsed lease: its worker died or stalled. Anyone. */
@@ -259,7 +260,7 @@ release_all(struct worker *w)
 			.attempt = job.attempt };
 		if (n == 2 * BATCH_MAX || w->jobs.len == 0) {
 			rc = store_release(w->store, w->batch, n,
-			    order_now_ms());
+			    clock_realtime_ms());
 			if (rc != 0)
 				log_error("could not hand %zu orders back: %s;"
 				    " their leases will lapse", n,
@@ -271,7 +272,7 @@ release_all(struct worker *w)
 		}
 	}
 	if (n > 0) {
-		rc = store_release(w->store, w->batch, n, order_now_ms());
+		rc = store_release(w->store, w->batch, n, clock_realtime_ms());
 		if (rc != 0)
 			log_error("could not hand %zu orders back: %s; their "
 			    "leases will lapse", n, store_strerror(rc));
@@ -302,7 +303,7 @@ on_signal(struct worker *w, int sfd)
 		if (w->stopping)
 			continue;
 		w->stopping = true;
-		w->stop_deadline = order_now_ms() + WORKER_STOP_GRACE_MS;
+		w->stop_deadline = clock_realtime_ms() + WORKER_STOP_GRACE_MS;
 		log_info("stopping on signal %u: finishing orders due in the "
 		    "next %d ms", si.ssi_signo, WORKER_STOP_GRACE_MS);
 	}
@@ -357,13 +358,13 @@ worker_main(const struct config *cfg, unsigned index, pid_t master)
 	    cfg->pickup_delay_ms, cfg->processing_ms, cfg->lease_ms);
 
 	while (!w.stopping || (w.completing > 0 &&
-	    order_now_ms() < w.stop_deadline)) {
-		int64_t now = order_now_ms(), timeout;
+	    clock_realtime_ms() < w.stop_deadline)) {
+		int64_t now = clock_realtime_ms(), timeout;
 		struct pollfd pfd[2];
 
 		if (now >= w.next_sweep) {
 			sweep(&w);
-			w.next_sweep = order_now_ms() + SWEEP_INTERVAL_MS;
+			w.next_sweep = clock_realtime_ms() + SWEEP_INTERVAL_MS;
 		}
 		if (now >= w.next_heartbeat && !w.stopping) {
 			rc = store_heartbeat(w.store, now);
@@ -375,7 +376,7 @@ worker_main(const struct config *cfg, unsigned index, pid_t master)
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = queue_fd(&w.queue),
 			.events = POLLIN };
-		timeout = next_deadline(&w) - order_now_ms();
+		timeout = next_deadline(&w) - clock_realtime_ms();
 		if (timeout < 0)
 			timeout = 0;
 		if (poll(pfd, w.stopping || !queue_is_open(&w.queue) ? 1 : 2,
@@ -386,7 +387,7 @@ worker_main(const struct config *cfg, unsigned index, pid_t master)
 			on_signal(&w, sfd);
 		if (!w.stopping && (pfd[1].revents & POLLIN))
 			receive(&w);
-		run_due(&w, order_now_ms());
+		run_due(&w, clock_realtime_ms());
 	}
 	release_all(&w);
 	status = 0;
