@@ -50,9 +50,13 @@ status_text(int status)
 	case 409: return "Conflict";
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
+	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
 }
@@ -498,6 +502,51 @@ take_segment(const char **path, const char *seg)
 	return true;
 }
 
+static int
+hex_value(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decode %XX escapes of the raw path into buf (civetweb's own decoding is
+ * off: it would turn "%00" into an early end of the string). Returns the
+ * length, or 0 for a path no route can match: too long, a bad escape, or
+ * an escaped NUL or '/'.
+ */
+static size_t
+percent_decode(const char *path, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (const char *p = path; *p != '\0'; p++) {
+		char ch = *p;
+
+		if (ch == '%') {
+			int hi = hex_value(p[1]), lo = hi < 0 ? -1
+			    : hex_value(p[2]);
+
+			if (lo < 0)
+				return 0;
+			ch = (char)(hi << 4 | lo);
+			if (ch == '\0' || ch == '/')
+				return 0;
+			p += 2;
+		}
+		if (n + 1 >= size)
+			return 0;
+		buf[n++] = ch;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 /*
  * Map a path to its route: "/api" is optional, one trailing slash is
  * optional, and ids are "ORD<n>" or "<n>".
@@ -509,9 +558,8 @@ route_path(const char *path, uint64_t *id)
 	size_t len;
 	const char *p, *slash;
 
-	if (path == NULL || (len = strlen(path)) >= sizeof(buf))
+	if (path == NULL || (len = percent_decode(path, buf, sizeof(buf))) == 0)
 		return ROUTE_NONE;
-	memcpy(buf, path, len + 1);
 	if (len > 1 && buf[len - 1] == '/')
 		buf[--len] = '\0';
 	p = buf;
@@ -607,6 +655,36 @@ begin_request(struct mg_connection *conn)
 	return status;
 }
 
+/*
+ * Errors civetweb finds itself, before any handler (a malformed request
+ * line, a bad Content-Length, headers too large): answered in JSON too,
+ * and the connection closed, since the request could not be framed.
+ */
+static int
+http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+	struct strbuf body, out;
+
+	strbuf_init(&body);
+	strbuf_init(&out);
+	strbuf_puts(&body, "{\"detail\": ");
+	strbuf_json_string(&body, errmsg != NULL && errmsg[0] != '\0' ? errmsg
+	    : status_text(status));
+	strbuf_puts(&body, "}");
+	strbuf_printf(&out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "Connection: close\r\n\r\n", status, status_text(status),
+	    body.len);
+	strbuf_append(&out, body.data, body.len);
+	if (!strbuf_failed(&out))
+		mg_write(conn, out.data, out.len);
+	strbuf_finish(&out);
+	strbuf_finish(&body);
+	return 0;
+}
+
 static int
 log_message(const struct mg_connection *conn, const char *message)
 {
@@ -627,12 +705,14 @@ http_start(struct http_server **srvp, struct http_context *ctx)
 		"tcp_nodelay", "1",
 		"linger_timeout_ms", "1000",
 		"enable_auth_domain_check", "no",
+		"decode_url", "no",
 		"listen_backlog", "1024",
 		"connection_queue", "1024",
 		NULL,
 	};
 	struct mg_callbacks callbacks = {
 		.begin_request = begin_request,
+		.http_error = http_error,
 		.log_message = log_message,
 	};
 	struct http_server *srv;

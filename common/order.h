@@ -25,6 +25,8 @@ enum order_status {
 
 /* Limits a request may not exceed; larger ones are refused with 400. */
 #define ORDER_MAX_ITEMS 1000
+/* Deepest JSON nesting a request may have; an order needs 2. */
+#define ORDER_MAX_DEPTH 16
 #define ORDER_MAX_INTEGER INT64_C(9007199254740991) /* 2^53 - 1 */
 /* "ORD" and 20 digits, NUL included. */
 #define ORDER_ID_BUFSZ 24

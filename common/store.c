@@ -435,16 +435,25 @@ store_close(struct store *s)
 	free(s);
 }
 
-static int
-map_over_high_water(struct store *s)
+/*
+ * Is there room for new orders? Beyond the share of the map kept free for
+ * page copies, every unfinished order keeps room for the two moves of its
+ * index entry still to come (to Processing, to Completed): until the pages
+ * that Pending entries leave behind are merged, those moves grow the tree.
+ */
+static bool
+map_over_high_water(struct store *s, uint64_t unfinished)
 {
 	MDB_envinfo info;
 	MDB_stat st;
+	uint64_t used;
 
 	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
-		return 0;
-	return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize * 100 >=
-	    (uint64_t)info.me_mapsize * STORE_HIGH_WATER_PERCENT;
+		return false;
+	used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize +
+	    unfinished * STORE_UNFINISHED_RESERVE;
+	return used * 100 >= (uint64_t)info.me_mapsize *
+	    STORE_HIGH_WATER_PERCENT;
 }
 
 static int
@@ -466,13 +475,16 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 
 	if (n == 0)
 		return 0;
-	if (map_over_high_water(s))
-		return STORE_EFULL;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		return rc;
 	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
 	    (rc = counters_get(s, txn, &c)) != 0)
 		goto fail;
+	if (map_over_high_water(s, c.by_status[ORDER_PENDING] +
+	    c.by_status[ORDER_PROCESSING] + n)) {
+		rc = STORE_EFULL;
+		goto fail;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
 		size_t len = RECORD_HEADER + (size_t)o->n_items * 8;

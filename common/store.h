@@ -36,6 +36,8 @@
 /* New orders are refused once this share of the map is in use, so that
  * claims and completions, which need fresh pages, still fit. */
 #define STORE_HIGH_WATER_PERCENT 90
+/* ... counting this many bytes for each unfinished order (store.c). */
+#define STORE_UNFINISHED_RESERVE 128
 
 enum {
 	STORE_ENOTFOUND = -31001,	/* no such order */

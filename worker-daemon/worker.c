@@ -182,6 +182,46 @@ receive(struct worker *w)
 	}
 }
 
+typedef int (*batch_fn)(struct worker *w, struct store_claim *c, size_t n,
+    int64_t now);
+
+static int
+claim_batch(struct worker *w, struct store_claim *c, size_t n, int64_t now)
+{
+	return store_claim(w->store, c, n, now, now + w->cfg->lease_ms);
+}
+
+static int
+complete_batch(struct worker *w, struct store_claim *c, size_t n,
+    int64_t now)
+{
+	return store_complete(w->store, c, n, now);
+}
+
+static int
+release_batch(struct worker *w, struct store_claim *c, size_t n, int64_t now)
+{
+	return store_release(w->store, c, n, now);
+}
+
+/*
+ * Run a batch in one transaction; when the map has no room for all of it
+ * (each change copies pages), in halves, down to one order at a time, so
+ * that the room the high-water mark keeps is enough.
+ */
+static int
+in_pieces(struct worker *w, batch_fn fn, struct store_claim *c, size_t n,
+    int64_t now)
+{
+	int rc = fn(w, c, n, now), rc2;
+
+	if (rc != STORE_EFULL || n == 1)
+		return rc;
+	rc = in_pieces(w, fn, c, n / 2, now);
+	rc2 = in_pieces(w, fn, c + n / 2, n - n / 2, now);
+	return rc != 0 ? rc : rc2;
+}
+
 /* Claim or complete every job due by now, one transaction per phase. */
 static void
 run_due(struct worker *w, int64_t now)
@@ -210,9 +250,7 @@ run_due(struct worker *w, int64_t now)
 		}
 	}
 	if (n_claim > 0) {
-		int64_t lease_until = now + w->cfg->lease_ms;
-
-		rc = store_claim(w->store, claims, n_claim, now, lease_until);
+		rc = in_pieces(w, claim_batch, claims, n_claim, now);
 		if (rc != 0)
 			log_error("could not claim %zu orders: %s; they stay "
 			    "Pending for the next sweep", n_claim,
@@ -231,7 +269,7 @@ run_due(struct worker *w, int64_t now)
 		}
 	}
 	if (n_done > 0) {
-		rc = store_complete(w->store, dones, n_done, now);
+		rc = in_pieces(w, complete_batch, dones, n_done, now);
 		if (rc != 0)
 			log_error("could not complete %zu orders: %s; their "
 			    "leases will lapse and they will be retried",
@@ -245,41 +283,37 @@ run_due(struct worker *w, int64_t now)
 	}
 }
 
+static void
+release(struct worker *w, size_t n)
+{
+	int rc = in_pieces(w, release_batch, w->batch, n, clock_realtime_ms());
+
+	if (rc != 0)
+		log_error("could not hand %zu orders back to Pending: %s; "
+		    "their leases will lapse", n, store_strerror(rc));
+	else
+		log_info("handed %zu unfinished orders back to Pending", n);
+}
+
 /* At the end of a stop: hand every order still held back to Pending. */
 static void
 release_all(struct worker *w)
 {
 	size_t n = 0;
 	struct job job;
-	int rc;
 
 	while (heap_pop(&w->jobs, &job) == 0) {
 		if (job.phase != JOB_COMPLETE)
 			continue;
 		w->batch[n++] = (struct store_claim){ .id = job.id,
 			.attempt = job.attempt };
-		if (n == 2 * BATCH_MAX || w->jobs.len == 0) {
-			rc = store_release(w->store, w->batch, n,
-			    clock_realtime_ms());
-			if (rc != 0)
-				log_error("could not hand %zu orders back: %s;"
-				    " their leases will lapse", n,
-				    store_strerror(rc));
-			else
-				log_info("handed %zu unfinished orders back "
-				    "to Pending", n);
+		if (n == 2 * BATCH_MAX) {
+			release(w, n);
 			n = 0;
 		}
 	}
-	if (n > 0) {
-		rc = store_release(w->store, w->batch, n, clock_realtime_ms());
-		if (rc != 0)
-			log_error("could not hand %zu orders back: %s; their "
-			    "leases will lapse", n, store_strerror(rc));
-		else
-			log_info("handed %zu unfinished orders back to "
-			    "Pending", n);
-	}
+	if (n > 0)
+		release(w, n);
 }
 
 static int

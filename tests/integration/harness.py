@@ -220,9 +220,10 @@ STALE_ERRORS = (http.client.RemoteDisconnected, http.client.BadStatusLine,
 class Client:
     """HTTP client with one keep-alive connection per thread."""
 
-    def __init__(self, port, host="127.0.0.1"):
+    def __init__(self, port, host="127.0.0.1", timeout=None):
         self.host = host
         self.port = port
+        self.timeout = timeout or HTTP_TIMEOUT
         self._local = threading.local()
 
     def _conn(self, fresh=False):
@@ -231,7 +232,7 @@ class Client:
             c.close()
             c = None
         if c is None:
-            c = http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
+            c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             self._local.conn = c
             self._local.used = False
         return c
@@ -345,14 +346,15 @@ class Daemon:
         self.log_path = log_path
         self.proc = None
 
-    def start(self):
+    def start(self, env=None):
         log = open(self.log_path, "ab")
         log.write(("==== start %s: %s\n" % (time.strftime("%H:%M:%S"),
                                             " ".join(self.argv))).encode())
         log.flush()
         self.proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, close_fds=True)
+            start_new_session=True, close_fds=True,
+            env=None if env is None else dict(os.environ, **env))
         log.close()
         return self.proc
 
@@ -436,10 +438,10 @@ class System:
                 "--log-level", "info"] + list(extra)
 
     # -- API
-    def start_api(self, extra=(), timeout=10.0):
+    def start_api(self, extra=(), timeout=10.0, env=None):
         assert self.api is None or not self.api.running(), "API already running"
         self.api = Daemon("order-api", self.api_argv(extra), self.api_log)
-        self.api.start()
+        self.api.start(env)
         self.wait_healthy(timeout)
         return self.api
 
@@ -463,8 +465,8 @@ class System:
                      % (timeout, last, tail(self.api_log)))
             time.sleep(0.05)
 
-    def stop_api(self, timeout=15.0):
-        self._stop(self.api, timeout)
+    def stop_api(self, timeout=15.0, sig=signal.SIGTERM):
+        self._stop(self.api, timeout, sig)
         self.client.close()
 
     def kill_api(self):
@@ -473,13 +475,13 @@ class System:
 
     # -- worker
     def start_worker(self, workers=2, pickup_ms=100, processing_ms=200,
-                     lease_ms=2000, extra=()):
+                     lease_ms=2000, extra=(), env=None):
         assert self.worker is None or not self.worker.running(), "worker already running"
         self.worker = Daemon("order-worker",
                              self.worker_argv(workers, pickup_ms, processing_ms,
                                               lease_ms, extra),
                              self.worker_log)
-        self.worker.start()
+        self.worker.start(env)
         # The worker has no port: make sure it did not die at start-up and
         # that it forked its children.
         def started():
@@ -496,10 +498,10 @@ class System:
                  % (self.worker.proc.returncode, tail(self.worker_log)))
         return self.worker
 
-    def stop_worker(self, timeout=15.0):
+    def stop_worker(self, timeout=15.0, sig=signal.SIGTERM):
         kids = descendants_of(self.worker.pid) if self.worker.running() else []
         self.worker_kids.update(kids)
-        self._stop(self.worker, timeout)
+        self._stop(self.worker, timeout, sig)
         # a clean stop leaves no worker process behind
         wait_until(lambda: not any(pid_alive(p) for p in kids), 5,
                    "order-worker children %r to exit after the master stopped" % kids)
@@ -508,18 +510,18 @@ class System:
         self._sigkill_tree(self.worker)
 
     # -- shared stop/kill
-    def _stop(self, d, timeout):
+    def _stop(self, d, timeout, sig=signal.SIGTERM):
         assert d is not None and d.running(), "%s is not running" % (d and d.name)
-        os.kill(d.pid, signal.SIGTERM)
+        os.kill(d.pid, sig)
         try:
             rc = d.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self._sigkill_tree(d)
-            fail("%s did not exit within %.0f s of SIGTERM (killed); log:\n%s"
-                 % (d.name, timeout, tail(d.log_path)))
+            fail("%s did not exit within %.0f s of %s (killed); log:\n%s"
+                 % (d.name, timeout, signal.Signals(sig).name, tail(d.log_path)))
         if rc != 0:
-            fail("%s exited with %s after SIGTERM, expected 0; log:\n%s"
-                 % (d.name, rc, tail(d.log_path)))
+            fail("%s exited with %s after %s, expected 0; log:\n%s"
+                 % (d.name, rc, signal.Signals(sig).name, tail(d.log_path)))
 
     def _sigkill_tree(self, d):
         """SIGKILL the daemon and every process it forked."""
@@ -700,8 +702,9 @@ def run(test_main):
     try:
         test_main()
     except (AssertionError, Exception) as e:
-        traceback.print_exc()
-        sys.stderr.write("FAIL %s: %s\n" % (name, e))
+        sys.stderr.write("Traceback (most recent call last):\n")
+        traceback.print_tb(e.__traceback__)
+        sys.stderr.write("FAIL %s: %s: %s\n" % (name, type(e).__name__, e))
         sys.exit(1)
     print("PASS %s (%.1f s)" % (name, time.monotonic() - t0))
     sys.exit(0)

@@ -2,6 +2,7 @@
 """The HTTP API against CONTRACT.md: lifecycle, bodies, paths, errors,
 validation, cancel, list and pagination, health and readiness."""
 
+import datetime
 import json
 import os
 import random
@@ -80,6 +81,18 @@ def lifecycle(s):
         print("note: Processing not observed for %s (saw %r)" % (oid, seen))
     o = s.order(oid)
     h.check_order_shape(o, "completed order")
+    # UTC whatever the daemons' local time zone (they run with TZ=IST-5:30)
+    created = datetime.datetime.strptime(o["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    completed = datetime.datetime.strptime(o["completed_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    # pickup 300 ms + processing 300 ms: not done sooner (a lower bound only)
+    assert completed - created >= 0.59, \
+        "completed %.3f s after creation, pickup + processing is 0.6 s (%r)" % (
+            completed - created, o)
+    assert abs(created - time.time()) < 120, \
+        "created_at %s is not the current UTC time (now %s)" % (
+            o["created_at"], datetime.datetime.now(datetime.timezone.utc).isoformat())
     assert o["status"] == "Completed" and o["completed_at"], o
     assert o["order_id"] == oid and o["user_id"] == 5 and o["item_ids"] == [7], o
     assert o["total_amount"] == "250.75", o
@@ -97,8 +110,15 @@ def amounts(s):
         (0, "0.00"),
         (7, "7.00"),
         ("0.5", "0.50"),
+        # doubles that sit just below their decimal value
+        (0.29, "0.29"), (1.15, "1.15"), (4.35, "4.35"), (0.07, "0.07"), (8.675, None),
+        (1234567.89, "1234567.89"), ("99999999.99", "99999999.99"), ("00000001.50", "1.50"),
     ]
     for amount, text in cases:
+        if text is None:  # 3 decimals
+            r = s.request("POST", "/api/orders/", body_with(total_amount=amount))
+            expect_field_error(r, "total_amount", "total_amount %r" % amount)
+            continue
         oid = s.create_order(user_id=2, item_ids=[1, 2, 3], total_amount=amount)
         o = s.order(oid)
         h.check_order_shape(o, "order with amount %r" % (amount,))
@@ -111,6 +131,13 @@ def amounts(s):
                          '{"user_id": 3, "item_ids": [1], "total_amount": 1e2}',
                          {"Content-Type": "application/json"}), 201, "total_amount 1e2")
     assert s.order(r.body["order_id"])["total_amount"] == "100.00"
+    for literal, text in (("1E2", "100.00"), ("1.0e-2", "0.01"), ("9.999999999e7", "99999999.99"),
+                          ("2.50", "2.50"), ("-0", "0.00"), ('"1e2"', "100.00")):
+        r = expect(s.request("POST", "/api/orders/",
+                             '{"user_id": 3, "item_ids": [1], "total_amount": %s}' % literal,
+                             {"Content-Type": "application/json"}), 201, "total_amount %s" % literal)
+        got = s.order(r.body["order_id"])["total_amount"]
+        assert got == text, "total_amount %s stored as %r, expected %r" % (literal, got, text)
 
 
 def paths(s, done_oid):
@@ -356,9 +383,10 @@ def health(s):
 
 def main():
     with h.System("api") as s:
-        s.start_api()
+        tz = {"TZ": "IST-5:30"}  # timestamps must still be UTC
+        s.start_api(env=tz)
         health(s)
-        s.start_worker(workers=2, pickup_ms=300, processing_ms=300, lease_ms=2000)
+        s.start_worker(workers=2, pickup_ms=300, processing_ms=300, lease_ms=2000, env=tz)
         s.wait_ready()
         done = lifecycle(s)
         amounts(s)

@@ -6,6 +6,7 @@ program), the command line winning over the config file."""
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -83,7 +84,7 @@ def check_config_ok(prog, tmp, lines, extra=()):
         assert "configuration OK" in out, "%s %s: stdout %r" % (name, flag, out)
 
 
-def refused(prog, args, what, mentions=(), tmp=None, check_only=False):
+def refused(prog, args, what, mentions=(), tmp=None, check_only=False, single_line=True):
     """The daemon must exit non-zero at once with one stderr line naming the
     program (and each word of mentions).  Exit code 2 for bad values."""
     name = os.path.basename(prog)
@@ -101,6 +102,10 @@ def refused(prog, args, what, mentions=(), tmp=None, check_only=False):
     rc, out, err = run(argv)
     lines = [x for x in err.splitlines() if x.strip()]
     assert rc != 0, "%s (%s): exit 0, expected a refusal; argv %r" % (name, what, argv)
+    if not single_line:  # a runtime failure: logs may precede the error
+        assert lines, "%s (%s): nothing on stderr" % (name, what)
+        lines = [x for x in lines if "error" in x] or lines
+        lines = lines[-1:]
     assert len(lines) == 1, "%s (%s): expected one stderr line, got %r" % (name, what, err)
     assert name in lines[0], "%s (%s): stderr line does not name the program: %r" % (
         name, what, lines[0])
@@ -203,7 +208,6 @@ def main():
             s.api.start()
             s.wait_healthy()
             assert s.request("GET", "/healthz").status == 200
-            import socket
             c = socket.socket()
             try:
                 c.settimeout(1)
@@ -228,6 +232,38 @@ def main():
             time.sleep(1.0)
             kids = h.children_of(s.worker.pid)
             assert len(kids) == 1, "-w 1 over workers = 3: %d children" % len(kids)
+            s.stop_worker()
+
+        # a runtime failure (the port is taken) exits 1 with one stderr line
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        try:
+            rc, line = refused(api, ["-l", "127.0.0.1:%d" % busy.getsockname()[1]],
+                               "listen port already in use", [], tmp, single_line=False)
+            if rc != 1:
+                notes.append("order-api: port in use exits %s (brief: 1 for runtime failures): %r"
+                             % (rc, line))
+        finally:
+            busy.close()
+
+        # --listen PORT (no address) serves on 127.0.0.1
+        with h.System("cli-listen") as s:
+            s.api = h.Daemon("order-api", [api, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
+                                           "-l", str(s.port)], s.api_log)
+            s.api.start()
+            s.wait_healthy()
+            s.stop_api()
+            # the worker's default --workers is the number of CPUs
+            s.worker = h.Daemon("order-worker", [worker, "-c", "/dev/null", "-D", s.datadir,
+                                                 "-q", s.queue], s.worker_log)
+            s.worker.start()
+            cpus = {os.cpu_count(), len(os.sched_getaffinity(0))}
+            h.wait_until(lambda: len(h.children_of(s.worker.pid)) in cpus, 10,
+                         "order-worker without -w to fork one worker per CPU (%s)" % sorted(cpus))
+            time.sleep(0.5)
+            n = len(h.children_of(s.worker.pid))
+            assert n in cpus, "order-worker without -w runs %d workers, CPUs %r" % (n, cpus)
             s.stop_worker()
     finally:
         for q in queues:

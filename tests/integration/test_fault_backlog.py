@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """No worker running: 500 orders, far more than the 10-message queue holds
-when sent one by one.  A worker started afterwards completes all of them."""
+when sent one by one.  A worker started afterwards completes all of them.
+Then the queue is unlinked under both daemons: new orders still complete."""
 
 import os
 import sys
@@ -27,6 +28,13 @@ def main():
         m = h.check_all_completed(s, ids, timeout=60, expected_total=N)
         assert m["order_status_count"]["Completed"] == N == m["total_orders_processed"], m
         s.wait_ready()
+
+        # The queue is only a doorbell: unlink it under both daemons; new
+        # orders still complete (the worker's sweep finds them in LMDB).
+        h.unlink_queue(s.queue)
+        more = [s.create_order(user_id=8, item_ids=[i + 1]) for i in range(50)]
+        m = h.check_all_completed(s, ids + more, timeout=60, expected_total=N + 50)
+        assert m["order_status_count"]["Completed"] == N + 50 == m["total_orders_processed"], m
         s.stop_worker()
         s.stop_api()
 

@@ -4,6 +4,7 @@ clean SIGTERM stops (exit 0) in between; a worker stopped with SIGTERM while
 orders are Processing leaves none Processing, and a restart completes them."""
 
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,9 +18,9 @@ def main():
         s.start_api()
         s.wait_ready()
         ids = [s.create_order(user_id=21, item_ids=[i + 1]) for i in range(20)]
-        # stop both at once while (most) orders are still Pending
-        s.stop_api()
-        s.stop_worker()
+        # stop both while (most) orders are still Pending; SIGINT works as SIGTERM
+        s.stop_api(sig=signal.SIGINT)
+        s.stop_worker(sig=signal.SIGINT)
 
         # 2. API first, then the worker
         s.start_api()

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A tiny LMDB map (--map-size 1M) filled with Pending orders while no worker
+runs: the API answers 503 JSON when storage is full, nothing half-written,
+reads keep working; a worker started afterwards still completes every
+acknowledged order (claims and completions need fresh pages too); the API
+restarted with a larger map accepts orders again."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+CAP = 30000
+
+
+def main():
+    with h.System("mapfull") as s:
+        s.start_api(extra=["--map-size", "1M"])
+        acked = []
+        refusal = None
+        for i in range(CAP):
+            r = s.request("POST", "/api/orders/",
+                          {"user_id": 1 + i % 13, "item_ids": [i + 1, 2, 3], "total_amount": "9.99"})
+            if r.status == 201:
+                acked.append(r.body["order_id"])
+                continue
+            refusal = r
+            break
+        assert refusal is not None, "%d orders fit in a 1M map?" % CAP
+        assert refusal.status == 503, "map full: expected 503, got %s %r" % (refusal.status, refusal.raw)
+        assert isinstance(refusal.body, dict) and isinstance(refusal.body.get("detail"), str), \
+            refusal.raw
+        print("%d orders stored before the 1M map filled up" % len(acked))
+        assert len(acked) >= 100, "only %d orders fit" % len(acked)
+        # still refusing, still a clean 503
+        r = s.request("POST", "/orders/", {"user_id": 1, "item_ids": [1], "total_amount": 1})
+        assert r.status == 503, (r.status, r.raw)
+
+        # reads work, counts are exact: nothing half-written
+        assert s.request("GET", "/healthz").status == 200
+        m = s.metrics()
+        h.check_metrics_consistent(m)
+        assert m["total_orders"] == len(acked), \
+            "total_orders %d, but %d orders were acknowledged" % (m["total_orders"], len(acked))
+        assert m["order_status_count"]["Pending"] == len(acked), m
+        for oid in (acked[0], acked[len(acked) // 2], acked[-1]):
+            h.check_order_shape(s.order(oid), oid)
+        r = s.request("GET", "/orders/?limit=1000")
+        assert r.status == 200 and len(r.body["results"]) == 1000, (r.status, r.raw[:200])
+        # a cancel is a write too: it either works or is a clean 503
+        r = s.request("POST", "/orders/%s/cancel/" % acked[-1])
+        assert r.status in (200, 503), (r.status, r.raw)
+        cancelled = r.status == 200
+        rest = acked[:-1] if cancelled else acked
+
+        # the worker must still be able to claim and complete them all
+        # (RELIABILITY.md rule 7: refuse new orders at a high-water mark so
+        # that claims and completions still find pages)
+        s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=1000,
+                       extra=["--map-size", "1M"])
+        stuck = None
+        try:
+            m = h.check_all_completed(s, rest, timeout=40)
+            assert m["total_orders"] == len(acked), m
+        except h.TestFailure as e:
+            stuck = str(e)
+            print("the worker could not finish the orders of a full map: %s" % stuck)
+
+        # restart the API with a bigger map: orders are accepted again, and
+        # the running worker (opened with 1M) copes with the grown map
+        # (MDB_MAP_RESIZED), or, if it was stuck, a worker restarted with the
+        # bigger map finishes everything.
+        s.stop_api()
+        s.start_api(extra=["--map-size", "16M"])
+        if stuck:
+            s.stop_worker()
+            s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=1000,
+                           extra=["--map-size", "16M"])
+        more = [s.create_order(user_id=77) for _ in range(200)]
+        m = h.check_all_completed(s, rest + more, timeout=60)
+        assert m["total_orders"] == len(acked) + len(more), m
+        s.stop_worker()
+        s.stop_api()
+        assert not stuck, ("with the map full of Pending orders a worker (same --map-size) "
+                           "never completes them: %s" % stuck)
+
+
+if __name__ == "__main__":
+    h.run(main)
