@@ -356,7 +356,7 @@ query_number(const char *qs, const char *name, uint64_t max, uint64_t *out,
 	if (n < 0)
 		return n == -1 ? -1 : -2;
 	if (n == 0)
-		return -2;
+		return -1;	/* "limit=" is no limit given */
 	for (int i = 0; i < n; i++) {
 		if (raw[i] < '0' || raw[i] > '9' || v > max / 10)
 			return -2;
@@ -395,22 +395,13 @@ handle_list(struct request *r)
 		f.user_id = v;
 	n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, "status", raw,
 	    sizeof(raw));
-	if (n >= 0) {
-		if (order_status_parse(raw, &f.status) != 0)
-			return respond_field_error(r, "status",
-			    "Select one of Pending, Processing, Completed, "
-			    "Cancelled.");
-		f.by_status = true;
-	} else if (n == -2) {
+	if (n == -2 || (n > 0 && order_status_parse(raw, &f.status) != 0))
 		return respond_field_error(r, "status", "Select one of "
 		    "Pending, Processing, Completed, Cancelled.");
-	}
+	f.by_status = n > 0;
 	n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, "after", raw,
 	    sizeof(raw));
-	if (n >= 0 && order_id_parse(raw, (size_t)n, &f.after) != 0)
-		return respond_field_error(r, "after",
-		    "Give an order id such as ORD123.");
-	else if (n == -2)
+	if (n == -2 || (n > 0 && order_id_parse(raw, (size_t)n, &f.after) != 0))
 		return respond_field_error(r, "after",
 		    "Give an order id such as ORD123.");
 
