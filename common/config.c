@@ -80,7 +80,8 @@ static const struct option_def options[] = {
 	  FIELD(log_level), 0, 0, "info", "error, warn, info or debug" },
 	{ "listen", 'l', "[ADDR:]PORT", CONFIG_API, PLACE_ANY, parse_listen,
 	  0, 0, 0, 0, "127.0.0.1:8000",
-	  "IPv4 address and port to serve HTTP on (address default 127.0.0.1)" },
+	  "IPv4 address and port to serve HTTP on; a bare PORT means "
+	  "127.0.0.1:PORT" },
 	{ "threads", 't', "N", CONFIG_API, PLACE_ANY, parse_unsigned,
 	  FIELD(threads), 1, 1024, "64",
 	  "HTTP worker threads: the most connections served at once" },
@@ -276,6 +277,31 @@ for_program(const struct option_def *def, enum config_program program)
 	return (def->programs & program) != 0;
 }
 
+/* Print text from column indent, wrapped at word ends before width. */
+static void
+print_wrapped(FILE *out, const char *text, int indent, int width)
+{
+	int col = indent;
+
+	while (*text != '\0') {
+		int word = (int)strcspn(text, " ");
+
+		if (col > indent && col + 1 + word > width) {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', out);
+			col++;
+		}
+		fprintf(out, "%.*s", word, text);
+		col += word;
+		text += word;
+		while (*text == ' ')
+			text++;
+	}
+	fputc('\n', out);
+}
+
 static void
 usage(const struct config *cfg, FILE *out)
 {
@@ -300,10 +326,14 @@ usage(const struct config *cfg, FILE *out)
 		/* Long-only flags: drop the stray space from the %c. */
 		if (def->short_flag >= 256)
 			memmove(flags + 4, flags + 5, strlen(flags + 5) + 1);
-		fprintf(out, "  %-28s %s", flags, def->help);
-		if (def->default_value != NULL)
-			fprintf(out, " (default: %s)", def->default_value);
-		fputc('\n', out);
+		char text[512];
+
+		snprintf(text, sizeof(text), "%s%s%s%s", def->help,
+		    def->default_value != NULL ? " (default: " : "",
+		    def->default_value != NULL ? def->default_value : "",
+		    def->default_value != NULL ? ")" : "");
+		fprintf(out, "  %-28s ", flags);
+		print_wrapped(out, text, 31, 79);
 	}
 	fprintf(out, "\nEvery option but -c, -n, -h and -V may also be set in "
 	    "the config file as\n'name = value' (the long name without the "
