@@ -68,7 +68,10 @@ ring_worker(struct committer *c, const uint64_t *ids, size_t n)
 	if (err == 0)
 		return;
 	pthread_mutex_lock(&c->lock);
-	c->stats.queue_sends_failed++;
+	if (err == EAGAIN)
+		c->stats.queue_full++;
+	else
+		c->stats.queue_send_errors++;
 	pthread_mutex_unlock(&c->lock);
 	if (err == EAGAIN)
 		log_debug("queue %s is full: %zu orders wait for the sweep",

@@ -25,7 +25,8 @@ struct committer;
 struct committer_stats {
 	uint64_t commits;		/* write transactions */
 	uint64_t orders;		/* orders committed */
-	uint64_t queue_sends_failed;	/* messages not sent (full, gone) */
+	uint64_t queue_full;		/* sends that found the queue full */
+	uint64_t queue_send_errors;	/* sends that failed otherwise */
 	bool queue_open;
 };
 

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
+#include "router.h"
 #include "order.h"
 #include "strbuf.h"
 
@@ -22,19 +24,35 @@ struct request {
 	struct http_context *ctx;
 	const char *method;
 	bool head;		/* HEAD: headers as for GET, no body */
+	enum route route;
+	const char *content_type;
+	int64_t started_us;	/* monotonic, for the access log */
 	struct strbuf body;	/* the response body */
 };
 
-enum route {
-	ROUTE_NONE,
-	ROUTE_HEALTHZ,
-	ROUTE_READYZ,
-	ROUTE_ORDERS,		/* /orders: list, create */
-	ROUTE_METRICS,		/* /orders/metrics */
-	ROUTE_ORDER,		/* /orders/{id} */
-	ROUTE_STATUS,		/* /orders/{id}/status */
-	ROUTE_CANCEL,		/* /orders/{id}/cancel */
-};
+static const int counted_codes[] = HTTP_CODES;
+_Static_assert(sizeof(counted_codes) / sizeof(counted_codes[0]) + 1 ==
+    HTTP_N_CODES, "HTTP_N_CODES counts HTTP_CODES and \"other\"");
+
+static size_t
+code_index(int status)
+{
+	size_t n = sizeof(counted_codes) / sizeof(counted_codes[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (counted_codes[i] == status)
+			return i;
+	return n;	/* "other" */
+}
+
+static int64_t
+monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static const char *
 status_text(int status)
@@ -80,10 +98,10 @@ respond(struct request *r, int status, const char *extra)
 	}
 	strbuf_init(&out);
 	strbuf_printf(&out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: application/json\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "Cache-Control: no-store\r\n%s%s\r\n",
-	    status, status_text(status), r->body.len,
+	    status, status_text(status), r->content_type, r->body.len,
 	    extra != NULL ? extra : "",
 	    connection != NULL && strcasecmp(connection, "close") == 0
 	    ? "Connection: close\r\n"
@@ -96,8 +114,13 @@ respond(struct request *r, int status, const char *extra)
 	if (!strbuf_failed(&out))
 		mg_write(r->conn, out.data, out.len);
 	strbuf_finish(&out);
-	if (log_getlevel() >= LOG_LEVEL_DEBUG)
-		log_debug("%s %s %d", r->method, r->ri->local_uri_raw, status);
+	atomic_fetch_add_explicit(&r->ctx->requests[r->route][code_index(status)],
+	    1, memory_order_relaxed);
+	if (atomic_load_explicit(&r->ctx->access_log, memory_order_relaxed))
+		log_info("access: %s \"%.16s %.200s\" %d %zu %.3f ms",
+		    r->ri->remote_addr, r->method, r->ri->local_uri_raw,
+		    status, r->body.len,
+		    (double)(monotonic_us() - r->started_us) / 1000.0);
 	return status;
 }
 
@@ -480,147 +503,154 @@ handle_readyz(struct request *r)
 	return respond(r, 200, NULL);
 }
 
-/* Does the path start with the segment seg ("/orders"), ending there? */
-static bool
-take_segment(const char **path, const char *seg)
+static void
+prometheus_family(struct strbuf *out, const char *name, const char *type,
+    const char *help)
 {
-	size_t n = strlen(seg);
-
-	if (strncmp(*path, seg, n) != 0 || ((*path)[n] != '/' &&
-	    (*path)[n] != '\0'))
-		return false;
-	*path += n;
-	return true;
+	strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
 }
 
+/* GET /metrics: the Prometheus text exposition format, version 0.0.4. */
 static int
-hex_value(char ch)
+handle_prometheus(struct request *r)
 {
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
+	static const int64_t bounds[] = STORE_HIST_BOUNDS_MS;
+	struct strbuf *out = &r->body;
+	struct committer_stats cs;
+	struct store_counters c;
+	uint64_t used = 0, map_size = 0, cumulative = 0;
+	int rc;
 
-/*
- * Decode %XX escapes of the raw path into buf (civetweb's own decoding is
- * off: it would turn "%00" into an early end of the string). Returns the
- * length, or 0 for a path no route can match: too long, a bad escape, or
- * an escaped NUL or '/'.
- */
-static size_t
-percent_decode(const char *path, char *buf, size_t size)
-{
-	size_t n = 0;
+	if ((rc = store_counters(r->ctx->store, &c)) != 0)
+		return respond_store_error(r, rc, "read the counters");
+	store_usage(r->ctx->store, &used, &map_size);
+	committer_stats(r->ctx->committer, &cs);
 
-	for (const char *p = path; *p != '\0'; p++) {
-		char ch = *p;
-
-		if (ch == '%') {
-			int hi = hex_value(p[1]), lo = hi < 0 ? -1
-			    : hex_value(p[2]);
-
-			if (lo < 0)
-				return 0;
-			ch = (char)(hi << 4 | lo);
-			if (ch == '\0' || ch == '/')
-				return 0;
-			p += 2;
-		}
-		if (n + 1 >= size)
-			return 0;
-		buf[n++] = ch;
+	prometheus_family(out, "order_processing_orders", "gauge",
+	    "Orders now in each status.");
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		strbuf_printf(out, "order_processing_orders{status=\"%s\"} "
+		    "%llu\n", order_status_name((enum order_status)i),
+		    (unsigned long long)c.by_status[i]);
+	prometheus_family(out, "order_processing_orders_created_total",
+	    "counter", "Orders accepted (201) since the store was created.");
+	strbuf_printf(out, "order_processing_orders_created_total %llu\n",
+	    (unsigned long long)c.created_total);
+	prometheus_family(out, "order_processing_orders_completed_total",
+	    "counter", "Orders completed since the store was created.");
+	strbuf_printf(out, "order_processing_orders_completed_total %llu\n",
+	    (unsigned long long)c.completed_total);
+	prometheus_family(out, "order_processing_processing_seconds",
+	    "histogram", "Time from an order's creation to its completion.");
+	for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
+		cumulative += c.processing_hist[i];
+		if (i < STORE_HIST_BUCKETS - 1)
+			strbuf_printf(out, "order_processing_processing_seconds"
+			    "_bucket{le=\"%g\"} %llu\n",
+			    (double)bounds[i] / 1000.0,
+			    (unsigned long long)cumulative);
+		else
+			strbuf_printf(out, "order_processing_processing_seconds"
+			    "_bucket{le=\"+Inf\"} %llu\n",
+			    (unsigned long long)cumulative);
 	}
-	buf[n] = '\0';
-	return n;
-}
+	strbuf_printf(out, "order_processing_processing_seconds_sum %.3f\n"
+	    "order_processing_processing_seconds_count %llu\n",
+	    (double)c.processing_ms_sum / 1000.0,
+	    (unsigned long long)c.completed_total);
+	prometheus_family(out, "order_processing_lease_expiries_total",
+	    "counter", "Claims taken over after their lease lapsed.");
+	strbuf_printf(out, "order_processing_lease_expiries_total %llu\n",
+	    (unsigned long long)c.lease_expiries_total);
+	prometheus_family(out, "order_processing_released_total", "counter",
+	    "Orders a stopping worker handed back to Pending.");
+	strbuf_printf(out, "order_processing_released_total %llu\n",
+	    (unsigned long long)c.released_total);
+	prometheus_family(out, "order_processing_queue_full_total", "counter",
+	    "Queue sends by this order-api that found the queue full.");
+	strbuf_printf(out, "order_processing_queue_full_total %llu\n",
+	    (unsigned long long)cs.queue_full);
+	prometheus_family(out, "order_processing_queue_send_errors_total",
+	    "counter", "Queue sends by this order-api that failed otherwise.");
+	strbuf_printf(out, "order_processing_queue_send_errors_total %llu\n",
+	    (unsigned long long)cs.queue_send_errors);
+	prometheus_family(out, "order_processing_worker_heartbeat_age_seconds",
+	    "gauge", "Seconds since a worker last showed a heartbeat (NaN: "
+	    "never).");
+	if (c.heartbeat_ms != 0)
+		strbuf_printf(out, "order_processing_worker_heartbeat_age_seconds"
+		    " %.3f\n", (double)(clock_realtime_ms() - c.heartbeat_ms) /
+		    1000.0);
+	else
+		strbuf_puts(out, "order_processing_worker_heartbeat_age_seconds "
+		    "NaN\n");
+	prometheus_family(out, "order_processing_map_used_bytes", "gauge",
+	    "Bytes of the LMDB map in use.");
+	strbuf_printf(out, "order_processing_map_used_bytes %llu\n",
+	    (unsigned long long)used);
+	prometheus_family(out, "order_processing_map_size_bytes", "gauge",
+	    "The LMDB map size (--map-size).");
+	strbuf_printf(out, "order_processing_map_size_bytes %llu\n",
+	    (unsigned long long)map_size);
+	prometheus_family(out, "order_processing_http_requests_total",
+	    "counter", "HTTP requests answered by this order-api, by route "
+	    "and code.");
+	for (int route = 0; route < ROUTE_COUNT; route++) {
+		const char *path = route == ROUTE_NONE ? "other"
+		    : router_info((enum route)route)->path;
 
-/*
- * Map a path to its route: "/api" is optional, one trailing slash is
- * optional, and ids are "ORD<n>" or "<n>".
- */
-static enum route
-route_path(const char *path, uint64_t *id)
-{
-	char buf[256];
-	size_t len;
-	const char *p, *slash;
+		for (size_t i = 0; i < HTTP_N_CODES; i++) {
+			unsigned long v = atomic_load_explicit(
+			    &r->ctx->requests[route][i], memory_order_relaxed);
 
-	if (path == NULL || (len = percent_decode(path, buf, sizeof(buf))) == 0)
-		return ROUTE_NONE;
-	if (len > 1 && buf[len - 1] == '/')
-		buf[--len] = '\0';
-	p = buf;
-	if (take_segment(&p, "/api") && *p == '\0')
-		return ROUTE_NONE;
-	if (strcmp(p, "/healthz") == 0)
-		return ROUTE_HEALTHZ;
-	if (strcmp(p, "/readyz") == 0)
-		return ROUTE_READYZ;
-	if (!take_segment(&p, "/orders"))
-		return ROUTE_NONE;
-	if (*p == '\0')
-		return ROUTE_ORDERS;
-	p++;
-	if (strcmp(p, "metrics") == 0)
-		return ROUTE_METRICS;
-	slash = strchr(p, '/');
-	if (order_id_parse(p, slash != NULL ? (size_t)(slash - p) : strlen(p),
-	    id) != 0)
-		return ROUTE_NONE;
-	if (slash == NULL)
-		return ROUTE_ORDER;
-	if (strcmp(slash, "/status") == 0)
-		return ROUTE_STATUS;
-	if (strcmp(slash, "/cancel") == 0)
-		return ROUTE_CANCEL;
-	return ROUTE_NONE;
+			if (v == 0)
+				continue;
+			if (i < HTTP_N_CODES - 1)
+				strbuf_printf(out, "order_processing_http_requests"
+				    "_total{route=\"%s\",code=\"%d\"} %lu\n",
+				    path, counted_codes[i], v);
+			else
+				strbuf_printf(out, "order_processing_http_requests"
+				    "_total{route=\"%s\",code=\"other\"} %lu\n",
+				    path, v);
+		}
+	}
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	return respond(r, 200, NULL);
 }
 
 static int
 dispatch(struct request *r)
 {
 	uint64_t id = 0;
-	enum route route = route_path(r->ri->local_uri_raw, &id);
+	enum route route = router_match(r->ri->local_uri_raw, &id);
+	const struct route_info *info = router_info(route);
 	bool get = strcmp(r->method, "GET") == 0 || r->head;
 	bool post = strcmp(r->method, "POST") == 0;
 
-	switch (route) {
-	case ROUTE_NONE:
+	r->route = route;
+	if (info == NULL)
 		return respond_not_found(r);
+	if (route == ROUTE_ORDERS && post)
+		return handle_create(r);
+	if (route == ROUTE_CANCEL ? !post : !get)
+		return respond_method_not_allowed(r, info->allow);
+	switch (route) {
 	case ROUTE_HEALTHZ:
-		if (!get)
-			return respond_method_not_allowed(r, "GET, HEAD");
 		strbuf_puts(&r->body, "{\"status\": \"ok\"}");
 		return respond(r, 200, NULL);
 	case ROUTE_READYZ:
-		if (!get)
-			return respond_method_not_allowed(r, "GET, HEAD");
 		return handle_readyz(r);
+	case ROUTE_PROMETHEUS:
+		return handle_prometheus(r);
 	case ROUTE_ORDERS:
-		if (post)
-			return handle_create(r);
-		if (!get)
-			return respond_method_not_allowed(r, "GET, HEAD, POST");
 		return handle_list(r);
 	case ROUTE_METRICS:
-		if (!get)
-			return respond_method_not_allowed(r, "GET, HEAD");
 		return handle_metrics(r);
-	case ROUTE_ORDER:
-	case ROUTE_STATUS:
-		if (!get)
-			return respond_method_not_allowed(r, "GET, HEAD");
-		return handle_order(r, route, id);
-	case ROUTE_CANCEL:
-		if (!post)
-			return respond_method_not_allowed(r, "POST");
+	default:
 		return handle_order(r, route, id);
 	}
-	return respond_not_found(r);
 }
 
 /*
@@ -639,6 +669,8 @@ begin_request(struct mg_connection *conn)
 
 	r.ctx = r.ri->user_data;
 	r.method = r.ri->request_method;
+	r.content_type = "application/json";
+	r.started_us = monotonic_us();
 	r.head = strcmp(r.method, "HEAD") == 0;
 	strbuf_init(&r.body);
 	status = dispatch(&r);

@@ -60,6 +60,7 @@ static const char key_schema[] = "schema_version";
 static const char key_next_id[] = "next_id";
 static const char key_counters[] = "counters";
 static const char key_heartbeat[] = "heartbeat";
+static const char key_hist[] = "processing_hist";
 
 const char *
 store_strerror(int err)
@@ -264,29 +265,74 @@ read_end(MDB_txn *txn)
 	mdb_txn_reset(txn);
 }
 
+/*
+ * The "counters" record: ten u64s in host order, in this order. Slot 9 is
+ * unused (0). Counters are read and written whole, in the transaction that
+ * changes them.
+ */
+enum {
+	CNT_STATUS = 0,		/* 4 slots, by enum order_status */
+	CNT_CREATED = 4,
+	CNT_COMPLETED,
+	CNT_PROCESSING_MS,
+	CNT_LEASE_EXPIRIES,
+	CNT_RELEASED,
+	CNT_SLOTS = 10,
+};
+
 static int
 counters_get(struct store *s, MDB_txn *txn, struct store_counters *c)
 {
 	MDB_val k = mkval(key_counters, sizeof(key_counters) - 1), v;
+	uint64_t slot[CNT_SLOTS];
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc != 0)
 		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
-	if (v.mv_size != sizeof(*c))
+	if (v.mv_size != sizeof(slot))
 		return STORE_ECORRUPT;
-	memcpy(c, v.mv_data, sizeof(*c));
-	c->heartbeat_ms = 0;
+	memcpy(slot, v.mv_data, sizeof(slot));
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		c->by_status[i] = slot[CNT_STATUS + i];
+	c->created_total = slot[CNT_CREATED];
+	c->completed_total = slot[CNT_COMPLETED];
+	c->processing_ms_sum = slot[CNT_PROCESSING_MS];
+	c->lease_expiries_total = slot[CNT_LEASE_EXPIRIES];
+	c->released_total = slot[CNT_RELEASED];
+
+	k = mkval(key_hist, sizeof(key_hist) - 1);
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != sizeof(c->processing_hist))
+		return STORE_ECORRUPT;
+	memcpy(c->processing_hist, v.mv_data, v.mv_size);
 	return 0;
 }
 
 static int
 counters_put(struct store *s, MDB_txn *txn, const struct store_counters *c)
 {
+	uint64_t slot[CNT_SLOTS] = { 0 };
 	MDB_val k = mkval(key_counters, sizeof(key_counters) - 1);
-	MDB_val v = mkval(c, sizeof(*c));
+	MDB_val v = mkval(slot, sizeof(slot));
+	int rc;
 
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		slot[CNT_STATUS + i] = c->by_status[i];
+	slot[CNT_CREATED] = c->created_total;
+	slot[CNT_COMPLETED] = c->completed_total;
+	slot[CNT_PROCESSING_MS] = c->processing_ms_sum;
+	slot[CNT_LEASE_EXPIRIES] = c->lease_expiries_total;
+	slot[CNT_RELEASED] = c->released_total;
+	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0)
+		return rc;
+	k = mkval(key_hist, sizeof(key_hist) - 1);
+	v = mkval(c->processing_hist, sizeof(c->processing_hist));
 	return mdb_put(txn, s->meta, &k, &v, 0);
 }
 
@@ -704,9 +750,16 @@ decide_complete(struct record_head *h, struct store_claim *c,
 	h->status = ORDER_COMPLETED;
 	h->completed_ms = now_ms;
 	h->lease_until_ms = 0;
+	static const int64_t bounds[] = STORE_HIST_BOUNDS_MS;
+	int64_t took = now_ms > h->created_ms ? now_ms - h->created_ms : 0;
+	size_t bucket = 0;
+
+	while (bucket < sizeof(bounds) / sizeof(bounds[0]) &&
+	    took > bounds[bucket])
+		bucket++;
+	cnt->processing_hist[bucket]++;
 	cnt->completed_total++;
-	if (now_ms > h->created_ms)
-		cnt->processing_ms_sum += (uint64_t)(now_ms - h->created_ms);
+	cnt->processing_ms_sum += (uint64_t)took;
 	return true;
 }
 

@@ -3,7 +3,8 @@
  *
  * Databases (schema version STORE_SCHEMA_VERSION, checked at open):
  *   meta       "schema_version" -> u32, "next_id" -> u64,
- *              "counters" -> struct store_counters, "heartbeat" -> i64 ms
+ *              "counters" -> u64[10] (store.c), "heartbeat" -> i64 ms,
+ *              "processing_hist" -> u64[STORE_HIST_BUCKETS] (absent: 0s)
  *   orders     id (native u64, MDB_INTEGERKEY) -> order record (store.c)
  *   by_status  status u8 + id (big-endian u64) -> for Pending, created_ms;
  *              for Processing, lease_until_ms; else empty. The Pending and
@@ -52,6 +53,14 @@ enum {
 
 struct store;
 
+/*
+ * Upper bounds, in ms, of the processing-time histogram's buckets (creation
+ * to completion); a last bucket takes the rest (+Inf).
+ */
+#define STORE_HIST_BOUNDS_MS \
+	{ 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000 }
+#define STORE_HIST_BUCKETS 11
+
 struct store_counters {
 	uint64_t by_status[ORDER_STATUS_COUNT];	/* orders now in each status */
 	uint64_t created_total;		/* orders ever created */
@@ -59,6 +68,8 @@ struct store_counters {
 	uint64_t processing_ms_sum;	/* sum of created -> completed, ms */
 	uint64_t lease_expiries_total;	/* claims taken over after a lapse */
 	uint64_t released_total;	/* handed back to Pending on stop */
+	/* Completed orders by processing time, per bucket (not cumulative). */
+	uint64_t processing_hist[STORE_HIST_BUCKETS];
 	int64_t heartbeat_ms;		/* last worker heartbeat, 0: never */
 };
 
