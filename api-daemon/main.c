@@ -2,15 +2,19 @@
  * order-api: accept orders over HTTP, commit them to LMDB, ring the worker.
  */
 #include <civetweb.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "committer.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
+#include "proc.h"
 #include "store.h"
 
 int
@@ -21,25 +25,28 @@ main(int argc, char **argv)
 	struct http_server *srv = NULL;
 	struct store *store = NULL;
 	struct config cfg;
-	sigset_t stop_signals;
+	sigset_t signals;
+	int64_t watchdog_ms;
 	int rc, sig, status = 1;
 
 	if (!config_setup(&cfg, CONFIG_API, argc, argv, &status))
 		return status;
 	log_init(cfg.progname, cfg.log_level);
+	proc_start(&cfg);
 
-	/*
-	 * Every thread started from here on inherits this mask, so the
-	 * stop signals reach only the sigwait below.
-	 */
 	/* A shell's background job starts with SIGINT ignored: undo that. */
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Every thread started from here on inherits this mask, so these
+	 * signals reach only the sigtimedwait below.
+	 */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
 	rc = store_open(&store, cfg.data_dir, cfg.map_size, 0);
 	if (rc != 0) {
@@ -58,17 +65,40 @@ main(int argc, char **argv)
 	ctx.store = store;
 	ctx.committer = committer;
 	atomic_init(&ctx.stopping, false);
+	atomic_init(&ctx.access_log, cfg.access_log);
 	if (http_start(&srv, &ctx) != 0)
 		goto out_committer;
 	log_info("serving http://%s:%u/ with %u threads; data in %s, queue %s",
 	    cfg.listen_addr, cfg.listen_port, cfg.threads, cfg.data_dir,
 	    cfg.queue);
+	proc_ready();
+	notify_ready("serving");
 
-	do {
-		rc = sigwait(&stop_signals, &sig);
-	} while (rc != 0);
+	/* The main loop: signals, and the watchdog while this thread runs. */
+	watchdog_ms = notify_watchdog_interval_ms();
+	for (;;) {
+		int64_t wait_ms = watchdog_ms > 0 ? watchdog_ms : 60000;
+		struct timespec ts = { .tv_sec = wait_ms / 1000,
+			.tv_nsec = (wait_ms % 1000) * 1000000 };
+
+		sig = sigtimedwait(&signals, NULL, &ts);
+		if (watchdog_ms > 0)
+			notify_watchdog();
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: reopening the log, reading the "
+			    "settings again");
+			if (log_reopen() != 0)
+				log_error("could not reopen log file %s: %s",
+				    cfg.log_file, strerror(errno));
+			config_reload(&cfg);
+			atomic_store(&ctx.access_log, cfg.access_log);
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			break;
+		}
+	}
 	log_info("stopping on %s: finishing the requests in hand",
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	notify_stopping();
 	atomic_store(&ctx.stopping, true);
 	status = 0;
 
@@ -82,5 +112,6 @@ out_store:
 out:
 	if (status == 0)
 		log_info("stopped");
+	proc_finish();
 	return status;
 }

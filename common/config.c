@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,6 +51,8 @@ static int parse_listen(struct config *, const struct option_def *,
     const char *, char *);
 static int parse_unsigned(struct config *, const struct option_def *,
     const char *, char *);
+static int parse_bool(struct config *, const struct option_def *,
+    const char *, char *);
 
 #define BOTH (CONFIG_API | CONFIG_WORKER)
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
@@ -61,6 +64,8 @@ enum {
 	OPT_PICKUP_DELAY,
 	OPT_PROCESSING,
 	OPT_LEASE,
+	OPT_LOG_FILE,
+	OPT_ACCESS_LOG,
 };
 
 static const struct option_def options[] = {
@@ -78,6 +83,16 @@ static const struct option_def options[] = {
 	  "LMDB map size (K, M, G or T suffix): the most the data may grow to" },
 	{ "log-level", OPT_LOG_LEVEL, "LEVEL", BOTH, PLACE_ANY, parse_level,
 	  FIELD(log_level), 0, 0, "info", "error, warn, info or debug" },
+	{ "daemon", 'd', NULL, BOTH, PLACE_ANY, parse_bool, FIELD(daemon),
+	  0, 0, "no", "detach: fork, start a new session, write the pidfile" },
+	{ "pidfile", 'p', "FILE", BOTH, PLACE_ANY, parse_string,
+	  FIELD(pidfile), 0, 0, NULL,
+	  "write the pid to FILE, locked; refuse to start while another "
+	  "process holds it (default: none)" },
+	{ "log-file", OPT_LOG_FILE, "FILE", BOTH, PLACE_ANY, parse_string,
+	  FIELD(log_file), 0, 0, NULL,
+	  "append log lines to FILE instead of stderr; SIGHUP reopens it "
+	  "(default: stderr)" },
 	{ "listen", 'l', "[ADDR:]PORT", CONFIG_API, PLACE_ANY, parse_listen,
 	  0, 0, 0, 0, "127.0.0.1:8000",
 	  "IPv4 address and port to serve HTTP on; a bare PORT means "
@@ -85,6 +100,9 @@ static const struct option_def options[] = {
 	{ "threads", 't', "N", CONFIG_API, PLACE_ANY, parse_unsigned,
 	  FIELD(threads), 1, 1024, "64",
 	  "HTTP worker threads: the most connections served at once" },
+	{ "access-log", OPT_ACCESS_LOG, NULL, CONFIG_API, PLACE_ANY,
+	  parse_bool, FIELD(access_log), 0, 0, "no",
+	  "log a line per request at info level" },
 	{ "workers", 'w', "N", CONFIG_WORKER, PLACE_ANY, parse_unsigned,
 	  FIELD(workers), 1, 256, NULL,
 	  "worker processes to fork (default: the number of CPUs)" },
@@ -179,6 +197,25 @@ parse_unsigned(struct config *cfg, const struct option_def *def,
 	}
 	*(unsigned *)field(cfg, def) = (unsigned)v;
 	return 0;
+}
+
+/* "yes"/"no" (also true/false, on/off, 1/0); a flag alone means yes. */
+static int
+parse_bool(struct config *cfg, const struct option_def *def,
+    const char *value, char *why)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(value, yes[i]) == 0 ||
+		    strcasecmp(value, no[i]) == 0) {
+			*(bool *)field(cfg, def) = strcasecmp(value, yes[i]) == 0;
+			return 0;
+		}
+	}
+	snprintf(why, WHY_LEN, "must be yes or no");
+	return -1;
 }
 
 static int
@@ -468,6 +505,8 @@ config_parse(struct config *cfg, enum config_program program, int argc,
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->program = program;
 	cfg->progname = program == CONFIG_API ? "order-api" : "order-worker";
+	cfg->argc = argc;
+	cfg->argv = argv;
 	set_defaults(cfg);
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -534,7 +573,8 @@ config_parse(struct config *cfg, enum config_program program, int argc,
 			break;
 		default:
 			given_def[n_given] = def;
-			given_value[n_given++] = optarg;
+			given_value[n_given++] = def->arg != NULL ? optarg
+			    : "yes";
 		}
 	}
 	if (optind < argc) {
@@ -651,4 +691,51 @@ config_setup(struct config *cfg, enum config_program program, int argc,
 		return false;
 	}
 	return true;
+}
+
+void
+config_reload(struct config *cfg)
+{
+	struct config fresh;
+
+	if (config_parse(&fresh, cfg->program, cfg->argc, cfg->argv) !=
+	    CONFIG_OK) {
+		log_error("reload: the settings above are bad; the running "
+		    "ones stay");
+		return;
+	}
+	if (fresh.log_level != cfg->log_level) {
+		log_info("reload: log-level %s", log_level_name(fresh.log_level));
+		log_setlevel(fresh.log_level);
+		cfg->log_level = fresh.log_level;
+	}
+	if (fresh.access_log != cfg->access_log) {
+		log_info("reload: access-log %s", fresh.access_log ? "yes"
+		    : "no");
+		cfg->access_log = fresh.access_log;
+	}
+	/* The rest is read once at start. */
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *def = &options[i];
+
+		if (def->parse == NULL || def->place != PLACE_ANY ||
+		    !for_program(def, cfg->program) ||
+		    def->offset == offsetof(struct config, log_level) ||
+		    def->offset == offsetof(struct config, access_log))
+			continue;
+		const char *was = (const char *)cfg + def->offset;
+		const char *now = (const char *)&fresh + def->offset;
+		bool changed;
+
+		if (def->parse == parse_listen)
+			changed = strcmp(fresh.listen_addr, cfg->listen_addr) != 0 ||
+			    fresh.listen_port != cfg->listen_port;
+		else if (def->parse == parse_string || def->parse == parse_queue)
+			changed = strcmp(now, was) != 0;
+		else
+			changed = memcmp(now, was, def->size) != 0;
+		if (changed)
+			log_warn("reload: %s changed; restart to apply it",
+			    def->name);
+	}
 }

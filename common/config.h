@@ -37,12 +37,17 @@ struct config {
 	uint64_t map_size;		/* bytes */
 	enum log_level log_level;
 	bool check_config;
-	bool nosync;
+	bool daemon;			/* detach (fork, setsid) */
+	char pidfile[PATH_MAX];		/* "": none */
+	char log_file[PATH_MAX];	/* "": stderr */
+	int argc;			/* what config_reload parses again */
+	char **argv;
 
 	/* order-api */
 	char listen_addr[64];		/* IPv4 address, dotted */
 	unsigned listen_port;
 	unsigned threads;
+	bool access_log;		/* a line per request at info */
 
 	/* order-worker */
 	unsigned workers;
@@ -59,6 +64,13 @@ enum config_result {
 
 enum config_result config_parse(struct config *cfg,
     enum config_program program, int argc, char **argv);
+/*
+ * SIGHUP: read the config file and the command line again and apply what
+ * can change while running (log-level, access-log); log a warning for each
+ * other setting that changed, which needs a restart. On a bad config the
+ * running settings stay. Logs through log.h.
+ */
+void config_reload(struct config *cfg);
 /*
  * What each daemon's main does first: parse the settings, check the data
  * directory, and answer --check-config. Returns true to run on; false

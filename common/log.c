@@ -1,14 +1,21 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *log_procname = "order-processing";
 static enum log_level log_level = LOG_LEVEL_INFO;
-static int log_prefix_syslog;
+static enum {
+	PREFIX_NONE,		/* a terminal */
+	PREFIX_SYSLOG,		/* journald or a pipe: "<6>" */
+	PREFIX_TIME,		/* a log file: "2026-11-26T10:40:12.123Z " */
+} log_prefix;
+static char log_path[4096];
 
 static const struct {
 	const char *name;
@@ -25,7 +32,40 @@ log_init(const char *progname, enum log_level level)
 {
 	log_procname = progname;
 	log_level = level;
-	log_prefix_syslog = !isatty(STDERR_FILENO);
+	log_prefix = isatty(STDERR_FILENO) ? PREFIX_NONE : PREFIX_SYSLOG;
+}
+
+int
+log_open_file(const char *path)
+{
+	if (strlen(path) >= sizeof(log_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(log_path, path);
+	return log_reopen();
+}
+
+int
+log_reopen(void)
+{
+	int fd;
+
+	if (log_path[0] == '\0')
+		return 0;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	if (dup2(fd, STDERR_FILENO) < 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	close(fd);
+	log_prefix = PREFIX_TIME;
+	return 0;
 }
 
 void
@@ -95,9 +135,20 @@ log_vwrite(enum log_level level, const char *suffix, const char *fmt,
 
 	if (level > log_level)
 		return;
-	if (log_prefix_syslog)
+	if (log_prefix == PREFIX_SYSLOG) {
 		appendf(line, sizeof(line), &len, "<%d>",
 		    log_levels[level].syslog_priority);
+	} else if (log_prefix == PREFIX_TIME) {
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		len += strftime(line + len, sizeof(line) - len,
+		    "%Y-%m-%dT%H:%M:%S", &tm);
+		appendf(line, sizeof(line), &len, ".%03dZ ",
+		    (int)(ts.tv_nsec / 1000000));
+	}
 	appendf(line, sizeof(line), &len, "%s: %s: ", log_procname,
 	    log_levels[level].name);
 	append(line, sizeof(line), &len, fmt, ap);

@@ -2,8 +2,9 @@
  * log: one line per event on stderr, after OpenNTPD's log.c.
  *
  * Every line carries a syslog level prefix ("<3>" .. "<7>", which journald
- * turns into the entry's priority) when stderr is not a terminal, then the
- * process name set by log_init/log_procinit and the level word. The
+ * turns into the entry's priority) when stderr is neither a terminal nor a
+ * log file (a timestamp then), then the process name set by
+ * log_init/log_procinit and the level word. The
  * functions keep errno intact. fatal/fatalx log at error level and exit(1).
  * Thread-safe: each line is formatted in a local buffer and written with
  * one write(2). Call log_init before anything else; after fork, the child
@@ -22,6 +23,15 @@ enum log_level {
 };
 
 void log_init(const char *progname, enum log_level level);
+/*
+ * Send every line to path (appended, created mode 0640) instead of
+ * stderr: the file takes stderr's place, so what libraries print lands
+ * there too, and lines start with a UTC timestamp. Returns 0 or -1 with
+ * errno set.
+ */
+int log_open_file(const char *path);
+/* Open the log file again (after logrotate moved it); 0 or -1, errno. */
+int log_reopen(void);
 void log_procinit(const char *procname);
 void log_setlevel(enum log_level level);
 enum log_level log_getlevel(void);

@@ -35,8 +35,10 @@
 #define RECEIVE_MAX 64
 
 struct worker {
-	const struct config *cfg;
+	struct config *cfg;
 	unsigned index;
+	int heartbeat_fd;	/* the master's pipe */
+	int64_t next_beat;	/* monotonic ms */
 	struct store *store;
 	struct queue queue;
 	int queue_err;		/* last open error, to log changes only */
@@ -324,6 +326,7 @@ signals_open(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
@@ -334,6 +337,13 @@ on_signal(struct worker *w, int sfd)
 	struct signalfd_siginfo si;
 
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			if (log_reopen() != 0)
+				log_error("could not reopen log file %s: %s",
+				    w->cfg->log_file, strerror(errno));
+			config_reload(w->cfg);
+			continue;
+		}
 		if (w->stopping)
 			continue;
 		w->stopping = true;
@@ -357,11 +367,27 @@ next_deadline(struct worker *w)
 	return next;
 }
 
+/* Tell the master this worker's loop turns: at most once a second. */
+static void
+beat(struct worker *w)
+{
+	unsigned char index = (unsigned char)w->index;
+	int64_t now = clock_monotonic_ms();
+
+	if (now < w->next_beat)
+		return;
+	w->next_beat = now + 1000;
+	if (write(w->heartbeat_fd, &index, 1) < 0) {
+		/* Full (the master is busy) or gone: try next time. */
+	}
+}
+
 int
-worker_main(const struct config *cfg, unsigned index, pid_t master)
+worker_main(struct config *cfg, unsigned index, pid_t master,
+    int heartbeat_fd)
 {
 	struct worker w = { .cfg = cfg, .index = index, .first_sweep = true,
-		.queue_err = -1 };
+		.queue_err = -1, .heartbeat_fd = heartbeat_fd };
 	char procname[64];
 	int sfd, rc, status = 1;
 
@@ -407,6 +433,7 @@ worker_main(const struct config *cfg, unsigned index, pid_t master)
 				    store_strerror(rc));
 			w.next_heartbeat = now + HEARTBEAT_INTERVAL_MS;
 		}
+		beat(&w);
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = queue_fd(&w.queue),
 			.events = POLLIN };

@@ -22,7 +22,12 @@
 /* Exit status of a worker that could not set up (LMDB will not open). */
 #define WORKER_EXIT_SETUP 3
 
-/* index is 0 .. cfg->workers - 1. Returns the exit status. */
-int worker_main(const struct config *cfg, unsigned index, pid_t master);
+/*
+ * index is 0 .. cfg->workers - 1. The worker writes its index as one byte
+ * to heartbeat_fd (the master's pipe) each time round its loop, at most
+ * once a second. SIGHUP re-reads the settings. Returns the exit status.
+ */
+int worker_main(struct config *cfg, unsigned index, pid_t master,
+    int heartbeat_fd);
 
 #endif

@@ -105,7 +105,8 @@ TEST(test_defaults)
 	test_assert(strcmp(cfg.data_dir, "/var/lib/order-processing") == 0);
 	test_assert(cfg.map_size == UINT64_C(4) << 30);
 	test_assert(cfg.log_level == LOG_LEVEL_INFO);
-	test_assert(!cfg.check_config && !cfg.nosync);
+	test_assert(!cfg.check_config && !cfg.daemon && !cfg.access_log);
+	test_assert(cfg.pidfile[0] == '\0' && cfg.log_file[0] == '\0');
 	test_assert(cfg.config_file[0] == '\0');
 
 	PARSE_OK(CONFIG_WORKER, NULL);
