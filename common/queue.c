@@ -46,16 +46,28 @@ queue_ids_per_message(const struct queue *q)
 int
 queue_open(struct queue *q)
 {
-	struct mq_attr attr = { .mq_maxmsg = QUEUE_MAXMSG,
-		.mq_msgsize = QUEUE_MSGSIZE };
+	static const long maxmsgs[] = { QUEUE_MAXMSG_WANT, QUEUE_MAXMSG };
 	int oflag = O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC;
+	struct mq_attr attr;
 	struct stat st;
-	mqd_t mqd;
+	mqd_t mqd = (mqd_t)-1;
 
 	queue_close(q);
-	mqd = mq_open(q->name, oflag, QUEUE_MODE, &attr);
+	/*
+	 * Ask for a deep queue, then for Linux's default depth: fs.mqueue
+	 * .msg_max (EINVAL) or RLIMIT_MSGQUEUE (EMFILE, ENOMEM) may refuse
+	 * the first. An existing queue keeps its attributes.
+	 */
+	for (size_t i = 0; i < 2 && mqd == (mqd_t)-1; i++) {
+		attr = (struct mq_attr){ .mq_maxmsg = maxmsgs[i],
+			.mq_msgsize = QUEUE_MSGSIZE };
+		mqd = mq_open(q->name, oflag, QUEUE_MODE, &attr);
+		if (mqd == (mqd_t)-1 && errno != EINVAL && errno != EMFILE &&
+		    errno != ENOMEM)
+			return errno;
+	}
 	if (mqd == (mqd_t)-1 && errno == EINVAL)
-		/* The system's limits are lower than ours: take its own. */
+		/* Limits lower than Linux's defaults: take the system's. */
 		mqd = mq_open(q->name, oflag, QUEUE_MODE, NULL);
 	if (mqd == (mqd_t)-1)
 		return errno;

@@ -7,9 +7,9 @@
  * a lost, duplicate or unknown id is harmless.
  *
  * The queue is opened non-blocking (a full queue is EAGAIN, never a
- * wait), created if missing with mode 0660 and the attributes below (or
- * the system's defaults when those are refused), and its real attributes
- * are read back. A struct queue belongs to one thread; open it after any
+ * wait), created if missing with mode 0660 (less the umask) and
+ * QUEUE_MAXMSG_WANT messages, or as many as the system allows, and its
+ * real attributes are read back. A struct queue belongs to one thread; open it after any
  * fork. Functions return 0 or an errno value.
  */
 #ifndef OP_QUEUE_H
@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define QUEUE_MAXMSG_WANT 256	/* as deep as systemd/sysctl.conf allows */
 #define QUEUE_MAXMSG 10		/* Linux's default fs.mqueue.msg_max */
 #define QUEUE_MSGSIZE 8192	/* Linux's default fs.mqueue.msgsize_max */
 #define QUEUE_NAME_MAX 255
