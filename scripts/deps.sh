@@ -1,11 +1,15 @@
 # Sourced by run.sh and test.sh: install the Debian packages the build,
 # the daemons and the tests need, when any is missing.
 packages="gcc libc6-dev meson ninja-build pkg-config libcivetweb-dev
-liblmdb-dev lmdb-utils libcjson-dev libbsd-dev python3 curl"
+liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
+# What the tests need besides: man-page lint, systemd-analyze, and a Debian
+# root booted under systemd-nspawn for the unit tests.
+test_packages="mandoc systemd debootstrap systemd-container util-linux"
 
+# install_deps [extra packages...]
 install_deps() {
 	missing=""
-	for p in $packages; do
+	for p in $packages "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 		    grep -q "install ok installed" || missing="$missing $p"
 	done
