@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "order.h"
 #include "strbuf.h"
@@ -29,21 +30,6 @@ struct request {
 	int64_t started_us;	/* monotonic, for the access log */
 	struct strbuf body;	/* the response body */
 };
-
-static const int counted_codes[] = HTTP_CODES;
-_Static_assert(sizeof(counted_codes) / sizeof(counted_codes[0]) + 1 ==
-    HTTP_N_CODES, "HTTP_N_CODES counts HTTP_CODES and \"other\"");
-
-static size_t
-code_index(int status)
-{
-	size_t n = sizeof(counted_codes) / sizeof(counted_codes[0]);
-
-	for (size_t i = 0; i < n; i++)
-		if (counted_codes[i] == status)
-			return i;
-	return n;	/* "other" */
-}
 
 static int64_t
 monotonic_us(void)
@@ -114,8 +100,7 @@ respond(struct request *r, int status, const char *extra)
 	if (!strbuf_failed(&out))
 		mg_write(r->conn, out.data, out.len);
 	strbuf_finish(&out);
-	atomic_fetch_add_explicit(&r->ctx->requests[r->route][code_index(status)],
-	    1, memory_order_relaxed);
+	metrics_count_request(&r->ctx->requests, r->route, status);
 	if (atomic_load_explicit(&r->ctx->access_log, memory_order_relaxed))
 		log_info("access: %s \"%.16s %.200s\" %d %zu %.3f ms",
 		    r->ri->remote_addr, r->method, r->ri->local_uri_raw,
@@ -447,29 +432,11 @@ static int
 handle_metrics(struct request *r)
 {
 	struct store_counters c;
-	uint64_t total = 0;
-	double avg = 0;
 	int rc;
 
-	rc = store_counters(r->ctx->store, &c);
-	if (rc != 0)
+	if ((rc = store_counters(r->ctx->store, &c)) != 0)
 		return respond_store_error(r, rc, "read the counters");
-	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
-		total += c.by_status[i];
-	if (c.completed_total > 0)
-		avg = (double)c.processing_ms_sum / 1000.0 /
-		    (double)c.completed_total;
-	strbuf_printf(&r->body, "{\"total_orders_processed\": %llu, "
-	    "\"average_processing_time\": \"%.1fs\", "
-	    "\"average_processing_time_seconds\": %.3f, "
-	    "\"total_orders\": %llu, \"order_status_count\": {",
-	    (unsigned long long)c.by_status[ORDER_COMPLETED], avg, avg,
-	    (unsigned long long)total);
-	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
-		strbuf_printf(&r->body, "%s\"%s\": %llu", i > 0 ? ", " : "",
-		    order_status_name((enum order_status)i),
-		    (unsigned long long)c.by_status[i]);
-	strbuf_puts(&r->body, "}}");
+	metrics_json(&c, &r->body);
 	return respond(r, 200, NULL);
 }
 
@@ -503,119 +470,19 @@ handle_readyz(struct request *r)
 	return respond(r, 200, NULL);
 }
 
-static void
-prometheus_family(struct strbuf *out, const char *name, const char *type,
-    const char *help)
-{
-	strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-	    type);
-}
-
 /* GET /metrics: the Prometheus text exposition format, version 0.0.4. */
 static int
 handle_prometheus(struct request *r)
 {
-	static const int64_t bounds[] = STORE_HIST_BOUNDS_MS;
-	struct strbuf *out = &r->body;
-	struct committer_stats cs;
-	struct store_counters c;
-	uint64_t used = 0, map_size = 0, cumulative = 0;
+	struct metrics_snapshot snap = { .requests = &r->ctx->requests };
 	int rc;
 
-	if ((rc = store_counters(r->ctx->store, &c)) != 0)
+	if ((rc = store_counters(r->ctx->store, &snap.counters)) != 0)
 		return respond_store_error(r, rc, "read the counters");
-	store_usage(r->ctx->store, &used, &map_size);
-	committer_stats(r->ctx->committer, &cs);
-
-	prometheus_family(out, "order_processing_orders", "gauge",
-	    "Orders now in each status.");
-	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
-		strbuf_printf(out, "order_processing_orders{status=\"%s\"} "
-		    "%llu\n", order_status_name((enum order_status)i),
-		    (unsigned long long)c.by_status[i]);
-	prometheus_family(out, "order_processing_orders_created_total",
-	    "counter", "Orders accepted (201) since the store was created.");
-	strbuf_printf(out, "order_processing_orders_created_total %llu\n",
-	    (unsigned long long)c.created_total);
-	prometheus_family(out, "order_processing_orders_completed_total",
-	    "counter", "Orders completed since the store was created.");
-	strbuf_printf(out, "order_processing_orders_completed_total %llu\n",
-	    (unsigned long long)c.completed_total);
-	prometheus_family(out, "order_processing_processing_seconds",
-	    "histogram", "Time from an order's creation to its completion.");
-	for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
-		cumulative += c.processing_hist[i];
-		if (i < STORE_HIST_BUCKETS - 1)
-			strbuf_printf(out, "order_processing_processing_seconds"
-			    "_bucket{le=\"%g\"} %llu\n",
-			    (double)bounds[i] / 1000.0,
-			    (unsigned long long)cumulative);
-		else
-			strbuf_printf(out, "order_processing_processing_seconds"
-			    "_bucket{le=\"+Inf\"} %llu\n",
-			    (unsigned long long)cumulative);
-	}
-	strbuf_printf(out, "order_processing_processing_seconds_sum %.3f\n"
-	    "order_processing_processing_seconds_count %llu\n",
-	    (double)c.processing_ms_sum / 1000.0,
-	    (unsigned long long)c.completed_total);
-	prometheus_family(out, "order_processing_lease_expiries_total",
-	    "counter", "Claims taken over after their lease lapsed.");
-	strbuf_printf(out, "order_processing_lease_expiries_total %llu\n",
-	    (unsigned long long)c.lease_expiries_total);
-	prometheus_family(out, "order_processing_released_total", "counter",
-	    "Orders a stopping worker handed back to Pending.");
-	strbuf_printf(out, "order_processing_released_total %llu\n",
-	    (unsigned long long)c.released_total);
-	prometheus_family(out, "order_processing_queue_full_total", "counter",
-	    "Queue sends by this order-api that found the queue full.");
-	strbuf_printf(out, "order_processing_queue_full_total %llu\n",
-	    (unsigned long long)cs.queue_full);
-	prometheus_family(out, "order_processing_queue_send_errors_total",
-	    "counter", "Queue sends by this order-api that failed otherwise.");
-	strbuf_printf(out, "order_processing_queue_send_errors_total %llu\n",
-	    (unsigned long long)cs.queue_send_errors);
-	prometheus_family(out, "order_processing_worker_heartbeat_age_seconds",
-	    "gauge", "Seconds since a worker last showed a heartbeat (NaN: "
-	    "never).");
-	if (c.heartbeat_ms != 0)
-		strbuf_printf(out, "order_processing_worker_heartbeat_age_seconds"
-		    " %.3f\n", (double)(clock_realtime_ms() - c.heartbeat_ms) /
-		    1000.0);
-	else
-		strbuf_puts(out, "order_processing_worker_heartbeat_age_seconds "
-		    "NaN\n");
-	prometheus_family(out, "order_processing_map_used_bytes", "gauge",
-	    "Bytes of the LMDB map in use.");
-	strbuf_printf(out, "order_processing_map_used_bytes %llu\n",
-	    (unsigned long long)used);
-	prometheus_family(out, "order_processing_map_size_bytes", "gauge",
-	    "The LMDB map size (--map-size).");
-	strbuf_printf(out, "order_processing_map_size_bytes %llu\n",
-	    (unsigned long long)map_size);
-	prometheus_family(out, "order_processing_http_requests_total",
-	    "counter", "HTTP requests answered by this order-api, by route "
-	    "and code.");
-	for (int route = 0; route < ROUTE_COUNT; route++) {
-		const char *path = route == ROUTE_NONE ? "other"
-		    : router_info((enum route)route)->path;
-
-		for (size_t i = 0; i < HTTP_N_CODES; i++) {
-			unsigned long v = atomic_load_explicit(
-			    &r->ctx->requests[route][i], memory_order_relaxed);
-
-			if (v == 0)
-				continue;
-			if (i < HTTP_N_CODES - 1)
-				strbuf_printf(out, "order_processing_http_requests"
-				    "_total{route=\"%s\",code=\"%d\"} %lu\n",
-				    path, counted_codes[i], v);
-			else
-				strbuf_printf(out, "order_processing_http_requests"
-				    "_total{route=\"%s\",code=\"other\"} %lu\n",
-				    path, v);
-		}
-	}
+	store_usage(r->ctx->store, &snap.map_used_bytes, &snap.map_size_bytes);
+	committer_stats(r->ctx->committer, &snap.committer);
+	snap.now_ms = clock_realtime_ms();
+	metrics_prometheus(&snap, &r->body);
 	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	return respond(r, 200, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include "committer.h"
 #include "config.h"
+#include "metrics.h"
 #include "router.h"
 #include "store.h"
 
@@ -24,20 +25,13 @@
 
 struct http_server;
 
-/* The response codes counted per route; others count as "other". */
-#define HTTP_CODES \
-	{ 200, 201, 400, 401, 404, 405, 408, 409, 411, 413, 415, 422, 500, \
-	  503 }
-#define HTTP_N_CODES 15	/* the codes above and "other" */
-
 struct http_context {
 	const struct config *cfg;
 	struct store *store;
 	struct committer *committer;
 	atomic_bool stopping;		/* /readyz answers 503 once set */
 	atomic_bool access_log;		/* a line per request at info */
-	/* Requests answered, by route (ROUTE_NONE: no route) and code. */
-	atomic_ulong requests[ROUTE_COUNT][HTTP_N_CODES];
+	struct metrics_requests requests;	/* for GET /metrics */
 };
 
 /* Start serving; logs and returns -1 if it cannot. */
