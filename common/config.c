@@ -136,7 +136,8 @@ static int
 parse_string(struct config *cfg, const struct option_def *def,
     const char *value, char *why)
 {
-	if (value[0] == '\0') {
+	/* A setting with no default may be set empty: none, as by default. */
+	if (value[0] == '\0' && def->default_value != NULL) {
 		snprintf(why, WHY_LEN, "must not be empty");
 		return -1;
 	}
