@@ -491,9 +491,32 @@ set_defaults(struct config *cfg)
 	cfg->workers = cpus > 0 ? (unsigned)cpus : 1;
 }
 
-enum config_result
-config_parse(struct config *cfg, enum config_program program, int argc,
-    char **argv)
+/*
+ * Make a relative path absolute against base, in place: a daemon moves to
+ * "/" and SIGHUP parses the command line again, so every path is resolved
+ * once against the directory the daemon was started in.
+ */
+static int
+make_absolute(char *path, size_t size, const char *base, const char *name,
+    const char *progname)
+{
+	char joined[PATH_MAX];
+
+	if (path[0] == '\0' || path[0] == '/')
+		return 0;
+	if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", base, path) >=
+	    size) {
+		fprintf(stderr, "%s: %s '%s': path too long\n", progname, name,
+		    path);
+		return -1;
+	}
+	strcpy(path, joined);
+	return 0;
+}
+
+static enum config_result
+parse_in(struct config *cfg, enum config_program program, int argc,
+    char **argv, const char *base)
 {
 	struct option longopts[N_OPTIONS + 1];
 	char shortopts[3 * N_OPTIONS + 2] = ":";
@@ -508,6 +531,13 @@ config_parse(struct config *cfg, enum config_program program, int argc,
 	cfg->progname = program == CONFIG_API ? "order-api" : "order-worker";
 	cfg->argc = argc;
 	cfg->argv = argv;
+	if (base != NULL) {
+		snprintf(cfg->base_dir, sizeof(cfg->base_dir), "%s", base);
+	} else if (getcwd(cfg->base_dir, sizeof(cfg->base_dir)) == NULL) {
+		fprintf(stderr, "%s: cannot find the working directory: %s\n",
+		    cfg->progname, strerror(errno));
+		return CONFIG_ERROR;
+	}
 	set_defaults(cfg);
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -588,11 +618,21 @@ config_parse(struct config *cfg, enum config_program program, int argc,
 		strcpy(cfg->config_file, CONFIG_DEFAULT_FILE);
 		have_config = true;
 	}
+	if (make_absolute(cfg->config_file, sizeof(cfg->config_file),
+	    cfg->base_dir, "config", cfg->progname) != 0)
+		goto out;
 	if (have_config && read_config_file(cfg, cfg->config_file) != 0)
 		goto out;
 	for (int i = 0; i < n_given; i++)
 		if (apply(cfg, given_def[i], given_value[i], NULL) != 0)
 			goto out;
+	if (make_absolute(cfg->data_dir, sizeof(cfg->data_dir), cfg->base_dir,
+	    "data-dir", cfg->progname) != 0 ||
+	    make_absolute(cfg->pidfile, sizeof(cfg->pidfile), cfg->base_dir,
+	    "pidfile", cfg->progname) != 0 ||
+	    make_absolute(cfg->log_file, sizeof(cfg->log_file), cfg->base_dir,
+	    "log-file", cfg->progname) != 0)
+		goto out;
 
 	if (program == CONFIG_WORKER && cfg->lease_ms <= cfg->processing_ms) {
 		fprintf(stderr, "%s: lease-ms %u must exceed processing-ms %u, "
@@ -694,13 +734,20 @@ config_setup(struct config *cfg, enum config_program program, int argc,
 	return true;
 }
 
+enum config_result
+config_parse(struct config *cfg, enum config_program program, int argc,
+    char **argv)
+{
+	return parse_in(cfg, program, argc, argv, NULL);
+}
+
 void
 config_reload(struct config *cfg)
 {
 	struct config fresh;
 
-	if (config_parse(&fresh, cfg->program, cfg->argc, cfg->argv) !=
-	    CONFIG_OK) {
+	if (parse_in(&fresh, cfg->program, cfg->argc, cfg->argv,
+	    cfg->base_dir) != CONFIG_OK) {
 		log_error("reload: the settings above are bad; the running "
 		    "ones stay");
 		return;

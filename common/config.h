@@ -4,7 +4,8 @@
  * --help, so the help always prints the real defaults.
  *
  * Order of precedence: built-in defaults, then the config file (-c FILE,
- * or CONFIG_DEFAULT_FILE when it exists), then the command line. Every
+ * or CONFIG_DEFAULT_FILE when it exists), then the command line. Paths
+ * come out absolute, resolved against the working directory at start. Every
  * value is parsed strictly; the first bad one ends config_parse with one
  * line on stderr naming the program, the setting and what is wrong.
  * Not thread-safe; call from main before anything else.
@@ -42,6 +43,7 @@ struct config {
 	char log_file[PATH_MAX];	/* "": stderr */
 	int argc;			/* what config_reload parses again */
 	char **argv;
+	char base_dir[PATH_MAX];	/* relative paths are relative to it */
 
 	/* order-api */
 	char listen_addr[64];		/* IPv4 address, dotted */

@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +11,15 @@
 
 static const char *log_procname = "order-processing";
 static enum log_level log_level = LOG_LEVEL_INFO;
-static enum {
+enum {
 	PREFIX_NONE,		/* a terminal */
 	PREFIX_SYSLOG,		/* journald or a pipe: "<6>" */
 	PREFIX_TIME,		/* a log file: "2026-11-26T10:40:12.123Z " */
-} log_prefix;
+};
+static int log_prefix;		/* stderr's */
 static char log_path[4096];
+static int log_fd = -1;		/* the log file, or -1 */
+static bool log_tee = true;	/* also to stderr, until start-up is done */
 
 static const struct {
 	const char *name;
@@ -56,16 +60,20 @@ log_reopen(void)
 	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -1;
-	if (dup2(fd, STDERR_FILENO) < 0) {
-		int err = errno;
-
-		close(fd);
-		errno = err;
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	if (!log_tee && dup2(log_fd, STDERR_FILENO) < 0)
 		return -1;
-	}
-	close(fd);
-	log_prefix = PREFIX_TIME;
 	return 0;
+}
+
+void
+log_started(void)
+{
+	log_tee = false;
+	if (log_fd >= 0)
+		dup2(log_fd, STDERR_FILENO);
 }
 
 void
@@ -126,19 +134,16 @@ appendf(char *line, size_t size, size_t *len, const char *fmt, ...)
 }
 
 static void
-log_vwrite(enum log_level level, const char *suffix, const char *fmt,
-    va_list ap)
+write_line(int fd, int prefix, enum log_level level, const char *msg,
+    size_t msg_len)
 {
-	char line[1024];
-	int saved_errno = errno;
+	char line[1200];
 	size_t len = 0;
 
-	if (level > log_level)
-		return;
-	if (log_prefix == PREFIX_SYSLOG) {
+	if (prefix == PREFIX_SYSLOG) {
 		appendf(line, sizeof(line), &len, "<%d>",
 		    log_levels[level].syslog_priority);
-	} else if (log_prefix == PREFIX_TIME) {
+	} else if (prefix == PREFIX_TIME) {
 		struct timespec ts;
 		struct tm tm;
 
@@ -149,19 +154,35 @@ log_vwrite(enum log_level level, const char *suffix, const char *fmt,
 		appendf(line, sizeof(line), &len, ".%03dZ ",
 		    (int)(ts.tv_nsec / 1000000));
 	}
-	appendf(line, sizeof(line), &len, "%s: %s: ", log_procname,
-	    log_levels[level].name);
-	append(line, sizeof(line), &len, fmt, ap);
-	if (suffix != NULL)
-		appendf(line, sizeof(line), &len, ": %s", suffix);
-	/* Keep one event on one line, whatever the message held. */
-	for (size_t i = 0; i < len; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
+	appendf(line, sizeof(line), &len, "%s: %s: %.*s", log_procname,
+	    log_levels[level].name, (int)msg_len, msg);
 	line[len++] = '\n';
-	if (write(STDERR_FILENO, line, len) < 0) {
+	if (write(fd, line, len) < 0) {
 		/* Nowhere left to report it. */
 	}
+}
+
+static void
+log_vwrite(enum log_level level, const char *suffix, const char *fmt,
+    va_list ap)
+{
+	char msg[1024];
+	int saved_errno = errno;
+	size_t len = 0;
+
+	if (level > log_level)
+		return;
+	append(msg, sizeof(msg), &len, fmt, ap);
+	if (suffix != NULL)
+		appendf(msg, sizeof(msg), &len, ": %s", suffix);
+	/* Keep one event on one line, whatever the message held. */
+	for (size_t i = 0; i < len; i++)
+		if (msg[i] == '\n' || msg[i] == '\r')
+			msg[i] = ' ';
+	if (log_fd >= 0)
+		write_line(log_fd, PREFIX_TIME, level, msg, len);
+	if (log_fd < 0 || (log_tee && level <= LOG_LEVEL_WARN))
+		write_line(STDERR_FILENO, log_prefix, level, msg, len);
 	errno = saved_errno;
 }
 

@@ -24,12 +24,15 @@ enum log_level {
 
 void log_init(const char *progname, enum log_level level);
 /*
- * Send every line to path (appended, created mode 0640) instead of
- * stderr: the file takes stderr's place, so what libraries print lands
- * there too, and lines start with a UTC timestamp. Returns 0 or -1 with
- * errno set.
+ * Send every line to path (appended, created mode 0640, each line led by
+ * a UTC timestamp). Until log_started, warnings and errors go to stderr
+ * as well, so start-up errors reach whoever started the daemon; then the file takes
+ * stderr's place, and what libraries print lands there too. Returns 0 or
+ * -1 with errno set.
  */
 int log_open_file(const char *path);
+/* Start-up is over: from now on the log file alone (if there is one). */
+void log_started(void);
 /* Open the log file again (after logrotate moved it); 0 or -1, errno. */
 int log_reopen(void);
 void log_procinit(const char *procname);

@@ -17,36 +17,12 @@ static struct pidfh *proc_pidfh;
 static int proc_ready_fd = -1;	/* the write end the parent waits on */
 static bool proc_quiet_when_ready;	/* stderr to /dev/null at proc_ready */
 
-/* Make path absolute against the working directory, in place. */
-static int
-absolute(char *path, size_t size)
-{
-	char cwd[PATH_MAX], joined[PATH_MAX];
-
-	if (path[0] == '\0' || path[0] == '/')
-		return 0;
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return -1;
-	if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", cwd, path) >=
-	    size) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	strcpy(path, joined);
-	return 0;
-}
-
 int
 proc_start(struct config *cfg)
 {
 	int fds[2], devnull;
 	pid_t pid, other;
 
-	if (absolute(cfg->data_dir, sizeof(cfg->data_dir)) != 0 ||
-	    absolute(cfg->pidfile, sizeof(cfg->pidfile)) != 0 ||
-	    absolute(cfg->log_file, sizeof(cfg->log_file)) != 0 ||
-	    absolute(cfg->config_file, sizeof(cfg->config_file)) != 0)
-		fatal("could not resolve a relative path");
 	if (cfg->log_file[0] != '\0' && log_open_file(cfg->log_file) != 0)
 		fatal("could not open log file %s", cfg->log_file);
 	if (cfg->pidfile[0] != '\0') {
@@ -104,8 +80,7 @@ proc_start(struct config *cfg)
 void
 proc_ready(void)
 {
-	if (proc_ready_fd < 0)
-		return;
+	log_started();
 	if (proc_quiet_when_ready) {
 		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
@@ -114,6 +89,8 @@ proc_ready(void)
 			close(devnull);
 		}
 	}
+	if (proc_ready_fd < 0)
+		return;
 	if (write(proc_ready_fd, "", 1) != 1) {
 		/* The parent is gone; nobody waits. */
 	}

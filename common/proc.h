@@ -8,8 +8,8 @@
  * child's status), so "order-api -d" fails visibly when start-up fails.
  * The child starts a new session, moves to "/", and points stdin and
  * stdout at /dev/null, and stderr too once it is ready (so start-up errors
- * still show) unless a log file has taken stderr's place. Relative paths in cfg are
- * made absolute first. One per process; not thread-safe.
+ * still show) unless a log file has taken stderr's place (log.h).
+ * One per process; not thread-safe.
  */
 #ifndef OP_PROC_H
 #define OP_PROC_H
@@ -18,7 +18,10 @@
 
 /* Returns 0 in the process that runs on; exits on failure. */
 int proc_start(struct config *cfg);
-/* Start-up is done: let a waiting parent exit 0. */
+/*
+ * Start-up is done: settle stderr (the log file's or /dev/null) and let a
+ * waiting parent exit 0. A forked worker calls it too, once set up.
+ */
 void proc_ready(void);
 /* In a forked child that must not keep the pidfile open. */
 void proc_forget_pidfile(void);

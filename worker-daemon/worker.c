@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "log.h"
 #include "order.h"
+#include "proc.h"
 #include "queue.h"
 #include "store.h"
 
@@ -408,6 +409,7 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 		close(sfd);
 		return WORKER_EXIT_SETUP;
 	}
+	proc_ready();
 	queue_init(&w.queue, cfg->queue);
 	heap_init(&w.jobs);
 	idset_init(&w.held);
