@@ -1,6 +1,8 @@
 #include "http.h"
 
 #include <civetweb.h>
+#include <pthread.h>
+#include <sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 
 struct http_server {
 	struct mg_context *mg;
+	struct http_context *ctx;
 };
 
 /* One request being answered. */
@@ -30,6 +33,16 @@ struct request {
 	int64_t started_us;	/* monotonic, for the access log */
 	struct strbuf body;	/* the response body */
 };
+
+static void
+sha256(const char *data, size_t len, uint8_t digest[ORDER_DIGEST_LEN])
+{
+	SHA256_CTX ctx;
+
+	SHA256Init(&ctx);
+	SHA256Update(&ctx, (const uint8_t *)data, len);
+	SHA256Final(digest, &ctx);
+}
 
 static int64_t
 monotonic_us(void)
@@ -48,6 +61,7 @@ status_text(int status)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
@@ -56,6 +70,7 @@ status_text(int status)
 	case 413: return "Payload Too Large";
 	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
@@ -183,16 +198,29 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 	if (length < 0)
 		return respond_detail(r, 411, "A Content-Length is required.",
 		    NULL);
-	if (length > HTTP_MAX_BODY)
-		return respond_detail(r, 413, "The request body is larger "
-		    "than 64 KiB.", "Connection: close\r\n");
+	if ((unsigned long long)length > r->ctx->cfg->max_body_size) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "The request body is larger "
+		    "than %llu bytes.",
+		    (unsigned long long)r->ctx->cfg->max_body_size);
+		return respond_detail(r, 413, detail, "Connection: close\r\n");
+	}
 	if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
 	    length > 0)
 		mg_printf(r->conn, "HTTP/1.1 100 Continue\r\n\r\n");
 	body = malloc((size_t)length + 1);
 	if (body == NULL)
 		return respond_detail(r, 503, "Out of memory.", NULL);
-	while (got < (size_t)length) {
+	/*
+	 * One deadline for the whole body: each mg_read waits up to the
+	 * request timeout, so a client trickling a byte at a time would
+	 * otherwise hold this thread for ever.
+	 */
+	int64_t deadline = r->started_us +
+	    (int64_t)r->ctx->cfg->request_timeout_ms * 1000;
+
+	while (got < (size_t)length && monotonic_us() < deadline) {
 		int n = mg_read(r->conn, body + got, (size_t)length - got);
 
 		if (n <= 0)
@@ -200,9 +228,13 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 		got += (size_t)n;
 	}
 	if (got < (size_t)length) {
+		bool late = monotonic_us() >= deadline;
+
 		free(body);
-		return respond_detail(r, 400, "The request body is shorter "
-		    "than its Content-Length.", "Connection: close\r\n");
+		return respond_detail(r, late ? 408 : 400, late ? "The request "
+		    "body did not arrive in time." : "The request body is "
+		    "shorter than its Content-Length.",
+		    "Connection: close\r\n");
 	}
 	body[got] = '\0';
 	*bodyp = body;
@@ -229,15 +261,111 @@ content_type_is_json(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * Idempotency-Keys of the creates being handled right now: a retry that
+ * arrives while the first is still being committed gets 409. One slot per
+ * HTTP thread is enough, since a thread handles one request at a time.
+ */
+static int
+inflight_add(struct http_context *ctx, const char *key)
+{
+	int free_slot = -1;
+
+	pthread_mutex_lock(&ctx->inflight_lock);
+	for (unsigned i = 0; i < ctx->cfg->threads; i++) {
+		if (ctx->inflight[i][0] == '\0') {
+			if (free_slot < 0)
+				free_slot = (int)i;
+		} else if (strcmp(ctx->inflight[i], key) == 0) {
+			free_slot = -1;
+			break;
+		}
+	}
+	if (free_slot >= 0)
+		strcpy(ctx->inflight[free_slot], key);
+	pthread_mutex_unlock(&ctx->inflight_lock);
+	return free_slot;
+}
+
+static void
+inflight_remove(struct http_context *ctx, int slot)
+{
+	pthread_mutex_lock(&ctx->inflight_lock);
+	ctx->inflight[slot][0] = '\0';
+	pthread_mutex_unlock(&ctx->inflight_lock);
+}
+
+static int
+respond_created(struct request *r, uint64_t order_id, bool replayed)
+{
+	char id[ORDER_ID_BUFSZ], headers[128];
+
+	order_id_format(order_id, id);
+	snprintf(headers, sizeof(headers), "Location: /api/orders/%s/\r\n%s",
+	    id, replayed ? "Idempotent-Replayed: true\r\n" : "");
+	strbuf_printf(&r->body, "{\"message\": \"Order received.\", "
+	    "\"order_id\": \"%s\"}", id);
+	return respond(r, 201, headers);
+}
+
+static int
+respond_idem_mismatch(struct request *r)
+{
+	return respond_detail(r, 422, "This Idempotency-Key was used with "
+	    "another request body.", NULL);
+}
+
+/* Decode, commit, answer: the body of a create once it is read. */
+static int
+create_order(struct request *r, const char *body, size_t len,
+    const char *key)
+{
+	struct strbuf err;
+	struct order o;
+	int rc, status;
+
+	order_init(&o);
+	strbuf_init(&err);
+	rc = order_decode_request(body, len, &o, &err);
+	if (rc == -1) {
+		strbuf_finish(&r->body);
+		r->body = err;
+		strbuf_init(&err);
+		status = respond(r, 400, NULL);
+		goto out;
+	}
+	if (rc != 0) {
+		status = respond_detail(r, 503, "Out of memory.", NULL);
+		goto out;
+	}
+	if (key != NULL) {
+		o.idem_key = key;
+		sha256(body, len, o.idem_digest);
+	}
+	rc = committer_submit(r->ctx->committer, &o);
+	if (rc != 0)
+		status = respond_store_error(r, rc, "store a new order");
+	else if (o.idem_result == ORDER_IDEM_MISMATCH)
+		status = respond_idem_mismatch(r);
+	else
+		status = respond_created(r, o.id,
+		    o.idem_result == ORDER_IDEM_REPLAY);
+out:
+	strbuf_finish(&err);
+	order_finish(&o);
+	return status;
+}
+
 static int
 handle_create(struct request *r)
 {
 	const char *ct = mg_get_header(r->conn, "Content-Type");
-	struct strbuf err;
-	struct order o;
+	const char *key = mg_get_header(r->conn, "Idempotency-Key");
+	uint8_t digest[ORDER_DIGEST_LEN], first_digest[ORDER_DIGEST_LEN];
+	uint64_t first;
 	char *body;
 	size_t len;
-	int rc, status;
+	int slot = -1, rc, status;
 
 	if (!content_type_is_json(ct)) {
 		char detail[160];
@@ -246,40 +374,37 @@ handle_create(struct request *r)
 		    "\"%.64s\" in request; send application/json.", ct);
 		return respond_detail(r, 415, detail, NULL);
 	}
+	if (key != NULL && !order_idem_key_valid(key))
+		return respond_detail(r, 400, "An Idempotency-Key is 1-255 "
+		    "printable ASCII characters.", NULL);
 	if ((status = read_body(r, &body, &len)) != 0)
 		return status;
-	order_init(&o);
-	strbuf_init(&err);
-	rc = order_decode_request(body, len, &o, &err);
+	if (key == NULL) {
+		status = create_order(r, body, len, NULL);
+		free(body);
+		return status;
+	}
+
+	if ((slot = inflight_add(r->ctx, key)) < 0) {
+		free(body);
+		return respond_detail(r, 409, "A request with this "
+		    "Idempotency-Key is still being processed; retry later.",
+		    "Retry-After: 1\r\n");
+	}
+	/* Seen before: answer as the first time, or 422 for another body. */
+	sha256(body, len, digest);
+	rc = store_idem_get(r->ctx->store, key, &first, first_digest);
+	if (rc == 0)
+		status = memcmp(digest, first_digest, sizeof(digest)) == 0
+		    ? respond_created(r, first, true)
+		    : respond_idem_mismatch(r);
+	else if (rc != STORE_ENOTFOUND)
+		status = respond_store_error(r, rc, "look up an "
+		    "Idempotency-Key");
+	else
+		status = create_order(r, body, len, key);
+	inflight_remove(r->ctx, slot);
 	free(body);
-	if (rc != 0) {
-		if (rc == -1) {
-			strbuf_finish(&r->body);
-			r->body = err;
-			strbuf_init(&err);
-			status = respond(r, 400, NULL);
-		} else {
-			status = respond_detail(r, 503, "Out of memory.", NULL);
-		}
-		goto out;
-	}
-	rc = committer_submit(r->ctx->committer, &o);
-	if (rc != 0) {
-		status = respond_store_error(r, rc, "store a new order");
-		goto out;
-	}
-
-	char id[ORDER_ID_BUFSZ], location[64];
-
-	order_id_format(o.id, id);
-	snprintf(location, sizeof(location), "Location: /api/orders/%s/\r\n",
-	    id);
-	strbuf_printf(&r->body, "{\"message\": \"Order received.\", "
-	    "\"order_id\": \"%s\"}", id);
-	status = respond(r, 201, location);
-out:
-	strbuf_finish(&err);
-	order_finish(&o);
 	return status;
 }
 
@@ -499,6 +624,22 @@ dispatch(struct request *r)
 	r->route = route;
 	if (info == NULL)
 		return respond_not_found(r);
+	if (r->ctx->auth != NULL && route != ROUTE_HEALTHZ &&
+	    route != ROUTE_READYZ && route != ROUTE_PROMETHEUS) {
+		switch (auth_check(r->ctx->auth,
+		    mg_get_header(r->conn, "Authorization"))) {
+		case AUTH_OK:
+			break;
+		case AUTH_MISSING:
+			return respond_detail(r, 401, "Authentication "
+			    "credentials were not provided.",
+			    "WWW-Authenticate: Bearer realm=\"orders\"\r\n");
+		case AUTH_INVALID:
+			return respond_detail(r, 401, "Invalid token.",
+			    "WWW-Authenticate: Bearer realm=\"orders\", "
+			    "error=\"invalid_token\"\r\n");
+		}
+	}
 	if (route == ROUTE_ORDERS && post)
 		return handle_create(r);
 	if (route == ROUTE_CANCEL ? !post : !get)
@@ -585,13 +726,14 @@ log_message(const struct mg_connection *conn, const char *message)
 int
 http_start(struct http_server **srvp, struct http_context *ctx)
 {
-	char ports[96], threads[16];
+	char ports[96], threads[16], header[24], request_ms[16], idle_ms[16];
 	const char *options[] = {
 		"listening_ports", ports,
 		"num_threads", threads,
 		"enable_keep_alive", "yes",
-		"keep_alive_timeout_ms", "5000",
-		"request_timeout_ms", "10000",
+		"keep_alive_timeout_ms", idle_ms,
+		"request_timeout_ms", request_ms,
+		"max_request_size", header,
 		"tcp_nodelay", "1",
 		"linger_timeout_ms", "1000",
 		"enable_auth_domain_check", "no",
@@ -610,20 +752,37 @@ http_start(struct http_server **srvp, struct http_context *ctx)
 	snprintf(ports, sizeof(ports), "%s:%u", ctx->cfg->listen_addr,
 	    ctx->cfg->listen_port);
 	snprintf(threads, sizeof(threads), "%u", ctx->cfg->threads);
-	srv = calloc(1, sizeof(*srv));
-	if (srv == NULL) {
+	snprintf(header, sizeof(header), "%llu",
+	    (unsigned long long)ctx->cfg->max_header_size);
+	snprintf(request_ms, sizeof(request_ms), "%u",
+	    ctx->cfg->request_timeout_ms);
+	snprintf(idle_ms, sizeof(idle_ms), "%u", ctx->cfg->keepalive_timeout_ms);
+	ctx->inflight = calloc(ctx->cfg->threads, sizeof(*ctx->inflight));
+	if (ctx->inflight == NULL) {
 		log_error("could not start HTTP: out of memory");
 		return -1;
 	}
+	pthread_mutex_init(&ctx->inflight_lock, NULL);
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		log_error("could not start HTTP: out of memory");
+		goto fail;
+	}
+	srv->ctx = ctx;
 	srv->mg = mg_start(&callbacks, ctx, options);
 	if (srv->mg == NULL) {
 		log_error("could not listen on %s (in use, or not an address "
 		    "of this host?)", ports);
 		free(srv);
-		return -1;
+		goto fail;
 	}
 	*srvp = srv;
 	return 0;
+fail:
+	pthread_mutex_destroy(&ctx->inflight_lock);
+	free(ctx->inflight);
+	ctx->inflight = NULL;
+	return -1;
 }
 
 void
@@ -632,5 +791,8 @@ http_stop(struct http_server *srv)
 	if (srv == NULL)
 		return;
 	mg_stop(srv->mg);
+	pthread_mutex_destroy(&srv->ctx->inflight_lock);
+	free(srv->ctx->inflight);
+	srv->ctx->inflight = NULL;
 	free(srv);
 }

@@ -10,7 +10,10 @@
 #ifndef OP_HTTP_H
 #define OP_HTTP_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+
+#include "auth.h"
 
 #include "committer.h"
 #include "config.h"
@@ -18,8 +21,6 @@
 #include "router.h"
 #include "store.h"
 
-/* Bodies larger than this are refused with 413 before they are read. */
-#define HTTP_MAX_BODY (64 * 1024)
 /* /readyz wants a worker heartbeat at most this old. */
 #define HTTP_HEARTBEAT_MAX_AGE_MS 10000
 
@@ -32,6 +33,10 @@ struct http_context {
 	atomic_bool stopping;		/* /readyz answers 503 once set */
 	atomic_bool access_log;		/* a line per request at info */
 	struct metrics_requests requests;	/* for GET /metrics */
+	struct auth *auth;		/* NULL: no token needed */
+	/* Idempotency-Keys being handled, one slot per thread ("": free). */
+	pthread_mutex_t inflight_lock;
+	char (*inflight)[ORDER_IDEM_KEY_MAX + 1];
 };
 
 /* Start serving; logs and returns -1 if it cannot. */

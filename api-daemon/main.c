@@ -9,6 +9,7 @@
 #include <time.h>
 #include <string.h>
 
+#include "auth.h"
 #include "committer.h"
 #include "config.h"
 #include "http.h"
@@ -26,11 +27,19 @@ main(int argc, char **argv)
 	struct store *store = NULL;
 	struct config cfg;
 	sigset_t signals;
+	struct auth *auth = NULL;
+	char why[256];
 	int64_t watchdog_ms;
 	int rc, sig, status = 1;
 
 	if (!config_setup(&cfg, CONFIG_API, argc, argv, &status))
 		return status;
+	if (cfg.api_token_file[0] != '\0' &&
+	    auth_load(&auth, cfg.api_token_file, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: api-token-file '%s' %s\n", cfg.progname,
+		    cfg.api_token_file, why);
+		return EXIT_USAGE;
+	}
 	log_init(cfg.progname, cfg.log_level);
 	proc_start(&cfg);
 
@@ -64,6 +73,8 @@ main(int argc, char **argv)
 	ctx.cfg = &cfg;
 	ctx.store = store;
 	ctx.committer = committer;
+	ctx.auth = auth;
+	store_set_idem_ttl(store, (int64_t)cfg.idempotency_hours * 3600 * 1000);
 	atomic_init(&ctx.stopping, false);
 	atomic_init(&ctx.access_log, cfg.access_log);
 	if (http_start(&srv, &ctx) != 0)
@@ -112,6 +123,7 @@ out_store:
 out:
 	if (status == 0)
 		log_info("stopped");
+	auth_free(auth);
 	proc_finish();
 	return status;
 }

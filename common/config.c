@@ -66,6 +66,12 @@ enum {
 	OPT_LEASE,
 	OPT_LOG_FILE,
 	OPT_ACCESS_LOG,
+	OPT_TOKEN_FILE,
+	OPT_IDEM_HOURS,
+	OPT_MAX_BODY,
+	OPT_MAX_HEADER,
+	OPT_REQUEST_TIMEOUT,
+	OPT_KEEPALIVE_TIMEOUT,
 };
 
 static const struct option_def options[] = {
@@ -103,6 +109,28 @@ static const struct option_def options[] = {
 	{ "access-log", OPT_ACCESS_LOG, NULL, CONFIG_API, PLACE_ANY,
 	  parse_bool, FIELD(access_log), 0, 0, "no",
 	  "log a line per request at info level" },
+	{ "api-token-file", OPT_TOKEN_FILE, "FILE", CONFIG_API, PLACE_ANY,
+	  parse_string, FIELD(api_token_file), 0, 0, NULL,
+	  "require 'Authorization: Bearer TOKEN' on every /api/ and /orders/ "
+	  "route, TOKEN a line of FILE (not readable by others) (default: "
+	  "none, no token needed)" },
+	{ "idempotency-hours", OPT_IDEM_HOURS, "N", CONFIG_API, PLACE_ANY,
+	  parse_unsigned, FIELD(idempotency_hours), 24, 8760, "24",
+	  "how long an Idempotency-Key is remembered" },
+	{ "max-body-size", OPT_MAX_BODY, "SIZE", CONFIG_API, PLACE_ANY,
+	  parse_size, FIELD(max_body_size), 1UL << 10, 1UL << 24, "64K",
+	  "largest request body; a larger one is refused with 413 unread" },
+	{ "max-header-size", OPT_MAX_HEADER, "SIZE", CONFIG_API, PLACE_ANY,
+	  parse_size, FIELD(max_header_size), 1UL << 10, 1UL << 20, "16K",
+	  "largest request line and headers together" },
+	{ "request-timeout-ms", OPT_REQUEST_TIMEOUT, "MS", CONFIG_API,
+	  PLACE_ANY, parse_unsigned, FIELD(request_timeout_ms), 100, 3600000,
+	  "10000", "the most a request may take to arrive, headers and body; "
+	  "a slower client is cut off" },
+	{ "keepalive-timeout-ms", OPT_KEEPALIVE_TIMEOUT, "MS", CONFIG_API,
+	  PLACE_ANY, parse_unsigned, FIELD(keepalive_timeout_ms), 0, 3600000,
+	  "5000", "how long an idle keep-alive connection keeps its thread "
+	  "(above a load balancer's idle timeout when behind one)" },
 	{ "workers", 'w', "N", CONFIG_WORKER, PLACE_ANY, parse_unsigned,
 	  FIELD(workers), 1, 256, NULL,
 	  "worker processes to fork (default: the number of CPUs)" },
@@ -219,6 +247,21 @@ parse_bool(struct config *cfg, const struct option_def *def,
 	return -1;
 }
 
+/* "1M", "16T", or bytes: the shortest exact form of a size. */
+static const char *
+size_text(unsigned long v, char buf[16])
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (u < 3 && v >= 1024 && v % 1024 == 0) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, 16, "%lu%s", v, u >= 0 ? (char[2]){ units[u], 0 } : "");
+	return buf;
+}
+
 static int
 parse_size(struct config *cfg, const struct option_def *def,
     const char *value, char *why)
@@ -250,7 +293,9 @@ parse_size(struct config *cfg, const struct option_def *def,
 	if (shift != 0 && *++end != '\0')
 		goto bad;
 	if (v > (def->max >> shift) || (v << shift) < def->min) {
-		snprintf(why, WHY_LEN, "must be from 1M to 16T");
+		snprintf(why, WHY_LEN, "must be from %s to %s",
+		    size_text(def->min, (char[16]){ 0 }),
+		    size_text(def->max, (char[16]){ 0 }));
 		return -1;
 	}
 	*(uint64_t *)field(cfg, def) = (uint64_t)v << shift;
@@ -631,7 +676,9 @@ parse_in(struct config *cfg, enum config_program program, int argc,
 	    make_absolute(cfg->pidfile, sizeof(cfg->pidfile), cfg->base_dir,
 	    "pidfile", cfg->progname) != 0 ||
 	    make_absolute(cfg->log_file, sizeof(cfg->log_file), cfg->base_dir,
-	    "log-file", cfg->progname) != 0)
+	    "log-file", cfg->progname) != 0 ||
+	    make_absolute(cfg->api_token_file, sizeof(cfg->api_token_file),
+	    cfg->base_dir, "api-token-file", cfg->progname) != 0)
 		goto out;
 
 	if (program == CONFIG_WORKER && cfg->lease_ms <= cfg->processing_ms) {

@@ -50,6 +50,12 @@ struct config {
 	unsigned listen_port;
 	unsigned threads;
 	bool access_log;		/* a line per request at info */
+	char api_token_file[PATH_MAX];	/* "": no token needed */
+	unsigned idempotency_hours;
+	uint64_t max_body_size;		/* bytes */
+	uint64_t max_header_size;	/* bytes */
+	unsigned request_timeout_ms;
+	unsigned keepalive_timeout_ms;
 
 	/* order-worker */
 	unsigned workers;

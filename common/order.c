@@ -45,6 +45,17 @@ order_reserve_items(struct order *o, uint32_t n)
 	return 0;
 }
 
+bool
+order_idem_key_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++)
+		if (s[n] < ' ' || s[n] > '~' || n == ORDER_IDEM_KEY_MAX)
+			return false;
+	return n > 0;
+}
+
 const char *
 order_status_name(enum order_status status)
 {

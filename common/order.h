@@ -28,6 +28,9 @@ enum order_status {
 /* Deepest JSON nesting a request may have; an order needs 2. */
 #define ORDER_MAX_DEPTH 16
 #define ORDER_MAX_INTEGER INT64_C(9007199254740991) /* 2^53 - 1 */
+/* An Idempotency-Key: 1-255 printable ASCII characters. */
+#define ORDER_IDEM_KEY_MAX 255
+#define ORDER_DIGEST_LEN 32	/* SHA-256 of a request body */
 /* "ORD" and 20 digits, NUL included. */
 #define ORDER_ID_BUFSZ 24
 
@@ -44,7 +47,23 @@ struct order {
 	uint32_t n_items;
 	uint64_t *items;
 	uint32_t items_cap;
+
+	/*
+	 * Only while an order is being created: the request's
+	 * Idempotency-Key (NULL: none, not owned) and its body's digest;
+	 * store_create says what became of the key.
+	 */
+	const char *idem_key;
+	uint8_t idem_digest[ORDER_DIGEST_LEN];
+	enum order_idem {
+		ORDER_IDEM_NEW,		/* created (or no key) */
+		ORDER_IDEM_REPLAY,	/* key known, same body: id is the first */
+		ORDER_IDEM_MISMATCH,	/* key known with another body */
+	} idem_result;
 };
+
+/* Is s a valid Idempotency-Key (1-255 characters from ' ' to '~')? */
+bool order_idem_key_valid(const char *s);
 
 void order_init(struct order *o);
 void order_finish(struct order *o);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 /*
  * The order record, little-endian:
  *   0  u8  record version (RECORD_VERSION)
@@ -43,7 +45,8 @@ struct reader {
 
 struct store {
 	MDB_env *env;
-	MDB_dbi meta, orders, by_status, by_user;
+	MDB_dbi meta, orders, by_status, by_user, idem, idem_time;
+	int64_t idem_ttl_ms;
 	unsigned generation;
 	pthread_mutex_t readers_lock;
 	struct reader *readers;	/* every thread's cached read txn */
@@ -374,7 +377,10 @@ schema_init(struct store *s)
 	    &s->orders)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "by_status", MDB_CREATE,
 	    &s->by_status)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE, &s->by_user)) != 0)
+	    (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE, &s->by_user)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idem", MDB_CREATE, &s->idem)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idem_time", MDB_CREATE,
+	    &s->idem_time)) != 0)
 		goto fail;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == 0) {
@@ -427,6 +433,7 @@ store_open(struct store **sp, const char *dir, uint64_t map_size,
 	if (s == NULL)
 		return ENOMEM;
 	pthread_mutex_init(&s->readers_lock, NULL);
+	s->idem_ttl_ms = STORE_IDEM_TTL_MS;
 	s->generation = atomic_fetch_add(&store_generations, 1);
 	if (flags & STORE_NOSYNC)
 		env_flags |= MDB_NOSYNC;
@@ -508,14 +515,152 @@ map_error(int rc)
 	return rc == MDB_MAP_FULL ? STORE_EFULL : rc;
 }
 
+void
+store_set_idem_ttl(struct store *s, int64_t ttl_ms)
+{
+	s->idem_ttl_ms = ttl_ms;
+}
+
+#define IDEM_VALUE_LEN (8 + 8 + ORDER_DIGEST_LEN)
+#define IDEM_TIME_KEY_MAX (8 + ORDER_IDEM_KEY_MAX)
+
+/* A key's entry, if there is one that has not expired. */
+static int
+idem_lookup(struct store *s, MDB_txn *txn, const char *key, int64_t now_ms,
+    uint64_t *id, uint8_t digest[ORDER_DIGEST_LEN])
+{
+	MDB_val k = mkval(key, strlen(key)), v;
+	int64_t created;
+	int rc;
+
+	rc = mdb_get(txn, s->idem, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return STORE_ENOTFOUND;
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != IDEM_VALUE_LEN)
+		return STORE_ECORRUPT;
+	memcpy(id, v.mv_data, 8);
+	memcpy(&created, (char *)v.mv_data + 8, 8);
+	memcpy(digest, (char *)v.mv_data + 16, ORDER_DIGEST_LEN);
+	if (created + s->idem_ttl_ms <= now_ms)
+		return STORE_ENOTFOUND;
+	return 0;
+}
+
+static void
+idem_time_key(unsigned char *buf, int64_t created_ms, const char *key,
+    size_t len)
+{
+	put_u64be(buf, (uint64_t)created_ms);
+	memcpy(buf + 8, key, len);
+}
+
+static int
+idem_put(struct store *s, MDB_txn *txn, const struct order *o,
+    int64_t now_ms)
+{
+	size_t len = strlen(o->idem_key);
+	unsigned char value[IDEM_VALUE_LEN], tkey[IDEM_TIME_KEY_MAX];
+	uint64_t id = o->id;
+	MDB_val k = mkval(o->idem_key, len), v = mkval(value, sizeof(value));
+	int rc;
+
+	memcpy(value, &id, 8);
+	memcpy(value + 8, &now_ms, 8);
+	memcpy(value + 16, o->idem_digest, ORDER_DIGEST_LEN);
+	if ((rc = mdb_put(txn, s->idem, &k, &v, 0)) != 0)
+		return rc;
+	idem_time_key(tkey, now_ms, o->idem_key, len);
+	k = mkval(tkey, 8 + len);
+	v = mkval("", 0);
+	return mdb_put(txn, s->idem_time, &k, &v, 0);
+}
+
+/*
+ * Drop up to max expired keys, oldest first. A key re-used after it
+ * expired has a newer entry in idem; only an entry as old as its time key
+ * goes.
+ */
+static int
+idem_expire(struct store *s, MDB_txn *txn, int64_t now_ms, size_t max)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->idem_time, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && max > 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST), max--) {
+		const unsigned char *tk = k.mv_data;
+		int64_t created = (int64_t)get_u64be(tk);
+		MDB_val ik = mkval(tk + 8, k.mv_size - 8), iv;
+
+		if (k.mv_size < 9 || created + s->idem_ttl_ms > now_ms)
+			break;
+		rc = mdb_get(txn, s->idem, &ik, &iv);
+		if (rc == 0 && iv.mv_size == IDEM_VALUE_LEN &&
+		    memcmp((char *)iv.mv_data + 8, &created, 8) == 0)
+			rc = mdb_del(txn, s->idem, &ik, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+static int
+create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
+    int64_t now_ms, unsigned char *rec)
+{
+	size_t len = RECORD_HEADER + (size_t)o->n_items * 8;
+	unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
+	int64_t created = now_ms;
+	MDB_val k, v;
+	int rc;
+
+	o->id = id;
+	o->status = ORDER_PENDING;
+	o->attempts = 0;
+	o->created_ms = o->updated_ms = now_ms;
+	o->completed_ms = o->lease_until_ms = 0;
+	record_head_encode(rec, &(struct record_head){
+		.status = ORDER_PENDING,
+		.user_id = o->user_id,
+		.total_cents = o->total_cents,
+		.created_ms = now_ms,
+		.updated_ms = now_ms,
+		.n_items = o->n_items,
+	});
+	for (uint32_t j = 0; j < o->n_items; j++)
+		put_u64le(rec + RECORD_HEADER + (size_t)j * 8, o->items[j]);
+	k = mkval(&id, sizeof(id));
+	v = mkval(rec, len);
+	if ((rc = mdb_put(txn, s->orders, &k, &v, MDB_APPEND)) != 0)
+		return rc;
+	status_key(skey, ORDER_PENDING, id);
+	k = mkval(skey, sizeof(skey));
+	v = mkval(&created, sizeof(created));
+	if ((rc = mdb_put(txn, s->by_status, &k, &v, 0)) != 0)
+		return rc;
+	user_key(ukey, o->user_id, id);
+	k = mkval(ukey, sizeof(ukey));
+	v = mkval("", 0);
+	if ((rc = mdb_put(txn, s->by_user, &k, &v, 0)) != 0)
+		return rc;
+	return o->idem_key != NULL ? idem_put(s, txn, o, now_ms) : 0;
+}
+
 int
 store_create(struct store *s, struct order *const *orders, size_t n,
     int64_t now_ms)
 {
+	unsigned char rec[RECORD_HEADER + ORDER_MAX_ITEMS * 8];
 	struct store_counters c;
-	unsigned char *rec = NULL;
-	size_t rec_cap = 0;
-	uint64_t next_id;
+	uint64_t next_id, created = 0;
 	MDB_txn *txn;
 	int rc;
 
@@ -531,68 +676,63 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 		rc = STORE_EFULL;
 		goto fail;
 	}
+	if ((rc = idem_expire(s, txn, now_ms, 2 * n + 16)) != 0)
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
-		size_t len = RECORD_HEADER + (size_t)o->n_items * 8;
-		unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
-		size_t id = (size_t)next_id++;
-		int64_t created = now_ms;
-		MDB_val k, v;
+		uint8_t digest[ORDER_DIGEST_LEN];
+		uint64_t first;
 
-		if (len > rec_cap) {
-			unsigned char *p = realloc(rec, len);
-
-			if (p == NULL) {
-				rc = ENOMEM;
-				goto fail;
-			}
-			rec = p;
-			rec_cap = len;
+		o->idem_result = ORDER_IDEM_NEW;
+		if (o->n_items > ORDER_MAX_ITEMS) {
+			rc = EINVAL;
+			goto fail;
 		}
-		o->id = id;
-		o->status = ORDER_PENDING;
-		o->attempts = 0;
-		o->created_ms = o->updated_ms = now_ms;
-		o->completed_ms = o->lease_until_ms = 0;
-		record_head_encode(rec, &(struct record_head){
-			.status = ORDER_PENDING,
-			.user_id = o->user_id,
-			.total_cents = o->total_cents,
-			.created_ms = now_ms,
-			.updated_ms = now_ms,
-			.n_items = o->n_items,
-		});
-		for (uint32_t j = 0; j < o->n_items; j++)
-			put_u64le(rec + RECORD_HEADER + (size_t)j * 8,
-			    o->items[j]);
-		k = mkval(&id, sizeof(id));
-		v = mkval(rec, len);
-		if ((rc = mdb_put(txn, s->orders, &k, &v, MDB_APPEND)) != 0)
+		if (o->idem_key != NULL) {
+			rc = idem_lookup(s, txn, o->idem_key, now_ms, &first,
+			    digest);
+			if (rc == 0) {
+				bool same = memcmp(digest, o->idem_digest,
+				    ORDER_DIGEST_LEN) == 0;
+
+				o->idem_result = same ? ORDER_IDEM_REPLAY
+				    : ORDER_IDEM_MISMATCH;
+				o->id = same ? first : 0;
+				continue;
+			}
+			if (rc != STORE_ENOTFOUND)
+				goto fail;
+		}
+		if ((rc = create_one(s, txn, o, (size_t)next_id++, now_ms,
+		    rec)) != 0)
 			goto fail;
-		status_key(skey, ORDER_PENDING, id);
-		k = mkval(skey, sizeof(skey));
-		v = mkval(&created, sizeof(created));
-		if ((rc = mdb_put(txn, s->by_status, &k, &v, 0)) != 0)
-			goto fail;
-		user_key(ukey, o->user_id, id);
-		k = mkval(ukey, sizeof(ukey));
-		v = mkval("", 0);
-		if ((rc = mdb_put(txn, s->by_user, &k, &v, 0)) != 0)
-			goto fail;
+		created++;
 	}
-	c.by_status[ORDER_PENDING] += n;
-	c.created_total += n;
+	c.by_status[ORDER_PENDING] += created;
+	c.created_total += created;
 	if ((rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0 ||
 	    (rc = counters_put(s, txn, &c)) != 0)
 		goto fail;
-	free(rec);
 	return map_error(mdb_txn_commit(txn));
 fail:
-	free(rec);
 	mdb_txn_abort(txn);
 	for (size_t i = 0; i < n; i++)
 		orders[i]->id = 0;
 	return map_error(rc);
+}
+
+int
+store_idem_get(struct store *s, const char *key, uint64_t *id,
+    uint8_t digest[ORDER_DIGEST_LEN])
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	rc = idem_lookup(s, txn, key, clock_realtime_ms(), id, digest);
+	read_end(txn);
+	return rc;
 }
 
 int

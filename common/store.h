@@ -11,6 +11,11 @@
  *              Processing entries are the index of unfinished orders that
  *              the worker's sweep walks.
  *   by_user    user_id (BE u64) + id (BE u64) -> empty
+ *   idem       Idempotency-Key -> u64 order id, i64 created_ms, SHA-256
+ *              of the body (32 bytes)
+ *   idem_time  created_ms (BE i64) + Idempotency-Key -> empty: the keys
+ *              oldest first, so expired ones are dropped from the front
+ *              a few at a time by each create, never by a scan
  * Every state change is one write transaction that checks the current
  * state, moves the indexes and the counters with it, and commits with full
  * sync unless the store was opened with STORE_NOSYNC.
@@ -106,12 +111,23 @@ int store_open(struct store **s, const char *dir, uint64_t map_size,
 void store_close(struct store *s);
 const char *store_strerror(int err);
 
+/* How long an Idempotency-Key is kept (default 24 h). */
+#define STORE_IDEM_TTL_MS (INT64_C(24) * 3600 * 1000)
+void store_set_idem_ttl(struct store *s, int64_t ttl_ms);
 /*
  * Create n orders in one transaction: assigns ids, status Pending and the
- * times. On any error nothing is stored.
+ * times. An order with an idem_key that is already known is not created
+ * again: idem_result says REPLAY (id set to the first order's) or MISMATCH
+ * (another body; id 0). On any error nothing is stored.
  */
 int store_create(struct store *s, struct order *const *orders, size_t n,
     int64_t now_ms);
+/*
+ * Look an Idempotency-Key up: its order and body digest, or
+ * STORE_ENOTFOUND (never seen, or expired).
+ */
+int store_idem_get(struct store *s, const char *key, uint64_t *id,
+    uint8_t digest[ORDER_DIGEST_LEN]);
 /* Read one order; STORE_ENOTFOUND if there is none. */
 int store_get(struct store *s, uint64_t id, struct order *o);
 /* Pending -> Cancelled; STORE_ECONFLICT (o filled) if not Pending. */
