@@ -50,6 +50,12 @@ struct store {
 	unsigned generation;
 	pthread_mutex_t readers_lock;
 	struct reader *readers;	/* every thread's cached read txn */
+	/*
+	 * Held shared by every transaction of this process, exclusively to
+	 * adopt a map that another process grew (MDB_MAP_RESIZED):
+	 * mdb_env_set_mapsize remaps, which no transaction may live through.
+	 */
+	pthread_rwlock_t map_lock;
 };
 
 /* Each thread's read transaction, reset between uses and renewed. */
@@ -228,9 +234,17 @@ record_decode(uint64_t id, const MDB_val *v, struct order *o)
 	return 0;
 }
 
-/* Begin this thread's read transaction; end it with read_end. */
+/* Another process grew the map: take its size (store.h: map_lock). */
+static void
+adopt_map_size(struct store *s)
+{
+	pthread_rwlock_wrlock(&s->map_lock);
+	mdb_env_set_mapsize(s->env, 0);
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
 static int
-read_begin(struct store *s, MDB_txn **txn)
+read_begin_locked(struct store *s, MDB_txn **txn)
 {
 	struct reader *r;
 	int rc;
@@ -241,6 +255,8 @@ read_begin(struct store *s, MDB_txn **txn)
 			*txn = tls_reader.txn;
 			return 0;
 		}
+		if (rc == MDB_MAP_RESIZED)
+			return rc;
 		/* Leave it registered; store_close frees it. */
 		tls_reader.txn = NULL;
 	}
@@ -262,10 +278,63 @@ read_begin(struct store *s, MDB_txn **txn)
 	return 0;
 }
 
+/* Begin this thread's read transaction; end it with read_end. */
+static int
+read_begin(struct store *s, MDB_txn **txn)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		pthread_rwlock_rdlock(&s->map_lock);
+		rc = read_begin_locked(s, txn);
+		if (rc == 0)
+			return 0;
+		pthread_rwlock_unlock(&s->map_lock);
+		if (rc != MDB_MAP_RESIZED || tries > 0)
+			return rc;
+		adopt_map_size(s);
+	}
+}
+
 static void
-read_end(MDB_txn *txn)
+read_end(struct store *s, MDB_txn *txn)
 {
 	mdb_txn_reset(txn);
+	pthread_rwlock_unlock(&s->map_lock);
+}
+
+/* Begin a write transaction; end it with write_commit or write_abort. */
+static int
+write_begin(struct store *s, MDB_txn **txn)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		pthread_rwlock_rdlock(&s->map_lock);
+		rc = mdb_txn_begin(s->env, NULL, 0, txn);
+		if (rc == 0)
+			return 0;
+		pthread_rwlock_unlock(&s->map_lock);
+		if (rc != MDB_MAP_RESIZED || tries > 0)
+			return rc;
+		adopt_map_size(s);
+	}
+}
+
+static int
+write_commit(struct store *s, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+
+	pthread_rwlock_unlock(&s->map_lock);
+	return rc;
+}
+
+static void
+write_abort(struct store *s, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->map_lock);
 }
 
 /*
@@ -433,6 +502,7 @@ store_open(struct store **sp, const char *dir, uint64_t map_size,
 	if (s == NULL)
 		return ENOMEM;
 	pthread_mutex_init(&s->readers_lock, NULL);
+	pthread_rwlock_init(&s->map_lock, NULL);
 	s->idem_ttl_ms = STORE_IDEM_TTL_MS;
 	s->generation = atomic_fetch_add(&store_generations, 1);
 	if (flags & STORE_NOSYNC)
@@ -465,6 +535,7 @@ fail_env:
 	mdb_env_close(s->env);
 fail_free:
 	pthread_mutex_destroy(&s->readers_lock);
+	pthread_rwlock_destroy(&s->map_lock);
 	free(s);
 	return rc;
 }
@@ -485,6 +556,7 @@ store_close(struct store *s)
 		tls_reader.txn = NULL;
 	mdb_env_close(s->env);
 	pthread_mutex_destroy(&s->readers_lock);
+	pthread_rwlock_destroy(&s->map_lock);
 	free(s);
 }
 
@@ -666,7 +738,7 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 
 	if (n == 0)
 		return 0;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+	if ((rc = write_begin(s, &txn)) != 0)
 		return rc;
 	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
 	    (rc = counters_get(s, txn, &c)) != 0)
@@ -713,9 +785,9 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 	if ((rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0 ||
 	    (rc = counters_put(s, txn, &c)) != 0)
 		goto fail;
-	return map_error(mdb_txn_commit(txn));
+	return map_error(write_commit(s, txn));
 fail:
-	mdb_txn_abort(txn);
+	write_abort(s, txn);
 	for (size_t i = 0; i < n; i++)
 		orders[i]->id = 0;
 	return map_error(rc);
@@ -731,7 +803,7 @@ store_idem_get(struct store *s, const char *key, uint64_t *id,
 	if ((rc = read_begin(s, &txn)) != 0)
 		return rc;
 	rc = idem_lookup(s, txn, key, clock_realtime_ms(), id, digest);
-	read_end(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -750,7 +822,7 @@ store_get(struct store *s, uint64_t id, struct order *o)
 		rc = record_decode(id, &v, o);
 	else if (rc == MDB_NOTFOUND)
 		rc = STORE_ENOTFOUND;
-	read_end(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -836,7 +908,7 @@ transition_batch(struct store *s, struct store_claim *c, size_t n,
 		c[i].done = false;
 	if (n == 0)
 		return 0;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+	if ((rc = write_begin(s, &txn)) != 0)
 		return rc;
 	if ((rc = counters_get(s, txn, &cnt)) != 0)
 		goto fail;
@@ -848,17 +920,17 @@ transition_batch(struct store *s, struct store_claim *c, size_t n,
 		any |= c[i].done;
 	}
 	if (!any) {
-		mdb_txn_abort(txn);
+		write_abort(s, txn);
 		return 0;
 	}
 	if ((rc = counters_put(s, txn, &cnt)) != 0)
 		goto fail;
-	rc = mdb_txn_commit(txn);
+	rc = write_commit(s, txn);
 	if (rc != 0)
 		goto failed;
 	return 0;
 fail:
-	mdb_txn_abort(txn);
+	write_abort(s, txn);
 failed:
 	for (size_t i = 0; i < n; i++)
 		c[i].done = false;
@@ -996,7 +1068,7 @@ store_unfinished(struct store *s, store_unfinished_fn fn, void *arg)
 		rc = 0;
 	mdb_cursor_close(cur);
 out:
-	read_end(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1029,7 +1101,7 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
-	read_end(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1122,7 +1194,7 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 	mdb_cursor_close(cur);
 out:
 	order_finish(&o);
-	read_end(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1143,7 +1215,7 @@ store_counters(struct store *s, struct store_counters *c)
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 	}
-	read_end(txn);
+	read_end(s, txn);
 	return rc;
 }
 
@@ -1153,14 +1225,14 @@ store_heartbeat(struct store *s, int64_t now_ms)
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+	if ((rc = write_begin(s, &txn)) != 0)
 		return rc;
 	rc = meta_put_u64(s, txn, key_heartbeat, (uint64_t)now_ms);
 	if (rc != 0) {
-		mdb_txn_abort(txn);
+		write_abort(s, txn);
 		return map_error(rc);
 	}
-	return map_error(mdb_txn_commit(txn));
+	return map_error(write_commit(s, txn));
 }
 
 int
