@@ -18,6 +18,24 @@
 #include "proc.h"
 #include "store.h"
 
+static struct auth *auth;	/* NULL: no token needed */
+
+/* Part of the settings' check (also for -n): the token file. */
+static int
+load_tokens(const struct config *cfg)
+{
+	char why[256];
+
+	if (cfg->api_token_file[0] == '\0')
+		return 0;
+	if (auth_load(&auth, cfg->api_token_file, why, sizeof(why)) != 0) {
+		fprintf(stderr, "%s: api-token-file '%s' %s\n", cfg->progname,
+		    cfg->api_token_file, why);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -27,19 +45,11 @@ main(int argc, char **argv)
 	struct store *store = NULL;
 	struct config cfg;
 	sigset_t signals;
-	struct auth *auth = NULL;
-	char why[256];
 	int64_t watchdog_ms;
 	int rc, sig, status = 1;
 
-	if (!config_setup(&cfg, CONFIG_API, argc, argv, &status))
+	if (!config_setup(&cfg, CONFIG_API, argc, argv, load_tokens, &status))
 		return status;
-	if (cfg.api_token_file[0] != '\0' &&
-	    auth_load(&auth, cfg.api_token_file, why, sizeof(why)) != 0) {
-		fprintf(stderr, "%s: api-token-file '%s' %s\n", cfg.progname,
-		    cfg.api_token_file, why);
-		return EXIT_USAGE;
-	}
 	log_init(cfg.progname, cfg.log_level);
 	proc_start(&cfg);
 

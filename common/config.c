@@ -757,7 +757,7 @@ config_check_data_dir(const struct config *cfg)
 
 bool
 config_setup(struct config *cfg, enum config_program program, int argc,
-    char **argv, int *status)
+    char **argv, int (*check)(const struct config *cfg), int *status)
 {
 	switch (config_parse(cfg, program, argc, argv)) {
 	case CONFIG_OK:
@@ -769,7 +769,8 @@ config_setup(struct config *cfg, enum config_program program, int argc,
 		*status = EXIT_USAGE;
 		return false;
 	}
-	if (config_check_data_dir(cfg) != 0) {
+	if (config_check_data_dir(cfg) != 0 || (check != NULL &&
+	    check(cfg) != 0)) {
 		*status = EXIT_USAGE;
 		return false;
 	}

@@ -81,11 +81,14 @@ enum config_result config_parse(struct config *cfg,
 void config_reload(struct config *cfg);
 /*
  * What each daemon's main does first: parse the settings, check the data
- * directory, and answer --check-config. Returns true to run on; false
- * with *status the exit status (messages printed) to exit at once.
+ * directory and whatever check() checks (NULL: nothing more; it prints
+ * its error and returns -1), and answer --check-config. Returns true to
+ * run on; false with *status the exit status (messages printed) to exit
+ * at once.
  */
 bool config_setup(struct config *cfg, enum config_program program,
-    int argc, char **argv, int *status);
+    int argc, char **argv, int (*check)(const struct config *cfg),
+    int *status);
 /*
  * Create the data directory if missing and check that it can be written.
  * Prints the error and returns -1 when it cannot.

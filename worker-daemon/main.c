@@ -242,7 +242,7 @@ main(int argc, char **argv)
 	int64_t watchdog_ms, next_watchdog = 0;
 	int sfd, status;
 
-	if (!config_setup(&cfg, CONFIG_WORKER, argc, argv, &status))
+	if (!config_setup(&cfg, CONFIG_WORKER, argc, argv, NULL, &status))
 		return status;
 	log_init(cfg.progname, cfg.log_level);
 	log_procinit("order-worker[master]");
