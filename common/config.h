@@ -19,7 +19,11 @@
 
 #include "log.h"
 
-#define CONFIG_DEFAULT_FILE "/etc/order-processing/order-processing.conf"
+/* The installed config (meson's sysconfdir: /etc with --prefix=/usr). */
+#ifndef OP_SYSCONFDIR
+#define OP_SYSCONFDIR "/etc"
+#endif
+#define CONFIG_DEFAULT_FILE OP_SYSCONFDIR "/order-processing/order-processing.conf"
 
 /* Exit statuses shared by both daemons. */
 #define EXIT_USAGE 2		/* a bad option, value or config line */
