@@ -1,12 +1,16 @@
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "clock.h"
@@ -31,6 +35,8 @@ struct request {
 	enum route route;
 	const char *content_type;
 	int64_t started_us;	/* monotonic, for the access log */
+	bool body_read;		/* all of the request's body was read */
+	bool closing;		/* answer with Connection: close */
 	struct strbuf body;	/* the response body */
 };
 
@@ -81,6 +87,63 @@ status_text(int status)
 }
 
 /*
+ * The socket of this request's connection, found by its two ends (civetweb
+ * does not hand it out): -1 if none matches.
+ */
+static int
+client_socket(const struct mg_request_info *ri)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *de;
+	int found = -1;
+
+	if (dir == NULL)
+		return -1;
+	while (found < 0 && (de = readdir(dir)) != NULL) {
+		struct sockaddr_in peer, local;
+		socklen_t plen = sizeof(peer), llen = sizeof(local);
+		char addr[INET_ADDRSTRLEN];
+		int fd = atoi(de->d_name);
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
+		    fd == dirfd(dir) ||
+		    getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 ||
+		    peer.sin_family != AF_INET ||
+		    ntohs(peer.sin_port) != ri->remote_port ||
+		    getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
+		    ntohs(local.sin_port) != ri->server_port ||
+		    inet_ntop(AF_INET, &peer.sin_addr, addr, sizeof(addr)) ==
+		    NULL || strcmp(addr, ri->remote_addr) != 0)
+			continue;
+		found = fd;
+	}
+	closedir(dir);
+	return found;
+}
+
+/*
+ * After an answer that did not read the request's body (413, 404, ...):
+ * read what is left for up to a second, so a quick client still gets the
+ * answer, then stop reading the connection. Otherwise civetweb, closing
+ * it, would read the rest at whatever pace the client sends it, holding
+ * this thread: a byte a second keeps it for ever.
+ */
+static void
+drop_unread_body(struct request *r)
+{
+	int64_t deadline = monotonic_us() + 1000000;
+	long long left = r->ri->content_length;
+	char byte;
+	int fd;
+
+	while (left > 0 && monotonic_us() < deadline &&
+	    mg_read(r->conn, &byte, 1) == 1)
+		left--;
+	if (left > 0 && (fd = client_socket(r->ri)) >= 0)
+		shutdown(fd, SHUT_RD);
+}
+
+/*
  * Send the whole response, headers and body, in one write: with split
  * writes, Nagle and delayed ACKs cost 40 ms per response on keep-alive.
  * extra holds complete header lines ("Name: value\r\n") or is NULL.
@@ -97,6 +160,11 @@ respond(struct request *r, int status, const char *extra)
 		strbuf_reset(&r->body);
 		strbuf_puts(&r->body, "{\"detail\": \"Out of memory.\"}");
 	}
+	/* A body left unread cannot be skipped safely: close after it. */
+	if (r->ri->content_length > 0 && !r->body_read)
+		r->closing = true;
+	if (connection != NULL && strcasecmp(connection, "close") == 0)
+		r->closing = true;
 	strbuf_init(&out);
 	strbuf_printf(&out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: %s\r\n"
@@ -104,8 +172,7 @@ respond(struct request *r, int status, const char *extra)
 	    "Cache-Control: no-store\r\n%s%s\r\n",
 	    status, status_text(status), r->content_type, r->body.len,
 	    extra != NULL ? extra : "",
-	    connection != NULL && strcasecmp(connection, "close") == 0
-	    ? "Connection: close\r\n"
+	    r->closing ? "Connection: close\r\n"
 	    : http10 && connection != NULL &&
 	    strcasecmp(connection, "keep-alive") == 0
 	    ? "Connection: keep-alive\r\n" : "");
@@ -115,6 +182,8 @@ respond(struct request *r, int status, const char *extra)
 	if (!strbuf_failed(&out))
 		mg_write(r->conn, out.data, out.len);
 	strbuf_finish(&out);
+	if (r->closing && !r->body_read && r->ri->content_length > 0)
+		drop_unread_body(r);
 	metrics_count_request(&r->ctx->requests, r->route, status);
 	if (atomic_load_explicit(&r->ctx->access_log, memory_order_relaxed))
 		log_info("access: %s \"%.16s %.200s\" %d %zu %.3f ms",
@@ -177,6 +246,23 @@ respond_method_not_allowed(struct request *r, const char *allow)
 	return respond_detail(r, 405, detail, extra);
 }
 
+static bool
+conflicting_lengths(const struct mg_request_info *ri)
+{
+	const char *first = NULL;
+
+	for (int i = 0; i < ri->num_headers; i++) {
+		const struct mg_header *h = &ri->http_headers[i];
+
+		if (strcasecmp(h->name, "Content-Length") != 0)
+			continue;
+		if (first != NULL && strcmp(first, h->value) != 0)
+			return true;
+		first = h->value;
+	}
+	return false;
+}
+
 /*
  * Read the request body into a malloc'd buffer. Returns 0, or the status
  * already sent on a client error.
@@ -191,10 +277,17 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 
 	*bodyp = NULL;
 	*lenp = 0;
-	if (mg_get_header(r->conn, "Transfer-Encoding") != NULL)
+	if (mg_get_header(r->conn, "Transfer-Encoding") != NULL) {
+		r->closing = true;
 		return respond_detail(r, 400, "Transfer-Encoding is not "
-		    "supported; send a Content-Length.",
-		    "Connection: close\r\n");
+		    "supported; send a Content-Length.", NULL);
+	}
+	if (conflicting_lengths(r->ri)) {
+		/* Two framings of one request: how request smuggling starts. */
+		r->closing = true;
+		return respond_detail(r, 400, "The request has conflicting "
+		    "Content-Length headers.", NULL);
+	}
 	if (length < 0)
 		return respond_detail(r, 411, "A Content-Length is required.",
 		    NULL);
@@ -204,7 +297,8 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 		snprintf(detail, sizeof(detail), "The request body is larger "
 		    "than %llu bytes.",
 		    (unsigned long long)r->ctx->cfg->max_body_size);
-		return respond_detail(r, 413, detail, "Connection: close\r\n");
+		r->closing = true;
+		return respond_detail(r, 413, detail, NULL);
 	}
 	if (expect != NULL && strcasecmp(expect, "100-continue") == 0 &&
 	    length > 0)
@@ -213,30 +307,32 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 	if (body == NULL)
 		return respond_detail(r, 503, "Out of memory.", NULL);
 	/*
-	 * One deadline for the whole body: each mg_read waits up to the
-	 * request timeout, so a client trickling a byte at a time would
-	 * otherwise hold this thread for ever.
+	 * One deadline for the whole body. civetweb's mg_read returns only
+	 * once it has every byte asked for, and its timeout covers each wait
+	 * between bytes, not the whole: a client trickling a byte at a time
+	 * would hold this thread for ever. So read a byte at a time (from
+	 * civetweb's buffer, where a small body usually is already) and
+	 * check the clock in between.
 	 */
 	int64_t deadline = r->started_us +
 	    (int64_t)r->ctx->cfg->request_timeout_ms * 1000;
 
 	while (got < (size_t)length && monotonic_us() < deadline) {
-		int n = mg_read(r->conn, body + got, (size_t)length - got);
-
-		if (n <= 0)
+		if (mg_read(r->conn, body + got, 1) != 1)
 			break;
-		got += (size_t)n;
+		got++;
 	}
 	if (got < (size_t)length) {
 		bool late = monotonic_us() >= deadline;
 
 		free(body);
+		r->closing = true;
 		return respond_detail(r, late ? 408 : 400, late ? "The request "
 		    "body did not arrive in time." : "The request body is "
-		    "shorter than its Content-Length.",
-		    "Connection: close\r\n");
+		    "shorter than its Content-Length.", NULL);
 	}
 	body[got] = '\0';
+	r->body_read = true;
 	*bodyp = body;
 	*lenp = got;
 	return 0;
@@ -571,12 +667,11 @@ handle_readyz(struct request *r)
 	struct committer_stats cs;
 	struct store_counters c;
 	const char *why = NULL;
-	int rc;
 
 	committer_stats(r->ctx->committer, &cs);
 	if (atomic_load(&r->ctx->stopping))
 		why = "the API is shutting down";
-	else if ((rc = store_counters(r->ctx->store, &c)) != 0)
+	else if (store_counters(r->ctx->store, &c) != 0)
 		why = "LMDB cannot be read";
 	else if (!cs.queue_open)
 		why = "the message queue is not open";

@@ -99,6 +99,8 @@ router_match(const char *path, uint64_t *id)
 	char buf[256];
 	size_t len;
 	const char *p, *slash;
+	enum route route;
+	uint64_t parsed;
 
 	if (path == NULL || (len = percent_decode(path, buf, sizeof(buf))) == 0)
 		return ROUTE_NONE;
@@ -122,14 +124,17 @@ router_match(const char *path, uint64_t *id)
 		return ROUTE_METRICS;
 	slash = strchr(p, '/');
 	if (order_id_parse(p, slash != NULL ? (size_t)(slash - p) : strlen(p),
-	    id) != 0)
+	    &parsed) != 0)
 		return ROUTE_NONE;
 	if (slash == NULL)
-		return ROUTE_ORDER;
-	if (strcmp(slash, "/status") == 0)
-		return ROUTE_STATUS;
-	if (strcmp(slash, "/cancel") == 0)
-		return ROUTE_CANCEL;
-	return ROUTE_NONE;
+		route = ROUTE_ORDER;
+	else if (strcmp(slash, "/status") == 0)
+		route = ROUTE_STATUS;
+	else if (strcmp(slash, "/cancel") == 0)
+		route = ROUTE_CANCEL;
+	else
+		return ROUTE_NONE;
+	*id = parsed;	/* only for a route that is an order's */
+	return route;
 }
 

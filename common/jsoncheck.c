@@ -98,9 +98,15 @@ string(struct cursor *c)
 			break;
 		ch = *c->p++;
 		if (ch == 'u') {
+			const unsigned char *hex = c->p;
+
 			for (int i = 0; i < 4; i++, c->p++)
 				if (c->p == c->end || !is_hex(*c->p))
 					return fail(c, "a bad \\u escape");
+			/* cJSON would end the string at an escaped NUL. */
+			if (memcmp(hex, "0000", 4) == 0)
+				return fail(c, "a NUL character (\\u0000) in "
+				    "a string");
 		} else if (strchr("\"\\/bfnrt", ch) == NULL || ch == '\0') {
 			return fail(c, "a bad escape in a string");
 		}

@@ -274,8 +274,11 @@ order_decode_request(const char *body, size_t len, struct order *o,
 		return -1;
 	}
 	if (jsoncheck_validate(body, len, ORDER_MAX_DEPTH, &why, &offset) != 0) {
-		strbuf_printf(err, "{\"detail\": \"JSON parse error - %s at "
-		    "byte %zu.\"}", why, offset);
+		char detail[128];
+
+		snprintf(detail, sizeof(detail), "JSON parse error - %s at byte "
+		    "%zu.", why, offset);
+		detail_error(err, detail);
 		return -1;
 	}
 	text = malloc(len + 1);

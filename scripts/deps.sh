@@ -2,9 +2,11 @@
 # the daemons and the tests need, when any is missing.
 packages="gcc libc6-dev meson ninja-build pkg-config libcivetweb-dev
 liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
-# What the tests need besides: man-page lint, systemd-analyze, and a Debian
-# root booted under systemd-nspawn for the unit tests.
-test_packages="mandoc systemd debootstrap systemd-container util-linux"
+# What the tests need besides: man-page lint, systemd-analyze, a Debian
+# root booted under systemd-nspawn for the unit tests, libFuzzer (clang)
+# and cppcheck.
+test_packages="mandoc systemd debootstrap systemd-container util-linux
+clang libclang-rt-14-dev cppcheck lmdb-utils"
 
 # install_deps [extra packages...]
 install_deps() {

@@ -44,6 +44,7 @@ struct master {
 	struct config *cfg;
 	struct child *children;
 	int heartbeat[2];	/* children write their index, master reads */
+	int sfd;		/* the master's signalfd */
 	sigset_t oldmask;
 	bool stopping;
 	bool setup_failed;
@@ -67,6 +68,7 @@ spawn(struct master *m, unsigned i)
 		sigprocmask(SIG_SETMASK, &m->oldmask, NULL);
 		proc_forget_pidfile();
 		close(m->heartbeat[0]);
+		close(m->sfd);
 		setproctitle("worker %u", i + 1);
 		_exit(worker_main(m->cfg, i, master, m->heartbeat[1]));
 	}
@@ -263,6 +265,7 @@ main(int argc, char **argv)
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
 		fatal("could not open a signalfd");
+	m.sfd = sfd;
 	if (pipe2(m.heartbeat, O_CLOEXEC | O_NONBLOCK) != 0)
 		fatal("could not make the heartbeat pipe");
 	m.children = calloc(cfg.workers, sizeof(*m.children));

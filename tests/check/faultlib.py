@@ -1,0 +1,346 @@
+"""Helpers of the test_fault_* scripts that use op-check.
+
+Imported after harness.py (tests/integration) by the fault tests; Python 3
+standard library only.
+
+- op_check(): run the op-check tool on a data directory (daemons stopped,
+  or live: it reads one snapshot) and fail the test on a discrepancy.
+- Poster: threads POSTing orders until stopped, recording the ids that got
+  a 201 and how many requests had an unknown outcome.
+- jepsen_check(): every acknowledged id exists and is Completed exactly
+  once, status counts sum to total_orders, the total lies between the
+  acknowledged and the acknowledged plus the unknown.
+- finish(): stop both daemons, then op-check with the acknowledged ids.
+- op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
+  mdb_load) and make sure op-check notices each mutation.
+"""
+
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import harness as h
+
+OP_CHECK = os.environ.get(
+    "OP_CHECK", os.path.join(h.ROOT, "build", "tests", "check", "op-check"))
+
+
+def require_op_check():
+    if not os.access(OP_CHECK, os.X_OK):
+        sys.stderr.write("op-check not built: %s\n" % OP_CHECK)
+        sys.exit(77)
+
+
+def op_check(datadir, acked=None, expect_total=None, expect_ok=True,
+             tmpdir=None, quiet=False):
+    """Run op-check; fail unless it exits 0 (or 1 with expect_ok=False).
+    Returns the CompletedProcess."""
+    argv = [OP_CHECK, datadir]
+    if expect_total is not None:
+        argv += ["--expect-total", str(expect_total)]
+    if acked is not None:
+        path = os.path.join(tmpdir or os.path.dirname(datadir),
+                            "acked-ids-%d.txt" % os.getpid())
+        with open(path, "w") as f:
+            f.write("".join("%s\n" % oid for oid in acked))
+        argv += ["--expect-completed-ids", path]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=120)
+    out = r.stdout.strip()
+    if expect_ok and r.returncode != 0:
+        lines = out.splitlines()
+        shown = "\n".join(lines[:40] + (["... %d more" % (len(lines) - 41)]
+                                        if len(lines) > 41 else []) + lines[-1:])
+        h.fail("op-check %s exited %d:\n%s\n%s"
+               % (datadir, r.returncode, shown, r.stderr.strip()))
+    if not expect_ok and r.returncode != 1:
+        h.fail("op-check %s exited %d, expected 1 (a discrepancy):\n%s\n%s"
+               % (datadir, r.returncode, out, r.stderr.strip()))
+    if not quiet and out:
+        print(out.splitlines()[-1])
+    return r
+
+
+def prometheus(s, name):
+    """The value of one metric in GET /metrics (Prometheus text), or None."""
+    r = s.request("GET", "/metrics", check=False)
+    if r.status != 200:
+        h.fail("GET /metrics: %s %r" % (r.status, r.raw[:200]))
+    text = r.raw.decode("utf-8", "replace")
+    m = re.search(r"(?m)^(?:order_processing_)?%s(?:\{[^}]*\})? +([0-9.eE+-]+|NaN)\s*$"
+                  % re.escape(name), text)
+    return float(m.group(1)) if m else None
+
+
+class Poster:
+    """threads threads each POSTing orders one after another (sleeping
+    interval s in between) until stop(). acked: ids answered 201, in
+    order; uncertain: requests whose outcome is unknown (a connection
+    broken after the request was sent, a timeout); refused: connection
+    refused (nothing sent) or 503 (nothing stored)."""
+
+    def __init__(self, s, threads=1, interval=0.0, timeout=5.0, user_id=7,
+                 limit=None):
+        self.s = s
+        self.nthreads = threads
+        self.interval = interval
+        self.timeout = timeout
+        self.user_id = user_id
+        self.limit = limit
+        self.acked = []
+        self.uncertain = 0
+        self.refused = 0
+        self.unexpected = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = []
+
+    def start(self):
+        for i in range(self.nthreads):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def _run(self, index):
+        c = h.Client(self.s.port, timeout=self.timeout)
+        n = 0
+        while not self.stopping.is_set():
+            if self.limit is not None and n >= self.limit:
+                break
+            n += 1
+            body = {"user_id": self.user_id + index, "item_ids": [n % 97 + 1],
+                    "total_amount": 1.25}
+            try:
+                r = c.request("POST", "/api/orders/", body, retry=False)
+            except ConnectionRefusedError:
+                with self.lock:
+                    self.refused += 1
+                c.close()
+                time.sleep(0.05)
+                continue
+            except (OSError, http.client.HTTPException):
+                with self.lock:
+                    self.uncertain += 1
+                c.close()
+                time.sleep(0.02)
+                continue
+            with self.lock:
+                if r.status == 201:
+                    self.acked.append(r.body["order_id"])
+                elif r.status == 503:
+                    self.refused += 1
+                else:
+                    self.unexpected.append((r.status, r.raw[:200]))
+            if self.interval:
+                time.sleep(self.interval)
+        c.close()
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def wait_for(self, n, timeout=15.0):
+        h.wait_until(lambda: self.count() >= n, timeout,
+                     "%d acknowledged POSTs" % n)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(self.timeout + 10)
+            if t.is_alive():
+                h.fail("a POSTing thread did not stop")
+        if self.unexpected:
+            h.fail("unexpected answers to POST: %r" % self.unexpected[:5])
+        return self
+
+
+def jepsen_check(s, acked, uncertain=0, timeout=60.0):
+    """Every acknowledged id exists and reaches Completed; once nothing is
+    Pending or Processing, status counts sum to total_orders, everything
+    is Completed and counted once. Returns the metrics."""
+    dups = len(acked) - len(set(acked))
+    if dups:
+        h.fail("%d order ids were acknowledged twice" % dups)
+    m = h.check_all_completed(s, acked, timeout=timeout)
+    h.check_metrics_consistent(m)
+    c = m["order_status_count"]
+    total = m["total_orders"]
+    if not len(acked) <= total <= len(acked) + uncertain:
+        h.fail("total_orders %d, but %d POSTs acknowledged and %d unknown (%r)"
+               % (total, len(acked), uncertain, m))
+    if c["Completed"] != total or c["Cancelled"] != 0:
+        h.fail("not every order Completed: %r" % m)
+    if m["total_orders_processed"] != total:
+        h.fail("total_orders_processed %d for %d orders: counted twice? %r"
+               % (m["total_orders_processed"], total, m))
+    return m
+
+
+def finish(s, acked, total=None):
+    """Stop both daemons (SIGTERM, exit 0), then op-check the data with
+    every acknowledged id expected Completed."""
+    if s.worker is not None and s.worker.running():
+        s.stop_worker()
+    if s.api is not None and s.api.running():
+        s.stop_api()
+    return op_check(s.datadir, acked=acked, expect_total=total, tmpdir=s.tmp)
+
+
+# ---------------------------------------------------------------- self-test
+
+def _parse_dump(text):
+    """mdb_dump -a output -> [(header lines, [[key hex, value hex], ...])]"""
+    dbs = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("VERSION="):
+            i += 1
+            continue
+        header = []
+        while lines[i] != "HEADER=END":
+            header.append(lines[i])
+            i += 1
+        header.append(lines[i])
+        i += 1
+        pairs = []
+        while lines[i] != "DATA=END":
+            pairs.append([lines[i][1:], lines[i + 1][1:]])
+            i += 2
+        i += 1
+        dbs.append((header, pairs))
+    return dbs
+
+
+def _db(dbs, name):
+    for header, pairs in dbs:
+        if "database=%s" % name in header:
+            return pairs
+    h.fail("mdb_dump has no database %s" % name)
+
+
+def _write_dump(dbs, path):
+    with open(path, "w") as f:
+        for header, pairs in dbs:
+            f.write("\n".join(header) + "\n")
+            for k, v in pairs:
+                f.write(" %s\n %s\n" % (k, v))
+            f.write("DATA=END\n")
+
+
+def _u64(hexs, slot):
+    return int.from_bytes(bytes.fromhex(hexs[slot * 16:slot * 16 + 16]), "little")
+
+
+def _set_u64(hexs, slot, value):
+    return hexs[:slot * 16] + value.to_bytes(8, "little").hex() + hexs[slot * 16 + 16:]
+
+
+def op_check_self_test(datadir, tmp):
+    """op-check must pass a faithful copy and fail each mutated one.
+    Needs mdb_dump and mdb_load (lmdb-utils); skipped without them."""
+    if not (shutil.which("mdb_dump") and shutil.which("mdb_load")):
+        print("note: mdb_dump/mdb_load missing, op-check self-test skipped")
+        return
+    dump = subprocess.run(["mdb_dump", "-a", datadir], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=True).stdout
+
+    def meta_key(name):
+        return name.encode().hex()
+
+    def edit_meta(dbs, name, fn):
+        for pair in _db(dbs, "meta"):
+            if pair[0] == meta_key(name):
+                pair[1] = fn(pair[1])
+                return
+        h.fail("meta has no %s" % name)
+
+    def first(dbs, name):
+        pairs = _db(dbs, name)
+        if not pairs:
+            h.fail("database %s is empty" % name)
+        return pairs[0]
+
+    def counters_completed_plus_one(dbs):
+        edit_meta(dbs, "counters", lambda v: _set_u64(v, 2, _u64(v, 2) + 1))
+
+    def drop_by_user(dbs):
+        del _db(dbs, "by_user")[0]
+
+    def extra_by_status(dbs):
+        key = first(dbs, "by_status")[0]
+        _db(dbs, "by_status").insert(0, ["00" + key[2:], "00" * 8])
+
+    def status_to_cancelled(dbs):
+        rec = first(dbs, "orders")
+        rec[1] = rec[1][:2] + "03" + rec[1][4:]
+
+    def truncated_record(dbs):
+        rec = first(dbs, "orders")
+        rec[1] = rec[1][:-2]
+
+    def next_id_one(dbs):
+        edit_meta(dbs, "next_id", lambda v: _set_u64(v, 0, 1))
+
+    def hist_moved(dbs):
+        def move(v):
+            for b in range(11):
+                if _u64(v, b):
+                    v = _set_u64(v, b, _u64(v, b) - 1)
+                    return _set_u64(v, (b + 1) % 11, _u64(v, (b + 1) % 11) + 1)
+            h.fail("processing_hist is all zeros")
+        edit_meta(dbs, "processing_hist", move)
+
+    def order_dropped(dbs):
+        del _db(dbs, "orders")[-1]
+
+    def idem_dangling(dbs):
+        pair = first(dbs, "idem")
+        pair[1] = (10 ** 9).to_bytes(8, "little").hex() + pair[1][16:]
+
+    cases = [
+        ("counters Completed + 1", counters_completed_plus_one, "counters: Completed is"),
+        ("a by_user entry dropped", drop_by_user, "no by_user entry"),
+        ("an extra Pending entry in by_status", extra_by_status, "extra Pending entry"),
+        ("a Completed record turned Cancelled", status_to_cancelled, "counters: Cancelled is"),
+        ("a record one byte short", truncated_record, "record of"),
+        ("next_id set to 1", next_id_one, "next_id 1 is not above"),
+        ("a processing_hist count moved", hist_moved, "processing_hist bucket"),
+        ("the last order dropped", order_dropped, "created_total is"),
+    ]
+    if _db(_parse_dump(dump), "idem"):
+        cases.append(("an idem entry naming no order", idem_dangling, "which does not exist"))
+    base = os.path.join(tmp, "selftest")
+    os.makedirs(base, exist_ok=True)
+
+    def load(name, dbs):
+        d = os.path.join(base, name)
+        os.makedirs(d)
+        path = d + ".dump"
+        _write_dump(dbs, path)
+        subprocess.run(["mdb_load", "-f", path, d], check=True,
+                       stderr=subprocess.DEVNULL)
+        return d
+
+    d = load("faithful", _parse_dump(dump))
+    op_check(d, quiet=True)
+    r = op_check(d, acked=["ORD999999999"], expect_ok=False, tmpdir=base, quiet=True)
+    if "does not exist" not in r.stdout:
+        h.fail("op-check did not name the missing acknowledged order:\n%s" % r.stdout)
+    for i, (what, edit, expect) in enumerate(cases):
+        dbs = _parse_dump(dump)
+        edit(dbs)
+        d = load("case%d" % i, dbs)
+        r = op_check(d, expect_ok=False, quiet=True)
+        if expect not in r.stdout:
+            h.fail("op-check on a copy with %s: no %r in its report:\n%s"
+                   % (what, expect, r.stdout))
+        shutil.rmtree(d, ignore_errors=True)
+    print("op-check self-test: a faithful copy passes, %d mutated copies fail"
+          % len(cases))

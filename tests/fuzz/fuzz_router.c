@@ -1,0 +1,140 @@
+/*
+ * fuzz_router: libFuzzer target for router_match, the percent-decoding and
+ * routing of a raw request path.
+ *
+ * The input is a C string (bytes up to the first NUL), as civetweb hands
+ * over local_uri_raw. Invariants, each an abort:
+ *  - the route is ROUTE_NONE or one of the table's, and router_info of it
+ *    names that route;
+ *  - *id is written only for the order routes (ORDER, STATUS, CANCEL);
+ *  - a matched path keeps its route and id when "/api" is added or taken
+ *    away, when one trailing slash is added or taken away, and when its
+ *    first plain character is written as a %XX escape instead (the router
+ *    header: "/api" and the slash are optional, %XX is decoded). These
+ *    are checked only while the changed path stays well inside the
+ *    router's length limit.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define check(cond, ...) do {						\
+	if (!(cond)) {							\
+		fprintf(stderr, "fuzz_router: invariant failed: %s: ",	\
+		    #cond);						\
+		fprintf(stderr, __VA_ARGS__);				\
+		fputc('\n', stderr);					\
+		abort();						\
+	}								\
+} while (0)
+
+#define UNSET UINT64_C(0xdeadbeefcafef00d)
+/* Variants are checked only for raw paths shorter than this. */
+#define VARIANT_MAX 200
+
+static bool
+is_order_route(enum route r)
+{
+	return r == ROUTE_ORDER || r == ROUTE_STATUS || r == ROUTE_CANCEL;
+}
+
+static enum route
+match_checked(const char *path, uint64_t *id)
+{
+	enum route r;
+
+	*id = UNSET;
+	r = router_match(path, id);
+	check(r >= ROUTE_NONE && r < ROUTE_COUNT, "route %d for \"%s\"",
+	    (int)r, path);
+	if (r != ROUTE_NONE) {
+		const struct route_info *info = router_info(r);
+
+		check(info != NULL && info->route == r,
+		    "router_info(%d) for \"%s\"", (int)r, path);
+	}
+	check(is_order_route(r) || *id == UNSET,
+	    "id set to %llu for route %d of \"%s\"",
+	    (unsigned long long)*id, (int)r, path);
+	return r;
+}
+
+static void
+check_same(const char *variant, const char *path, enum route r,
+    uint64_t id)
+{
+	uint64_t vid;
+	enum route vr = match_checked(variant, &vid);
+
+	check(vr == r, "\"%s\" is route %d but \"%s\" is %d", path, (int)r,
+	    variant, (int)vr);
+	check(!is_order_route(r) || vid == id,
+	    "\"%s\" has id %llu but \"%s\" has %llu", path,
+	    (unsigned long long)id, variant, (unsigned long long)vid);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char variant[VARIANT_MAX + 8];
+	enum route r;
+	uint64_t id;
+	size_t len;
+	char *path;
+
+	path = malloc(size + 1);
+	if (path == NULL)
+		return 0;
+	memcpy(path, data, size);
+	path[size] = '\0';
+
+	r = match_checked(path, &id);
+	len = strlen(path);
+	if (r == ROUTE_NONE || len >= VARIANT_MAX)
+		goto out;
+
+	/*
+	 * "/api" is optional. Only when the first five bytes hold no escape
+	 * does the raw text show whether the decoded path starts "/api/".
+	 */
+	if (memchr(path, '%', len < 5 ? len : 5) == NULL) {
+		if (strncmp(path, "/api/", 5) == 0)
+			snprintf(variant, sizeof(variant), "%s", path + 4);
+		else
+			snprintf(variant, sizeof(variant), "/api%s", path);
+		check_same(variant, path, r, id);
+	}
+
+	/* One trailing slash is optional. */
+	snprintf(variant, sizeof(variant), "%s", path);
+	if (len > 1 && variant[len - 1] == '/')
+		variant[len - 1] = '\0';
+	else if (len > 0 && variant[len - 1] != '/')
+		snprintf(variant + len, sizeof(variant) - len, "/");
+	check_same(variant, path, r, id);
+
+	/* An escape decodes to the character it stands for. */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)path[i];
+
+		if (ch == '%') {
+			i += 2;	/* an escape is not a plain character */
+			continue;
+		}
+		if (ch == '/')
+			continue;
+		snprintf(variant, sizeof(variant), "%.*s%%%02X%s", (int)i,
+		    path, ch, path + i + 1);
+		check_same(variant, path, r, id);
+		break;
+	}
+out:
+	free(path);
+	return 0;
+}
