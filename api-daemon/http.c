@@ -228,7 +228,7 @@ respond_store_error(struct request *r, int rc, const char *what)
 	if (rc == STORE_ENOTFOUND)
 		return respond_not_found(r);
 	log_error("could not %s: %s", what, store_strerror(rc));
-	if (rc == STORE_EFULL)
+	if (rc == STORE_EFULL || rc == STORE_EDISKFULL)
 		return respond_detail(r, 503, "Storage is full; nothing was "
 		    "stored. Try again later.", "Retry-After: 60\r\n");
 	return respond_detail(r, 503, "Storage is unavailable; nothing was "

@@ -2,12 +2,17 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 
@@ -81,6 +86,8 @@ store_strerror(int err)
 		return "the order is not in the required state";
 	case STORE_EFULL:
 		return "the LMDB map is full (raise --map-size and restart)";
+	case STORE_EDISKFULL:
+		return "the disk holding the data directory is full";
 	case STORE_ESCHEMA:
 		return "the environment has another schema version";
 	case STORE_ECORRUPT:
@@ -490,6 +497,29 @@ fail:
 	return rc;
 }
 
+/*
+ * LMDB maps its lock file and grows it with ftruncate, which allocates no
+ * blocks: on a full disk the first touch of a new page is SIGBUS, not an
+ * error. Allocating the file's blocks first turns that into ENOSPC here.
+ */
+static int
+lockfile_allocate(const char *dir)
+{
+	char path[PATH_MAX];
+	off_t size = (off_t)(STORE_MAX_READERS + 64) * 64 + 4096;
+	int fd, rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/lock.mdb", dir) >=
+	    sizeof(path))
+		return ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+	if (fd < 0)
+		return errno;
+	rc = posix_fallocate(fd, 0, size);
+	close(fd);
+	return rc;
+}
+
 int
 store_open(struct store **sp, const char *dir, uint64_t map_size,
     unsigned flags)
@@ -507,6 +537,8 @@ store_open(struct store **sp, const char *dir, uint64_t map_size,
 	s->generation = atomic_fetch_add(&store_generations, 1);
 	if (flags & STORE_NOSYNC)
 		env_flags |= MDB_NOSYNC;
+	if ((rc = lockfile_allocate(dir)) != 0)
+		goto fail_free;
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		goto fail_free;
 	if ((rc = mdb_env_set_maxreaders(s->env, STORE_MAX_READERS)) != 0 ||
@@ -565,26 +597,37 @@ store_close(struct store *s)
  * page copies, every unfinished order keeps room for the two moves of its
  * index entry still to come (to Processing, to Completed): until the pages
  * that Pending entries leave behind are merged, those moves grow the tree.
+ * The same room is kept on the disk, which may fill before the map does.
  */
-static bool
-map_over_high_water(struct store *s, uint64_t unfinished)
+static int
+room_for_orders(struct store *s, uint64_t unfinished)
 {
+	uint64_t reserve = unfinished * STORE_UNFINISHED_RESERVE;
 	MDB_envinfo info;
+	struct statvfs vfs;
 	MDB_stat st;
 	uint64_t used;
+	mdb_filehandle_t fd;
 
 	if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
-		return false;
-	used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize +
-	    unfinished * STORE_UNFINISHED_RESERVE;
-	return used * 100 >= (uint64_t)info.me_mapsize *
-	    STORE_HIGH_WATER_PERCENT;
+		return 0;
+	used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize + reserve;
+	if (used * 100 >= (uint64_t)info.me_mapsize * STORE_HIGH_WATER_PERCENT)
+		return STORE_EFULL;
+	if (mdb_env_get_fd(s->env, &fd) == 0 && fstatvfs(fd, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < reserve + STORE_DISK_RESERVE)
+		return STORE_EDISKFULL;
+	return 0;
 }
 
 static int
 map_error(int rc)
 {
-	return rc == MDB_MAP_FULL ? STORE_EFULL : rc;
+	if (rc == MDB_MAP_FULL)
+		return STORE_EFULL;
+	if (rc == ENOSPC)
+		return STORE_EDISKFULL;
+	return rc;
 }
 
 void
@@ -743,11 +786,9 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
 	    (rc = counters_get(s, txn, &c)) != 0)
 		goto fail;
-	if (map_over_high_water(s, c.by_status[ORDER_PENDING] +
-	    c.by_status[ORDER_PROCESSING] + n)) {
-		rc = STORE_EFULL;
+	if ((rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
+	    c.by_status[ORDER_PROCESSING] + n)) != 0)
 		goto fail;
-	}
 	if ((rc = idem_expire(s, txn, now_ms, 2 * n + 16)) != 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {

@@ -44,6 +44,8 @@
 #define STORE_HIGH_WATER_PERCENT 90
 /* ... counting this many bytes for each unfinished order (store.c). */
 #define STORE_UNFINISHED_RESERVE 128
+/* Free disk space kept beyond that, for page copies. */
+#define STORE_DISK_RESERVE (256 * 1024)
 
 enum {
 	STORE_ENOTFOUND = -31001,	/* no such order */
@@ -51,6 +53,7 @@ enum {
 	STORE_EFULL = -31003,		/* map at its high-water mark or full */
 	STORE_ESCHEMA = -31004,		/* environment of another schema */
 	STORE_ECORRUPT = -31005,	/* a record that does not decode */
+	STORE_EDISKFULL = -31006,	/* the disk is full or at its reserve */
 };
 
 /* store_open flags */

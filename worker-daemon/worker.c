@@ -208,9 +208,9 @@ release_batch(struct worker *w, struct store_claim *c, size_t n, int64_t now)
 }
 
 /*
- * Run a batch in one transaction; when the map has no room for all of it
- * (each change copies pages), in halves, down to one order at a time, so
- * that the room the high-water mark keeps is enough.
+ * Run a batch in one transaction; when the map or the disk has no room for
+ * all of it (each change copies pages), in halves, down to one order at a
+ * time, so that the room the store keeps in reserve is enough.
  */
 static int
 in_pieces(struct worker *w, batch_fn fn, struct store_claim *c, size_t n,
@@ -218,7 +218,8 @@ in_pieces(struct worker *w, batch_fn fn, struct store_claim *c, size_t n,
 {
 	int rc = fn(w, c, n, now), rc2;
 
-	if (rc != STORE_EFULL || n == 1)
+	/* EIO: LMDB's word for a short write, as on a full disk. */
+	if ((rc != STORE_EFULL && rc != STORE_EDISKFULL && rc != EIO) || n == 1)
 		return rc;
 	rc = in_pieces(w, fn, c, n / 2, now);
 	rc2 = in_pieces(w, fn, c + n / 2, n - n / 2, now);
