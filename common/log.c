@@ -175,10 +175,14 @@ log_vwrite(enum log_level level, const char *suffix, const char *fmt,
 	append(msg, sizeof(msg), &len, fmt, ap);
 	if (suffix != NULL)
 		appendf(msg, sizeof(msg), &len, ": %s", suffix);
-	/* Keep one event on one line, whatever the message held. */
+	/*
+	 * Keep one event on one line, and what a client sent (a path in an
+	 * access line) from reaching a terminal as control characters.
+	 */
 	for (size_t i = 0; i < len; i++)
-		if (msg[i] == '\n' || msg[i] == '\r')
-			msg[i] = ' ';
+		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			msg[i] = msg[i] == '\n' || msg[i] == '\r' ||
+			    msg[i] == '\t' ? ' ' : '?';
 	if (log_fd >= 0)
 		write_line(log_fd, PREFIX_TIME, level, msg, len);
 	if (log_fd < 0 || (log_tee && level <= LOG_LEVEL_WARN))
