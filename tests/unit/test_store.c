@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "order.h"
+#include "clock.h"
 #include "store.h"
 #include "test.h"
 
@@ -816,6 +817,75 @@ cleanup_all(void)
 	cleanup();
 }
 
+/* Idempotency-Keys: replay, mismatch, one key twice in a batch, expiry. */
+TEST(test_idempotency)
+{
+	struct order a, b, c2, d, *one[1], *two[2];
+	struct store_counters before, after;
+	uint8_t digest[ORDER_DIGEST_LEN];
+	int64_t t = clock_realtime_ms();
+	uint64_t id;
+
+	store_set_idem_ttl(s, 1000);
+	order_init(&a);
+	a.user_id = 1;
+	set_items(&a, 1, 5);
+	a.total_cents = 100;
+	b = a;
+	a.idem_key = "k1";
+	memset(a.idem_digest, 1, ORDER_DIGEST_LEN);
+	one[0] = &a;
+	test_assert(store_create(s, one, 1, t) == 0);
+	test_assert(a.idem_result == ORDER_IDEM_NEW && a.id != 0);
+	test_assert(store_idem_get(s, "k1", &id, digest) == 0 && id == a.id);
+	test_assert(digest[0] == 1 && digest[ORDER_DIGEST_LEN - 1] == 1);
+	test_assert(store_idem_get(s, "nope", &id, digest) == STORE_ENOTFOUND);
+
+	/* The same key and body: the first order, nothing created. */
+	before = counters();
+	b.idem_key = "k1";
+	memset(b.idem_digest, 1, ORDER_DIGEST_LEN);
+	one[0] = &b;
+	test_assert(store_create(s, one, 1, t + 10) == 0);
+	test_assert(b.idem_result == ORDER_IDEM_REPLAY && b.id == a.id);
+	after = counters();
+	test_assert(after.created_total == before.created_total);
+
+	/* Another body: a mismatch, nothing created. */
+	c2 = b;
+	memset(c2.idem_digest, 2, ORDER_DIGEST_LEN);
+	one[0] = &c2;
+	test_assert(store_create(s, one, 1, t + 20) == 0);
+	test_assert(c2.idem_result == ORDER_IDEM_MISMATCH && c2.id == 0);
+	test_assert(counters().created_total == before.created_total);
+
+	/* One new key twice in a batch: one order. */
+	d = b;
+	d.idem_key = "k2";
+	c2 = d;
+	two[0] = &d;
+	two[1] = &c2;
+	test_assert(store_create(s, two, 2, t + 30) == 0);
+	test_assert(d.idem_result == ORDER_IDEM_NEW);
+	test_assert(c2.idem_result == ORDER_IDEM_REPLAY && c2.id == d.id);
+	test_assert(counters().created_total == before.created_total + 1);
+
+	/* Past the TTL the key is free again and the old entry is gone. */
+	b.idem_key = "k1";
+	memset(b.idem_digest, 3, ORDER_DIGEST_LEN);
+	one[0] = &b;
+	test_assert(store_create(s, one, 1, t + 5000) == 0);
+	test_assert(b.idem_result == ORDER_IDEM_NEW && b.id != a.id);
+	test_assert(store_idem_get(s, "k1", &id, digest) == 0 && id == b.id);
+	test_assert(digest[0] == 3);
+	after = counters();
+	test_assert(after.by_status[0] + after.by_status[1] + after.by_status[2] +
+	    after.by_status[3] == after.created_total);
+
+	store_set_idem_ttl(s, STORE_IDEM_TTL_MS);
+	order_finish(&a);
+}
+
 int
 main(void)
 {
@@ -837,6 +907,7 @@ main(void)
 	RUN(test_reopen);
 	RUN(test_schema);
 	RUN(test_map_full);
+	RUN(test_idempotency);
 	store_close(s);
 	test_assert(test_rmtree(dir) == 0);
 	return 0;
