@@ -9,11 +9,13 @@ install_deps $test_packages || exit 1
 status=0
 for dir in build build-asan; do
 	# The systemd suite installs and boots the normal build, fuzz builds
-	# its own sanitized fuzzers, lint reads the source: once is enough.
+	# its own sanitized fuzzers, lint reads the source, bench measures the
+	# optimized build: once is enough.
 	case $dir in
 	build) opts="" mult=1 skip="" ;;
 	build-asan) opts="-Db_sanitize=address,undefined -Db_lundef=false"
-	    mult=3 skip="--no-suite systemd --no-suite fuzz --no-suite lint" ;;
+	    mult=3 skip="--no-suite systemd --no-suite fuzz --no-suite lint
+	    --no-suite bench" ;;
 	esac
 	echo "== $dir: build" >&2
 	# shellcheck disable=SC2086

@@ -3,10 +3,10 @@
 packages="gcc libc6-dev meson ninja-build pkg-config libcivetweb-dev
 liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
 # What the tests need besides: man-page lint, systemd-analyze, a Debian
-# root booted under systemd-nspawn for the unit tests, libFuzzer (clang)
-# and cppcheck.
+# root booted under systemd-nspawn for the unit tests, libFuzzer (clang),
+# cppcheck, and wrk for the benchmark's smoke run.
 test_packages="mandoc systemd debootstrap systemd-container util-linux
-clang libclang-rt-14-dev cppcheck lmdb-utils"
+clang libclang-rt-14-dev cppcheck lmdb-utils wrk"
 
 # install_deps [extra packages...]
 install_deps() {
