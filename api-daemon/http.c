@@ -11,7 +11,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -48,15 +47,6 @@ sha256(const char *data, size_t len, uint8_t digest[ORDER_DIGEST_LEN])
 	SHA256Init(&ctx);
 	SHA256Update(&ctx, (const uint8_t *)data, len);
 	SHA256Final(digest, &ctx);
-}
-
-static int64_t
-monotonic_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static const char *
@@ -131,12 +121,12 @@ client_socket(const struct mg_request_info *ri)
 static void
 drop_unread_body(struct request *r)
 {
-	int64_t deadline = monotonic_us() + 1000000;
+	int64_t deadline = clock_monotonic_us() + 1000000;
 	long long left = r->ri->content_length;
 	char byte;
 	int fd;
 
-	while (left > 0 && monotonic_us() < deadline &&
+	while (left > 0 && clock_monotonic_us() < deadline &&
 	    mg_read(r->conn, &byte, 1) == 1)
 		left--;
 	if (left > 0 && (fd = client_socket(r->ri)) >= 0)
@@ -189,7 +179,7 @@ respond(struct request *r, int status, const char *extra)
 		log_info("access: %s \"%.16s %.200s\" %d %zu %.3f ms",
 		    r->ri->remote_addr, r->method, r->ri->local_uri_raw,
 		    status, r->body.len,
-		    (double)(monotonic_us() - r->started_us) / 1000.0);
+		    (double)(clock_monotonic_us() - r->started_us) / 1000.0);
 	return status;
 }
 
@@ -317,13 +307,13 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 	int64_t deadline = r->started_us +
 	    (int64_t)r->ctx->cfg->request_timeout_ms * 1000;
 
-	while (got < (size_t)length && monotonic_us() < deadline) {
+	while (got < (size_t)length && clock_monotonic_us() < deadline) {
 		if (mg_read(r->conn, body + got, 1) != 1)
 			break;
 		got++;
 	}
 	if (got < (size_t)length) {
-		bool late = monotonic_us() >= deadline;
+		bool late = clock_monotonic_us() >= deadline;
 
 		free(body);
 		r->closing = true;
@@ -773,7 +763,7 @@ begin_request(struct mg_connection *conn)
 	r.ctx = r.ri->user_data;
 	r.method = r.ri->request_method;
 	r.content_type = "application/json";
-	r.started_us = monotonic_us();
+	r.started_us = clock_monotonic_us();
 	r.head = strcmp(r.method, "HEAD") == 0;
 	strbuf_init(&r.body);
 	status = dispatch(&r);

@@ -13,5 +13,7 @@
 int64_t clock_realtime_ms(void);
 /* Milliseconds since an arbitrary fixed point. */
 int64_t clock_monotonic_ms(void);
+/* The same clock in microseconds, for timing requests. */
+int64_t clock_monotonic_us(void);
 
 #endif

@@ -15,19 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "money.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond, ...) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_money: invariant failed: %s: ",	\
-		    #cond);						\
-		fprintf(stderr, __VA_ARGS__);				\
-		fputc('\n', stderr);					\
-		abort();						\
-	}								\
-} while (0)
 
 #define UNSET INT64_C(-777)
 

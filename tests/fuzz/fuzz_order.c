@@ -16,22 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "jsoncheck.h"
 #include "money.h"
 #include "order.h"
 #include "strbuf.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond, ...) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_order: invariant failed: %s: ",	\
-		    #cond);						\
-		fprintf(stderr, __VA_ARGS__);				\
-		fputc('\n', stderr);					\
-		abort();						\
-	}								\
-} while (0)
 
 static void
 check_json(const struct strbuf *sb, const char *what)

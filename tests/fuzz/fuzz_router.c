@@ -20,19 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "router.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond, ...) do {						\
-	if (!(cond)) {							\
-		fprintf(stderr, "fuzz_router: invariant failed: %s: ",	\
-		    #cond);						\
-		fprintf(stderr, __VA_ARGS__);				\
-		fputc('\n', stderr);					\
-		abort();						\
-	}								\
-} while (0)
 
 #define UNSET UINT64_C(0xdeadbeefcafef00d)
 /* Variants are checked only for raw paths shorter than this. */
