@@ -1,10 +1,14 @@
 #include "committer.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -15,12 +19,20 @@
 /* How often the committer checks that its queue is still the named one. */
 #define QUEUE_REFRESH_MS 1000
 
+/*
+ * A handler waiting for its order's commit, on the handler's stack. The
+ * committer fills in rc and wake[] for a whole batch, then wakes only the
+ * first waiter; each waiter, once woken, wakes the two below it in the
+ * batch (a binary tree: 64 handlers are awake after 6 rounds). So the
+ * committer pays one wake-up per commit instead of one per order, and goes
+ * back to LMDB while the handlers wake each other on the other cores.
+ */
 struct waiter {
-	struct waiter *next;
+	struct waiter *next;		/* FIFO link, under the lock */
 	struct order *order;
-	pthread_cond_t done_cond;
-	bool done;
+	struct waiter *wake[2];		/* to wake once done (or NULL) */
 	int rc;
+	_Atomic uint32_t done;		/* 0 until rc is set: a futex */
 };
 
 struct committer {
@@ -34,6 +46,26 @@ struct committer {
 	struct committer_stats stats;	/* under lock */
 	int last_queue_err;		/* committer thread only */
 };
+
+/* Sleep until w->done is set (a spurious return just loops). */
+static void
+waiter_sleep(struct waiter *w)
+{
+	while (atomic_load_explicit(&w->done, memory_order_acquire) == 0)
+		syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, NULL,
+		    NULL, 0);
+}
+
+/*
+ * Mark w done and wake it. After the store w may return and its stack
+ * frame go; a wake on that address is then harmless (futex waiters loop).
+ */
+static void
+waiter_wake(struct waiter *w)
+{
+	atomic_store_explicit(&w->done, 1, memory_order_release);
+	syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 static void
 queue_check(struct committer *c)
@@ -86,13 +118,14 @@ committer_run(void *arg)
 {
 	struct committer *c = arg;
 	struct order **orders = calloc(COMMIT_BATCH_MAX, sizeof(*orders));
+	struct waiter **batch = calloc(COMMIT_BATCH_MAX, sizeof(*batch));
 	uint64_t *ids = calloc(COMMIT_BATCH_MAX, sizeof(*ids));
 	int64_t next_refresh = 0;
 
-	if (orders == NULL || ids == NULL)
+	if (orders == NULL || batch == NULL || ids == NULL)
 		fatalx("committer: out of memory");
 	for (;;) {
-		struct waiter *batch, *w, *rest;
+		struct waiter *w;
 		size_t n = 0, n_ids = 0;
 		int rc;
 
@@ -105,7 +138,7 @@ committer_run(void *arg)
 		while (c->head == NULL && !c->stopping) {
 			struct timespec until;
 
-			clock_gettime(CLOCK_REALTIME, &until);
+			clock_gettime(CLOCK_MONOTONIC, &until);
 			until.tv_sec += 1;
 			if (pthread_cond_timedwait(&c->work_cond, &c->lock,
 			    &until) == ETIMEDOUT)
@@ -119,13 +152,14 @@ committer_run(void *arg)
 				break;
 			continue;
 		}
-		batch = c->head;
-		for (w = batch; w != NULL && n < COMMIT_BATCH_MAX; w = w->next)
+		for (w = c->head; w != NULL && n < COMMIT_BATCH_MAX;
+		    w = w->next) {
+			batch[n] = w;
 			orders[n++] = w->order;
-		rest = w;
-		/* Cut the batch off the list: rest stays queued. */
-		c->head = rest;
-		if (rest == NULL)
+		}
+		/* Cut the batch off the list: the rest stays queued. */
+		c->head = w;
+		if (w == NULL)
 			c->tail = &c->head;
 		pthread_mutex_unlock(&c->lock);
 
@@ -139,23 +173,25 @@ committer_run(void *arg)
 			c->stats.commits++;
 			c->stats.orders += n;
 		}
-		for (w = batch; w != rest;) {
-			struct waiter *next = w->next;
-
-			if (rc == 0)
-				ids[n_ids++] = w->order->id;
-			w->rc = rc;
-			w->done = true;
-			/* w lives on its handler's stack: done with it. */
-			pthread_cond_signal(&w->done_cond);
-			w = next;
-		}
 		pthread_mutex_unlock(&c->lock);
+		/* The orders live on their handlers' stacks: read them now. */
+		for (size_t i = 0; i < n; i++) {
+			struct waiter *bw = batch[i];
+
+			if (rc == 0 &&
+			    orders[i]->idem_result == ORDER_IDEM_NEW)
+				ids[n_ids++] = orders[i]->id;
+			bw->rc = rc;
+			bw->wake[0] = 2 * i + 1 < n ? batch[2 * i + 1] : NULL;
+			bw->wake[1] = 2 * i + 2 < n ? batch[2 * i + 2] : NULL;
+		}
+		waiter_wake(batch[0]);
 
 		if (n_ids > 0)
 			ring_worker(c, ids, n_ids);
 	}
 	free(orders);
+	free(batch);
 	free(ids);
 	return NULL;
 }
@@ -165,6 +201,7 @@ committer_create(struct committer **cp, struct store *s,
     const char *queue_name)
 {
 	struct committer *c = calloc(1, sizeof(*c));
+	pthread_condattr_t attr;
 	int rc;
 
 	if (c == NULL)
@@ -174,7 +211,10 @@ committer_create(struct committer **cp, struct store *s,
 	c->last_queue_err = -1;
 	queue_init(&c->queue, queue_name);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->work_cond, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->work_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	rc = pthread_create(&c->thread, NULL, committer_run, c);
 	if (rc != 0) {
 		pthread_cond_destroy(&c->work_cond);
@@ -207,16 +247,16 @@ committer_submit(struct committer *c, struct order *o)
 {
 	struct waiter w = { .order = o };
 
-	pthread_cond_init(&w.done_cond, NULL);
 	pthread_mutex_lock(&c->lock);
 	*c->tail = &w;
 	c->tail = &w.next;
 	if (c->head == &w)
 		pthread_cond_signal(&c->work_cond);
-	while (!w.done)
-		pthread_cond_wait(&w.done_cond, &c->lock);
 	pthread_mutex_unlock(&c->lock);
-	pthread_cond_destroy(&w.done_cond);
+	waiter_sleep(&w);
+	for (int i = 0; i < 2; i++)
+		if (w.wake[i] != NULL)
+			waiter_wake(w.wake[i]);
 	return w.rc;
 }
 

@@ -4,9 +4,10 @@
  * Handler threads call committer_submit with a decoded order and block
  * until it is durably committed (or refused). One committer thread takes
  * every order waiting, commits them all in one LMDB write transaction,
- * wakes each waiting handler on its own condition variable, and then sends
- * the new ids to the worker's queue without blocking: a full or missing
- * queue only delays an order until the worker's sweep finds it.
+ * wakes the first of their handlers (which wake the rest, two each: see
+ * struct waiter), and then sends the new ids to the worker's queue without
+ * blocking: a full or missing queue only delays an order until the
+ * worker's sweep finds it.
  *
  * The committer owns the queue descriptor; nothing else touches it.
  * committer_destroy commits what was submitted, then stops the thread.
