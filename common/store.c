@@ -936,29 +936,46 @@ transition_one(struct store *s, MDB_txn *txn, uint64_t id,
 	return 0;
 }
 
+/* Orders to move with one decide function, in a transition_batch. */
+struct transition_group {
+	struct store_claim *c;
+	size_t n;
+	transition_fn decide;
+	int64_t lease_until_ms;
+};
+
+/* Apply every group in one write transaction: all or nothing. */
 static int
-transition_batch(struct store *s, struct store_claim *c, size_t n,
-    transition_fn decide, int64_t now_ms, int64_t lease_until_ms)
+transition_batch(struct store *s, struct transition_group *g, size_t n_groups,
+    int64_t now_ms)
 {
 	struct store_counters cnt;
 	bool any = false;
+	size_t total = 0;
 	MDB_txn *txn;
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
-		c[i].done = false;
-	if (n == 0)
+	for (size_t j = 0; j < n_groups; j++) {
+		for (size_t i = 0; i < g[j].n; i++)
+			g[j].c[i].done = false;
+		total += g[j].n;
+	}
+	if (total == 0)
 		return 0;
 	if ((rc = write_begin(s, &txn)) != 0)
 		return rc;
 	if ((rc = counters_get(s, txn, &cnt)) != 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		rc = transition_one(s, txn, c[i].id, decide, &c[i], &cnt,
-		    now_ms, lease_until_ms, &c[i].done);
-		if (rc != 0)
-			goto fail;
-		any |= c[i].done;
+	for (size_t j = 0; j < n_groups; j++) {
+		for (size_t i = 0; i < g[j].n; i++) {
+			struct store_claim *c = &g[j].c[i];
+
+			rc = transition_one(s, txn, c->id, g[j].decide, c,
+			    &cnt, now_ms, g[j].lease_until_ms, &c->done);
+			if (rc != 0)
+				goto fail;
+			any |= c->done;
+		}
 	}
 	if (!any) {
 		write_abort(s, txn);
@@ -973,8 +990,9 @@ transition_batch(struct store *s, struct store_claim *c, size_t n,
 fail:
 	write_abort(s, txn);
 failed:
-	for (size_t i = 0; i < n; i++)
-		c[i].done = false;
+	for (size_t j = 0; j < n_groups; j++)
+		for (size_t i = 0; i < g[j].n; i++)
+			g[j].c[i].done = false;
 	return map_error(rc);
 }
 
@@ -1042,30 +1060,50 @@ int
 store_claim(struct store *s, struct store_claim *c, size_t n, int64_t now_ms,
     int64_t lease_until_ms)
 {
-	return transition_batch(s, c, n, decide_claim, now_ms, lease_until_ms);
+	struct transition_group g = { c, n, decide_claim, lease_until_ms };
+
+	return transition_batch(s, &g, 1, now_ms);
 }
 
 int
 store_complete(struct store *s, struct store_claim *c, size_t n,
     int64_t now_ms)
 {
-	return transition_batch(s, c, n, decide_complete, now_ms, 0);
+	struct transition_group g = { c, n, decide_complete, 0 };
+
+	return transition_batch(s, &g, 1, now_ms);
+}
+
+int
+store_advance(struct store *s, struct store_claim *done, size_t n_done,
+    struct store_claim *claim, size_t n_claim, int64_t now_ms,
+    int64_t lease_until_ms)
+{
+	struct transition_group g[] = {
+		{ done, n_done, decide_complete, 0 },
+		{ claim, n_claim, decide_claim, lease_until_ms },
+	};
+
+	return transition_batch(s, g, 2, now_ms);
 }
 
 int
 store_release(struct store *s, struct store_claim *c, size_t n,
     int64_t now_ms)
 {
-	return transition_batch(s, c, n, decide_release, now_ms, 0);
+	struct transition_group g = { c, n, decide_release, 0 };
+
+	return transition_batch(s, &g, 1, now_ms);
 }
 
 int
 store_cancel(struct store *s, uint64_t id, int64_t now_ms, struct order *o)
 {
 	struct store_claim c = { .id = id };
+	struct transition_group g = { &c, 1, decide_cancel, 0 };
 	int rc;
 
-	rc = transition_batch(s, &c, 1, decide_cancel, now_ms, 0);
+	rc = transition_batch(s, &g, 1, now_ms);
 	if (rc != 0)
 		return rc;
 	if ((rc = store_get(s, id, o)) != 0)

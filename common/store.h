@@ -145,6 +145,13 @@ int store_claim(struct store *s, struct store_claim *c, size_t n,
 /* Processing under the given attempt -> Completed; others untouched. */
 int store_complete(struct store *s, struct store_claim *c, size_t n,
     int64_t now_ms);
+/*
+ * store_complete of done[] and store_claim of claim[] in one transaction
+ * (the worker's loop: one commit, one fsync, for both).
+ */
+int store_advance(struct store *s, struct store_claim *done, size_t n_done,
+    struct store_claim *claim, size_t n_claim, int64_t now_ms,
+    int64_t lease_until_ms);
 /* Processing under the given attempt -> Pending (a clean stop). */
 int store_release(struct store *s, struct store_claim *c, size_t n,
     int64_t now_ms);

@@ -32,6 +32,15 @@
 #define HEARTBEAT_INTERVAL_MS 2000
 /* Most transitions in one write transaction. */
 #define BATCH_MAX 8192
+/*
+ * The least time between two of a worker's transactions. Under load this
+ * gathers what falls due meanwhile into one commit, so the workers hold
+ * LMDB's single writer lock (and its fsyncs) for a small share of the time
+ * and order-api's commits of new orders get the rest; a quiet worker's
+ * next transaction is never delayed. An order may complete this much
+ * after its due time.
+ */
+#define COMMIT_GAP_MS 20
 /* Most queue messages read before the timers get their turn. */
 #define RECEIVE_MAX 64
 
@@ -50,6 +59,7 @@ struct worker {
 	uint64_t *ids;		/* one queue message */
 	size_t ids_cap;
 	int64_t next_sweep, next_heartbeat;
+	int64_t next_commit;	/* no transaction of run_due before this */
 	bool first_sweep;
 	bool stopping;
 	int64_t stop_deadline;
@@ -207,6 +217,14 @@ release_batch(struct worker *w, struct store_claim *c, size_t n, int64_t now)
 	return store_release(w->store, c, n, now);
 }
 
+/* The map or the disk had no room for a transaction. */
+static bool
+no_room(int rc)
+{
+	/* EIO: LMDB's word for a short write, as on a full disk. */
+	return rc == STORE_EFULL || rc == STORE_EDISKFULL || rc == EIO;
+}
+
 /*
  * Run a batch in one transaction; when the map or the disk has no room for
  * all of it (each change copies pages), in halves, down to one order at a
@@ -218,15 +236,19 @@ in_pieces(struct worker *w, batch_fn fn, struct store_claim *c, size_t n,
 {
 	int rc = fn(w, c, n, now), rc2;
 
-	/* EIO: LMDB's word for a short write, as on a full disk. */
-	if ((rc != STORE_EFULL && rc != STORE_EDISKFULL && rc != EIO) || n == 1)
+	if (!no_room(rc) || n <= 1)
 		return rc;
 	rc = in_pieces(w, fn, c, n / 2, now);
 	rc2 = in_pieces(w, fn, c + n / 2, n - n / 2, now);
 	return rc != 0 ? rc : rc2;
 }
 
-/* Claim or complete every job due by now, one transaction per phase. */
+/*
+ * Claim or complete every job due by now, in one transaction: with orders
+ * flowing, each turn of the loop completes the last turn's claims and
+ * claims the new ones with a single fsync. When that transaction does not
+ * fit, each phase goes on its own, in pieces.
+ */
 static void
 run_due(struct worker *w, int64_t now)
 {
@@ -235,8 +257,10 @@ run_due(struct worker *w, int64_t now)
 	struct store_claim *dones = w->batch + BATCH_MAX;
 	const struct job *top;
 	struct job job;
-	int rc;
+	int rc, rc_claim, rc_done;
 
+	if (now < w->next_commit)
+		return;
 	while ((top = heap_top(&w->jobs)) != NULL && top->due_ms <= now &&
 	    n_claim < BATCH_MAX && n_done < BATCH_MAX) {
 		heap_pop(&w->jobs, &job);
@@ -253,12 +277,22 @@ run_due(struct worker *w, int64_t now)
 				.attempt = job.attempt };
 		}
 	}
+	if (n_claim + n_done == 0)
+		return;
+	rc = store_advance(w->store, dones, n_done, claims, n_claim, now,
+	    now + w->cfg->lease_ms);
+	w->next_commit = now + COMMIT_GAP_MS;
+	if (no_room(rc) && n_claim + n_done > 1) {
+		rc_done = in_pieces(w, complete_batch, dones, n_done, now);
+		rc_claim = in_pieces(w, claim_batch, claims, n_claim, now);
+	} else {
+		rc_done = rc_claim = rc;
+	}
 	if (n_claim > 0) {
-		rc = in_pieces(w, claim_batch, claims, n_claim, now);
-		if (rc != 0)
+		if (rc_claim != 0)
 			log_error("could not claim %zu orders: %s; they stay "
 			    "Pending for the next sweep", n_claim,
-			    store_strerror(rc));
+			    store_strerror(rc_claim));
 		for (size_t i = 0; i < n_claim; i++) {
 			if (claims[i].done) {
 				log_debug("order ORD%llu Processing (attempt "
@@ -273,11 +307,10 @@ run_due(struct worker *w, int64_t now)
 		}
 	}
 	if (n_done > 0) {
-		rc = in_pieces(w, complete_batch, dones, n_done, now);
-		if (rc != 0)
+		if (rc_done != 0)
 			log_error("could not complete %zu orders: %s; their "
 			    "leases will lapse and they will be retried",
-			    n_done, store_strerror(rc));
+			    n_done, store_strerror(rc_done));
 		for (size_t i = 0; i < n_done; i++) {
 			if (dones[i].done)
 				log_debug("order ORD%llu Completed",
@@ -363,7 +396,8 @@ next_deadline(struct worker *w)
 	    : w->next_heartbeat;
 
 	if (top != NULL && top->due_ms < next)
-		next = top->due_ms;
+		next = top->due_ms > w->next_commit ? top->due_ms
+		    : w->next_commit;
 	if (w->stopping && w->stop_deadline < next)
 		next = w->stop_deadline;
 	return next;

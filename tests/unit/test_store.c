@@ -886,6 +886,60 @@ TEST(test_idempotency)
 	order_finish(&a);
 }
 
+/* store_advance: completes and claims in one transaction. */
+TEST(test_advance)
+{
+	const uint64_t users[3] = { 3, 4, 5 };
+	struct store_counters before = counters(), after;
+	struct store_claim claim[2], done[2];
+	struct order o;
+	int64_t t = clock_realtime_ms();
+	uint64_t first = before.created_total + 1;
+
+	order_init(&o);
+	create_orders(users, 3, t, first);
+	claim[0] = (struct store_claim){ .id = first };
+	test_assert(store_claim(s, claim, 1, t + 1, t + 1 + LEASE) == 0 &&
+	    claim[0].done && claim[0].attempt == 1);
+
+	/* Complete the claimed one and claim the other two, one commit. */
+	done[0] = (struct store_claim){ .id = first, .attempt = 1 };
+	done[1] = (struct store_claim){ .id = first + 1, .attempt = 1 };
+	claim[0] = (struct store_claim){ .id = first + 1 };
+	claim[1] = (struct store_claim){ .id = first + 2 };
+	test_assert(store_advance(s, done, 2, claim, 2, t + 2,
+	    t + 2 + LEASE) == 0);
+	/* Completions go first: first + 1 was not Processing yet. */
+	test_assert(done[0].done && !done[1].done);
+	test_assert(claim[0].done && claim[1].done);
+	get(first, &o);
+	test_assert(o.status == ORDER_COMPLETED && o.completed_ms == t + 2);
+	get(first + 1, &o);
+	test_assert(o.status == ORDER_PROCESSING && o.attempts == 1);
+	after = counters();
+	test_assert(after.completed_total == before.completed_total + 1);
+	test_assert(after.by_status[ORDER_PROCESSING] ==
+	    before.by_status[ORDER_PROCESSING] + 2);
+
+	/* Only completions, with a stale attempt: nothing changes. */
+	done[0] = (struct store_claim){ .id = first + 1, .attempt = 9 };
+	test_assert(store_advance(s, done, 1, claim, 0, t + 3,
+	    t + 3 + LEASE) == 0 && !done[0].done);
+	/* Nothing at all. */
+	test_assert(store_advance(s, done, 0, claim, 0, t, t) == 0);
+
+	/* Finish both, so the store is left with nothing Processing. */
+	done[0] = (struct store_claim){ .id = first + 1, .attempt = 1 };
+	done[1] = (struct store_claim){ .id = first + 2, .attempt = 1 };
+	test_assert(store_advance(s, done, 2, claim, 0, t + 4,
+	    t + 4 + LEASE) == 0 && done[0].done && done[1].done);
+	after = counters();
+	test_assert(after.by_status[ORDER_PROCESSING] ==
+	    before.by_status[ORDER_PROCESSING]);
+	test_assert(after.completed_total == before.completed_total + 3);
+	order_finish(&o);
+}
+
 int
 main(void)
 {
@@ -908,6 +962,7 @@ main(void)
 	RUN(test_schema);
 	RUN(test_map_full);
 	RUN(test_idempotency);
+	RUN(test_advance);
 	store_close(s);
 	test_assert(test_rmtree(dir) == 0);
 	return 0;
