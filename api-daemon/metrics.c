@@ -139,6 +139,9 @@ metrics_prometheus(const struct metrics_snapshot *s, struct strbuf *out)
 	single(out, "released_total", "counter",
 	    "Orders a stopping worker handed back to Pending.",
 	    c->released_total);
+	single(out, "commits_total", "counter",
+	    "LMDB transactions of this order-api that stored new orders.",
+	    s->committer.commits);
 	single(out, "queue_full_total", "counter",
 	    "Queue sends by this order-api that found the queue full.",
 	    s->committer.queue_full);

@@ -875,6 +875,9 @@ def part_sighup_and_metrics(s):
     ]
     for what, got, want in checks:
         expect(got == want, "/metrics after %d orders: %s = %r, expected %d" % (n, what, got, want))
+    commits = sample(smp, P + "commits_total")
+    expect(commits is not None and 1 <= commits <= n,
+           "/metrics: commits_total %r for %d orders" % (commits, n))
     hb = sample(smp, P + "worker_heartbeat_age_seconds")
     expect(hb is not None and 0 <= hb < 10, "/metrics: worker_heartbeat_age_seconds %r" % hb)
     psum = sample(smp, P + "processing_seconds_sum")
