@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sha256.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -870,12 +873,58 @@ fail:
 	return -1;
 }
 
+static void *
+stop_civetweb(void *mg)
+{
+	mg_stop(mg);
+	return NULL;
+}
+
+/* Connect to our own listening socket, and hang up. */
+static void
+knock(const char *addr, const struct mg_server_port *port)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port->port),
+	};
+	int fd;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
+	    sin.sin_addr.s_addr == htonl(INADDR_ANY))
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return;
+	/* Non-blocking: the SYN is what wakes the listener; no wait. */
+	(void)connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+	close(fd);
+}
+
+/*
+ * mg_stop returns once civetweb's listening thread has seen the stop flag,
+ * which it checks only when its poll() returns: up to 2 seconds on an idle
+ * server. So stop it from a thread and knock on our own port meanwhile,
+ * which wakes that poll at once.
+ */
 void
 http_stop(struct http_server *srv)
 {
+	struct mg_server_port port;
+	pthread_t stopper;
+
 	if (srv == NULL)
 		return;
-	mg_stop(srv->mg);
+	if (mg_get_server_ports(srv->mg, 1, &port) != 1 ||
+	    pthread_create(&stopper, NULL, stop_civetweb, srv->mg) != 0) {
+		mg_stop(srv->mg);
+	} else {
+		while (pthread_tryjoin_np(stopper, NULL) == EBUSY) {
+			knock(srv->ctx->cfg->listen_addr, &port);
+			nanosleep(&(struct timespec){ .tv_nsec = 20000000 },
+			    NULL);
+		}
+	}
 	pthread_mutex_destroy(&srv->ctx->inflight_lock);
 	free(srv->ctx->inflight);
 	srv->ctx->inflight = NULL;
