@@ -109,6 +109,10 @@ if ((SMOKE)); then
 	PICKUP_MS=200
 	PROCESSING_MS=300
 fi
+if ((THREADS < CONNS_HIGH)); then
+	echo "run.sh: --threads $THREADS is fewer than the $CONNS_HIGH connections of the cases (civetweb serves a connection per thread)" >&2
+	exit 2
+fi
 CONNS_EACH=$CONNS_LOW
 ((CONNS_HIGH != CONNS_LOW)) && CONNS_EACH="$CONNS_LOW $CONNS_HIGH"
 # Fills create orders as fast as they can while util.py polls the API; leave
