@@ -140,7 +140,8 @@ metrics_prometheus(const struct metrics_snapshot *s, struct strbuf *out)
 	    "Orders a stopping worker handed back to Pending.",
 	    c->released_total);
 	single(out, "commits_total", "counter",
-	    "LMDB transactions of this order-api that stored new orders.",
+	    "Group commits (LMDB write transactions of POSTed orders) of "
+	    "this order-api.",
 	    s->committer.commits);
 	single(out, "queue_full_total", "counter",
 	    "Queue sends by this order-api that found the queue full.",

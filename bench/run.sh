@@ -637,10 +637,12 @@ api_case() {
 	return 0
 }
 
-phase_broken() { # phase_broken REASON CASE:CONNS...
-	local why=$1 c
+phase_broken() { # phase_broken REASON CASE:CONNS... (each once)
+	local why=$1 c seen=$'\n'
 	shift
 	for c in "$@"; do
+		[[ $seen == *$'\n'"$c"$'\n'* ]] && continue
+		seen+="$c"$'\n'
 		broken_row "${c%:*}" "${c##*:}" "$why"
 	done
 }

@@ -59,7 +59,7 @@ struct worker {
 	uint64_t *ids;		/* one queue message */
 	size_t ids_cap;
 	int64_t next_sweep, next_heartbeat;
-	int64_t next_commit;	/* no transaction of run_due before this */
+	int64_t next_commit;	/* monotonic ms: no run_due transaction before */
 	bool first_sweep;
 	bool stopping;
 	int64_t stop_deadline;
@@ -259,7 +259,7 @@ run_due(struct worker *w, int64_t now)
 	struct job job;
 	int rc, rc_claim, rc_done;
 
-	if (now < w->next_commit)
+	if (clock_monotonic_ms() < w->next_commit)
 		return;
 	while ((top = heap_top(&w->jobs)) != NULL && top->due_ms <= now &&
 	    n_claim < BATCH_MAX && n_done < BATCH_MAX) {
@@ -281,8 +281,13 @@ run_due(struct worker *w, int64_t now)
 		return;
 	rc = store_advance(w->store, dones, n_done, claims, n_claim, now,
 	    now + w->cfg->lease_ms);
-	w->next_commit = now + COMMIT_GAP_MS;
-	if (no_room(rc) && n_claim + n_done > 1) {
+	w->next_commit = clock_monotonic_ms() + COMMIT_GAP_MS;
+	/*
+	 * No room for it all (in_pieces splits each phase), or one bad order
+	 * in either (a record that does not decode): each phase on its own,
+	 * so that one cannot sink the other.
+	 */
+	if (rc != 0 && (no_room(rc) || (n_claim > 0 && n_done > 0))) {
 		rc_done = in_pieces(w, complete_batch, dones, n_done, now);
 		rc_claim = in_pieces(w, claim_batch, claims, n_claim, now);
 	} else {
@@ -392,12 +397,17 @@ static int64_t
 next_deadline(struct worker *w)
 {
 	const struct job *top = heap_top(&w->jobs);
-	int64_t next = w->next_sweep < w->next_heartbeat ? w->next_sweep
-	    : w->next_heartbeat;
+	int64_t next = w->next_sweep, gap, commit_at;
+
+	/* (No heartbeats are written while stopping.) */
+	if (!w->stopping && w->next_heartbeat < next)
+		next = w->next_heartbeat;
+	/* next_commit is on the monotonic clock, the timers on real time. */
+	gap = w->next_commit - clock_monotonic_ms();
+	commit_at = clock_realtime_ms() + (gap > 0 ? gap : 0);
 
 	if (top != NULL && top->due_ms < next)
-		next = top->due_ms > w->next_commit ? top->due_ms
-		    : w->next_commit;
+		next = top->due_ms > commit_at ? top->due_ms : commit_at;
 	if (w->stopping && w->stop_deadline < next)
 		next = w->stop_deadline;
 	return next;
