@@ -285,15 +285,19 @@ read_begin_locked(struct store *s, MDB_txn **txn)
 	return 0;
 }
 
-/* Begin this thread's read transaction; end it with read_end. */
+/*
+ * Begin a transaction under map_lock (read side), held until it ends. When
+ * another process has grown the map, adopt its size and try once more.
+ */
 static int
-read_begin(struct store *s, MDB_txn **txn)
+txn_begin(struct store *s, MDB_txn **txn, bool write)
 {
 	int rc;
 
 	for (int tries = 0;; tries++) {
 		pthread_rwlock_rdlock(&s->map_lock);
-		rc = read_begin_locked(s, txn);
+		rc = write ? mdb_txn_begin(s->env, NULL, 0, txn)
+		    : read_begin_locked(s, txn);
 		if (rc == 0)
 			return 0;
 		pthread_rwlock_unlock(&s->map_lock);
@@ -301,6 +305,13 @@ read_begin(struct store *s, MDB_txn **txn)
 			return rc;
 		adopt_map_size(s);
 	}
+}
+
+/* Begin this thread's read transaction; end it with read_end. */
+static int
+read_begin(struct store *s, MDB_txn **txn)
+{
+	return txn_begin(s, txn, false);
 }
 
 static void
@@ -314,18 +325,7 @@ read_end(struct store *s, MDB_txn *txn)
 static int
 write_begin(struct store *s, MDB_txn **txn)
 {
-	int rc;
-
-	for (int tries = 0;; tries++) {
-		pthread_rwlock_rdlock(&s->map_lock);
-		rc = mdb_txn_begin(s->env, NULL, 0, txn);
-		if (rc == 0)
-			return 0;
-		pthread_rwlock_unlock(&s->map_lock);
-		if (rc != MDB_MAP_RESIZED || tries > 0)
-			return rc;
-		adopt_map_size(s);
-	}
+	return txn_begin(s, txn, true);
 }
 
 static int
