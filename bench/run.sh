@@ -665,23 +665,22 @@ start_ceiling() {
 	return 1
 }
 
+ceiling_case() { # ceiling_case NAME PATH SCRIPT REF CONNS
+	say "$1, $5 connections"
+	if wrk_timed "$5" "$CEIL_URL$2" "$3" "$CEIL_THREADS" && alive "$CEIL_PID"; then
+		add_row "$1" "$5" OK "$W_RPS" "$W_P50" "$W_P99" "$4" "" ""
+	else
+		broken_row "$1" "$5" "${W_WHY:-the ceiling server died}"
+	fi
+}
+
 ceiling_cases() { # ceiling_cases LABEL
 	local conns
 	for conns in $CONNS_EACH; do
-		say "ceiling GET /hello $1, $conns connections"
-		if wrk_timed "$conns" "$CEIL_URL/hello" "$HERE/get.lua" "$CEIL_THREADS" && alive "$CEIL_PID"; then
-			add_row "ceiling GET /hello $1" "$conns" OK "$W_RPS" "$W_P50" "$W_P99" ceiling:get "" ""
-		else
-			broken_row "ceiling GET /hello $1" "$conns" "${W_WHY:-the ceiling server died}"
-		fi
+		ceiling_case "ceiling GET /hello $1" /hello "$HERE/get.lua" ceiling:get "$conns"
 	done
 	for conns in $CONNS_EACH; do
-		say "ceiling POST /echo $1, $conns connections"
-		if wrk_timed "$conns" "$CEIL_URL/echo" "$HERE/post.lua" "$CEIL_THREADS" && alive "$CEIL_PID"; then
-			add_row "ceiling POST /echo $1" "$conns" OK "$W_RPS" "$W_P50" "$W_P99" ceiling:post "" ""
-		else
-			broken_row "ceiling POST /echo $1" "$conns" "${W_WHY:-the ceiling server died}"
-		fi
+		ceiling_case "ceiling POST /echo $1" /echo "$HERE/post.lua" ceiling:post "$conns"
 	done
 }
 
