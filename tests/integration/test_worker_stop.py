@@ -14,13 +14,14 @@ be Pending again, handed back.
 """
 
 import os
-import re
 import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
 import harness as h  # noqa: E402
+import faultlib as f  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -30,17 +31,9 @@ def expect(ok, msg):
         h.fail(msg)
 
 
-def heartbeat_age(port):
-    r = h.raw_request(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
-                      b"Connection: close\r\n\r\n")
-    m = re.search(rb"^order_processing_worker_heartbeat_age_seconds ([0-9.]+)$",
-                  r.raw, re.M)
-    return float(m.group(1)) if m else None
-
-
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    with open("/proc/%d/stat" % pid) as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
@@ -53,9 +46,10 @@ def main():
         oid = s.create_order()
         h.wait_until(lambda: s.status(oid) == "Processing", 5, "%s Processing" % oid)
         # a heartbeat every 2 s: wait for a fresh one, then stop 1.8 s after it
-        h.wait_until(lambda: (heartbeat_age(s.port) or 9) < 0.3, 5,
-                     "a fresh worker heartbeat")
-        beat = time.monotonic() - heartbeat_age(s.port)
+        def age():
+            return f.prometheus(s, "worker_heartbeat_age_seconds")
+        h.wait_until(lambda: (age() or 9) < 0.3, 5, "a fresh worker heartbeat")
+        beat = time.monotonic() - age()
         time.sleep(max(0.0, beat + 1.8 - time.monotonic()))
         before = cpu_seconds(kids[0])
         os.kill(s.worker.pid, signal.SIGTERM)
