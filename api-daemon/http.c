@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
@@ -32,13 +33,14 @@ struct request {
 	struct mg_connection *conn;
 	const struct mg_request_info *ri;
 	struct http_context *ctx;
+	struct conn *cn;	/* NULL: civetweb gave none */
 	const char *method;
 	bool head;		/* HEAD: headers as for GET, no body */
 	enum route route;
 	const char *content_type;
 	int64_t started_us;	/* monotonic, for the access log */
 	bool body_read;		/* all of the request's body was read */
-	bool closing;		/* answer with Connection: close */
+	bool closing;		/* answer with Connection: close, and close */
 	struct strbuf body;	/* the response body */
 };
 
@@ -80,60 +82,92 @@ status_text(int status)
 }
 
 /*
- * The socket of this request's connection, found by its two ends (civetweb
- * does not hand it out): -1 if none matches.
- */
-static int
-client_socket(const struct mg_request_info *ri)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *de;
-	int found = -1;
-
-	if (dir == NULL)
-		return -1;
-	while (found < 0 && (de = readdir(dir)) != NULL) {
-		struct sockaddr_in peer, local;
-		socklen_t plen = sizeof(peer), llen = sizeof(local);
-		char addr[INET_ADDRSTRLEN];
-		int fd = atoi(de->d_name);
-
-		if (de->d_name[0] < '0' || de->d_name[0] > '9' ||
-		    fd == dirfd(dir) ||
-		    getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 ||
-		    peer.sin_family != AF_INET ||
-		    ntohs(peer.sin_port) != ri->remote_port ||
-		    getsockname(fd, (struct sockaddr *)&local, &llen) != 0 ||
-		    ntohs(local.sin_port) != ri->server_port ||
-		    inet_ntop(AF_INET, &peer.sin_addr, addr, sizeof(addr)) ==
-		    NULL || strcmp(addr, ri->remote_addr) != 0)
-			continue;
-		found = fd;
-	}
-	closedir(dir);
-	return found;
-}
-
-/*
  * After an answer that did not read the request's body (413, 404, ...):
  * read what is left for up to a second, so a quick client still gets the
- * answer, then stop reading the connection. Otherwise civetweb, closing
- * it, would read the rest at whatever pace the client sends it, holding
- * this thread: a byte a second keeps it for ever.
+ * answer before the connection closes. Otherwise civetweb, closing it,
+ * would read the rest at whatever pace the client sends it, holding this
+ * thread: a byte a second keeps it for ever.
  */
-static void
+static bool
 drop_unread_body(struct request *r)
 {
 	int64_t deadline = clock_monotonic_us() + 1000000;
 	long long left = r->ri->content_length;
 	char byte;
-	int fd;
 
 	while (left > 0 && clock_monotonic_us() < deadline &&
 	    mg_read(r->conn, &byte, 1) == 1)
 		left--;
-	if (left > 0 && (fd = client_socket(r->ri)) >= 0)
-		shutdown(fd, SHUT_RD);
+	return left == 0;
+}
+
+/* Whether civetweb keeps the connection open after this request. */
+static bool
+client_keeps_alive(const struct request *r)
+{
+	const char *connection = mg_get_header(r->conn, "Connection");
+
+	if (connection == NULL)
+		return strcmp(r->ri->http_version, "1.1") == 0;
+	return strcasestr(connection, "keep-alive") != NULL;
+}
+
+/*
+ * The status line and headers of an answer, into out. length is the
+ * body's size, or -1 for a body sent in chunks (HTTP/1.1) or up to the
+ * close (HTTP/1.0).
+ */
+static void
+head_printf(struct request *r, struct strbuf *out, int status,
+    const char *extra, long long length)
+{
+	bool keeps = client_keeps_alive(r);
+	bool http10 = strcmp(r->ri->http_version, "1.0") == 0;
+
+	if (length < 0 && http10)
+		r->closing = true;
+	strbuf_printf(out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: %s\r\n", status, status_text(status),
+	    r->content_type);
+	if (length >= 0)
+		strbuf_printf(out, "Content-Length: %lld\r\n", length);
+	else if (!http10)
+		strbuf_puts(out, "Transfer-Encoding: chunked\r\n");
+	strbuf_printf(out, "Cache-Control: no-store\r\n%s%s\r\n",
+	    extra != NULL ? extra : "",
+	    r->closing || !keeps ? "Connection: close\r\n"
+	    : http10 ? "Connection: keep-alive\r\n" : "");
+}
+
+/*
+ * Once an answer is written: count it, log it, and keep the promise of
+ * its "Connection: close" (civetweb would otherwise go on reading the
+ * connection for as long as the client keeps it alive).
+ */
+static int
+answered(struct request *r, int status, size_t body_len)
+{
+	if (r->closing) {
+		bool unread = !r->body_read && r->ri->content_length > 0 &&
+		    !drop_unread_body(r);
+
+		/*
+		 * civetweb closes by itself when the client did not ask for
+		 * keep-alive, but it first reads what is left of the body.
+		 */
+		if (unread || client_keeps_alive(r)) {
+			mg_disable_connection_keep_alive(r->conn);
+			if (r->cn != NULL)
+				r->cn->closing = true;
+		}
+	}
+	metrics_count_request(&r->ctx->requests, r->route, status);
+	if (atomic_load_explicit(&r->ctx->access_log, memory_order_relaxed))
+		log_info("access: %s \"%.16s %.200s\" %d %zu %.3f ms",
+		    r->ri->remote_addr, r->method, r->ri->local_uri_raw,
+		    status, body_len,
+		    (double)(clock_monotonic_us() - r->started_us) / 1000.0);
+	return status;
 }
 
 /*
@@ -145,8 +179,6 @@ static int
 respond(struct request *r, int status, const char *extra)
 {
 	struct strbuf out;
-	const char *connection = mg_get_header(r->conn, "Connection");
-	bool http10 = strcmp(r->ri->http_version, "1.0") == 0;
 
 	if (strbuf_failed(&r->body)) {
 		status = 500;
@@ -156,34 +188,15 @@ respond(struct request *r, int status, const char *extra)
 	/* A body left unread cannot be skipped safely: close after it. */
 	if (r->ri->content_length > 0 && !r->body_read)
 		r->closing = true;
-	if (connection != NULL && strcasecmp(connection, "close") == 0)
-		r->closing = true;
 	strbuf_init(&out);
-	strbuf_printf(&out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: %s\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\n%s%s\r\n",
-	    status, status_text(status), r->content_type, r->body.len,
-	    extra != NULL ? extra : "",
-	    r->closing ? "Connection: close\r\n"
-	    : http10 && connection != NULL &&
-	    strcasecmp(connection, "keep-alive") == 0
-	    ? "Connection: keep-alive\r\n" : "");
+	head_printf(r, &out, status, extra, (long long)r->body.len);
 	if (!r->head)
 		strbuf_append(&out, r->body.data != NULL ? r->body.data : "",
 		    r->body.len);
 	if (!strbuf_failed(&out))
 		mg_write(r->conn, out.data, out.len);
 	strbuf_finish(&out);
-	if (r->closing && !r->body_read && r->ri->content_length > 0)
-		drop_unread_body(r);
-	metrics_count_request(&r->ctx->requests, r->route, status);
-	if (atomic_load_explicit(&r->ctx->access_log, memory_order_relaxed))
-		log_info("access: %s \"%.16s %.200s\" %d %zu %.3f ms",
-		    r->ri->remote_addr, r->method, r->ri->local_uri_raw,
-		    status, r->body.len,
-		    (double)(clock_monotonic_us() - r->started_us) / 1000.0);
-	return status;
+	return answered(r, status, r->body.len);
 }
 
 static int
@@ -239,21 +252,60 @@ respond_method_not_allowed(struct request *r, const char *allow)
 	return respond_detail(r, 405, detail, extra);
 }
 
-static bool
-conflicting_lengths(const struct mg_request_info *ri)
+/*
+ * Requests whose framing could be read two ways, checked on every route
+ * before anything else: behind a proxy that frames them the other way,
+ * the rest of the body would be a second, hidden request. Each such
+ * answer closes the connection. civetweb keeps MG_MAX_HEADERS header
+ * lines and drops the rest unseen, so a request that fills them all may
+ * have had a Transfer-Encoding or an Idempotency-Key cut off: refused too.
+ * Returns 0, or the status already sent.
+ */
+static int
+check_framing(struct request *r)
 {
-	const char *first = NULL;
+	const struct mg_request_info *ri = r->ri;
+	bool has_te = false;
+	int lengths = 0;
 
+	if (ri->num_headers >= MG_MAX_HEADERS) {
+		char detail[96];
+
+		snprintf(detail, sizeof(detail), "A request may have at most "
+		    "%d header lines.", MG_MAX_HEADERS - 1);
+		r->closing = true;
+		return respond_detail(r, 431, detail, NULL);
+	}
 	for (int i = 0; i < ri->num_headers; i++) {
 		const struct mg_header *h = &ri->http_headers[i];
 
-		if (strcasecmp(h->name, "Content-Length") != 0)
-			continue;
-		if (first != NULL && strcmp(first, h->value) != 0)
-			return true;
-		first = h->value;
+		if (strcasecmp(h->name, "Transfer-Encoding") == 0) {
+			has_te = true;
+		} else if (strcasecmp(h->name, "Content-Length") == 0) {
+			const char *v = h->value;
+
+			lengths++;
+			if (*v == '\0' || strspn(v, "0123456789") != strlen(v)) {
+				r->closing = true;
+				return respond_detail(r, 400, "The "
+				    "Content-Length is not a number of bytes.",
+				    NULL);
+			}
+		}
 	}
-	return false;
+	if (lengths > 1) {
+		r->closing = true;
+		return respond_detail(r, 400, "The request has more than one "
+		    "Content-Length.", NULL);
+	}
+	if (has_te) {
+		r->closing = true;
+		return respond_detail(r, 400, lengths > 0 ? "The request has "
+		    "both a Transfer-Encoding and a Content-Length." :
+		    "Transfer-Encoding is not supported; send a "
+		    "Content-Length.", NULL);
+	}
+	return 0;
 }
 
 /*
@@ -270,17 +322,6 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 
 	*bodyp = NULL;
 	*lenp = 0;
-	if (mg_get_header(r->conn, "Transfer-Encoding") != NULL) {
-		r->closing = true;
-		return respond_detail(r, 400, "Transfer-Encoding is not "
-		    "supported; send a Content-Length.", NULL);
-	}
-	if (conflicting_lengths(r->ri)) {
-		/* Two framings of one request: how request smuggling starts. */
-		r->closing = true;
-		return respond_detail(r, 400, "The request has conflicting "
-		    "Content-Length headers.", NULL);
-	}
 	if (length < 0)
 		return respond_detail(r, 411, "A Content-Length is required.",
 		    NULL);
@@ -550,9 +591,22 @@ out:
 	return status;
 }
 
+/*
+ * A list is built in pieces of about this many bytes: one piece is the
+ * whole answer (with a Content-Length) for most lists; a longer one is
+ * written piece by piece as chunks, each piece read in its own short read
+ * transaction, so no answer sits whole in memory (a thousand orders of a
+ * thousand items each would be 5 MB) and no read transaction waits on a
+ * client that reads slowly.
+ */
+#define LIST_PIECE_BYTES (64 * 1024)
+
 struct list_state {
 	struct strbuf *out;
-	unsigned n;
+	unsigned n;		/* orders in the answer so far */
+	unsigned limit;		/* orders the answer may hold */
+	uint64_t last;		/* the last of them */
+	bool paused;		/* out holds a piece: send it, go on after last */
 };
 
 static int
@@ -563,7 +617,103 @@ list_one(const struct order *o, void *arg)
 	if (ls->n++ > 0)
 		strbuf_puts(ls->out, ", ");
 	order_encode_json(o, ls->out);
-	return strbuf_failed(ls->out) ? -1 : 0;
+	ls->last = o->id;
+	if (strbuf_failed(ls->out))
+		return -1;
+	/*
+	 * The limit-th order never pauses: the walk then goes on to the
+	 * next match, which tells whether there is a next page.
+	 */
+	if (ls->out->len >= LIST_PIECE_BYTES && ls->n < ls->limit) {
+		ls->paused = true;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+list_end(struct strbuf *out, uint64_t next)
+{
+	char id[ORDER_ID_BUFSZ];
+
+	if (next != 0) {
+		order_id_format(next, id);
+		strbuf_printf(out, "], \"next\": \"%s\"}", id);
+	} else {
+		strbuf_puts(out, "], \"next\": null}");
+	}
+}
+
+/* One chunk of a chunked answer (HTTP/1.0: the bytes alone). */
+static bool
+write_chunk(struct request *r, struct strbuf *chunk, const char *data,
+    size_t len)
+{
+	bool http10 = strcmp(r->ri->http_version, "1.0") == 0;
+
+	if (!http10)
+		strbuf_printf(chunk, "%zx\r\n", len);
+	strbuf_append(chunk, data, len);
+	if (!http10)
+		strbuf_puts(chunk, "\r\n");
+	return !strbuf_failed(chunk) &&
+	    mg_write(r->conn, chunk->data, chunk->len) == (int)chunk->len;
+}
+
+/*
+ * A list longer than a piece: the first piece is in r->body and ls is
+ * paused after it. Send the rest piece by piece. Once the head is sent
+ * the status cannot change: an error then cuts the answer short (no last
+ * chunk) and closes the connection, which a client cannot mistake for a
+ * whole answer.
+ */
+static int
+list_stream(struct request *r, struct store_filter *f, struct list_state *ls)
+{
+	struct strbuf out;
+	bool ok = true;
+	size_t sent = 0;
+	uint64_t next = 0;
+	int rc;
+
+	strbuf_init(&out);
+	head_printf(r, &out, 200, NULL, -1);
+	if (r->head) {
+		ok = !strbuf_failed(&out) &&
+		    mg_write(r->conn, out.data, out.len) == (int)out.len;
+		ls->paused = false;
+	}
+	while (ok && ls->paused) {
+		ok = write_chunk(r, &out, r->body.data, r->body.len);
+		sent += r->body.len;
+		strbuf_reset(&out);
+		strbuf_reset(&r->body);
+		if (!ok)
+			break;
+		f->after = ls->last;
+		f->limit = ls->limit - ls->n;
+		ls->paused = false;
+		rc = store_list(r->ctx->store, f, list_one, ls, &next);
+		if (rc != 0 && !ls->paused) {
+			log_error("could not list orders: %s",
+			    strbuf_failed(&r->body) ? "out of memory"
+			    : store_strerror(rc));
+			ok = false;
+			break;
+		}
+		if (!ls->paused) {
+			list_end(&r->body, next);
+			ok = write_chunk(r, &out, r->body.data, r->body.len);
+			sent += r->body.len;
+			strbuf_reset(&out);
+			if (ok && strcmp(r->ri->http_version, "1.0") != 0)
+				ok = mg_write(r->conn, "0\r\n\r\n", 5) == 5;
+		}
+	}
+	strbuf_finish(&out);
+	if (!ok || strcmp(r->ri->http_version, "1.0") == 0)
+		r->closing = true;
+	return answered(r, 200, sent);
 }
 
 /* Reads a decimal query parameter; -1: absent, -2: bad. */
@@ -627,18 +777,14 @@ handle_list(struct request *r)
 		return respond_field_error(r, "after",
 		    "Give an order id such as ORD123.");
 
+	ls.limit = f.limit;
 	strbuf_puts(&r->body, "{\"results\": [");
 	rc = store_list(r->ctx->store, &f, list_one, &ls, &next);
+	if (ls.paused)
+		return list_stream(r, &f, &ls);
 	if (rc != 0 && !strbuf_failed(&r->body))
 		return respond_store_error(r, rc, "list orders");
-	if (next != 0) {
-		char id[ORDER_ID_BUFSZ];
-
-		order_id_format(next, id);
-		strbuf_printf(&r->body, "], \"next\": \"%s\"}", id);
-	} else {
-		strbuf_puts(&r->body, "], \"next\": null}");
-	}
+	list_end(&r->body, next);
 	return respond(r, 200, NULL);
 }
 
@@ -764,14 +910,104 @@ begin_request(struct mg_connection *conn)
 	int status;
 
 	r.ctx = r.ri->user_data;
+	r.cn = mg_get_user_connection_data(conn);
+	conn_learn(conn);
+	/*
+	 * A request read from a connection that is closing came after one
+	 * whose framing was in doubt (or over its address's share): it is
+	 * never acted on, nor answered.
+	 */
+	if (r.cn != NULL && r.cn->closing)
+		return 400;
 	r.method = r.ri->request_method;
 	r.content_type = "application/json";
 	r.started_us = clock_monotonic_us();
 	r.head = strcmp(r.method, "HEAD") == 0;
 	strbuf_init(&r.body);
-	status = dispatch(&r);
+	if ((status = check_framing(&r)) == 0)
+		status = dispatch(&r);
 	strbuf_finish(&r.body);
 	return status;
+}
+
+/* After each request that reached begin_request. */
+static void
+end_request(const struct mg_connection *conn, int status)
+{
+	struct conn *cn = mg_get_user_connection_data(conn);
+
+	if (cn != NULL)
+		cn->answered = false;
+}
+
+/*
+ * A new connection, on the thread that will serve it, before anything of
+ * it is read: counted against its address's share of the threads, or
+ * answered 503 and closed at once.
+ */
+static int
+init_connection(const struct mg_connection *conn, void **data)
+{
+	static __thread struct conn cn;
+	const struct mg_request_info *ri = conn_info(conn);
+	struct http_context *ctx = mg_get_user_data(mg_get_context(conn));
+	static const char body[] = "{\"detail\": \"Too many connections "
+	    "from this address; try again later.\"}";
+	char answer[256];
+	int len;
+
+	*data = &cn;
+	cn = (struct conn){ .slot = -1 };
+	if (ri == NULL || conn_open(ctx->conns, &cn, ri->remote_addr) == 0)
+		return 0;
+	atomic_fetch_add_explicit(&ctx->requests.connections_refused, 1,
+	    memory_order_relaxed);
+	log_debug("refused a connection from %s: it holds %u threads "
+	    "already", ri->remote_addr, ctx->cfg->max_conns_per_address);
+	len = snprintf(answer, sizeof(answer), "HTTP/1.1 503 %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "Retry-After: 1\r\n"
+	    "Connection: close\r\n\r\n%s", status_text(503),
+	    sizeof(body) - 1, body);
+	conn_refuse(&cn, ri, answer, (size_t)len);
+	return 0;
+}
+
+/*
+ * The connection is over. If the last request civetweb read from it was
+ * neither answered by us nor by civetweb's error path, civetweb dropped
+ * it silently: an absolute-form target for another host or port
+ * ("GET http://example.com/ HTTP/1.1"), or "*". It gets a JSON 400, as
+ * every request does.
+ */
+static void
+connection_close(const struct mg_connection *conn)
+{
+	struct conn *cn = mg_get_user_connection_data(conn);
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+
+	if (cn == NULL)
+		return;
+	if (!cn->answered && !cn->closing && ri->request_uri != NULL &&
+	    ri->local_uri == NULL && ri->http_version != NULL) {
+		static const char body[] = "{\"detail\": \"The request target "
+		    "must be a path on this server; this is not a proxy.\"}";
+		char answer[256];
+		int len = snprintf(answer, sizeof(answer), "HTTP/1.1 400 %s\r\n"
+		    "Content-Type: application/json\r\n"
+		    "Content-Length: %zu\r\n"
+		    "Cache-Control: no-store\r\n"
+		    "Connection: close\r\n\r\n%s", status_text(400),
+		    sizeof(body) - 1, body);
+		struct http_context *ctx = ri->user_data;
+
+		/* civetweb hands a const connection, but writing is fine. */
+		mg_write((struct mg_connection *)conn, answer, (size_t)len);
+		metrics_count_request(&ctx->requests, ROUTE_NONE, 400);
+	}
+	conn_release(cn);
 }
 
 /*
@@ -782,7 +1018,14 @@ begin_request(struct mg_connection *conn)
 static int
 http_error(struct mg_connection *conn, int status, const char *errmsg)
 {
+	struct conn *cn = mg_get_user_connection_data(conn);
 	struct strbuf body, out;
+
+	if (cn != NULL) {
+		if (cn->closing)
+			return 0;	/* nothing more is said on it */
+		cn->answered = true;
+	}
 
 	strbuf_init(&body);
 	strbuf_init(&out);
@@ -811,6 +1054,74 @@ log_message(const struct mg_connection *conn, const char *message)
 	return 1;
 }
 
+/* A socket to our own listening one: -1 if none could be made. */
+static int
+dial_self(const char *addr, const struct mg_server_port *port, int flags)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_port = htons((uint16_t)port->port),
+	};
+	int fd;
+
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
+	    sin.sin_addr.s_addr == htonl(INADDR_ANY))
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Connect to our own listening socket, and hang up. */
+static void
+knock(const char *addr, const struct mg_server_port *port)
+{
+	int fd = dial_self(addr, port, SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	/* Non-blocking: the SYN is what wakes the listener; no wait. */
+	close(fd);
+}
+
+/*
+ * Ask ourselves GET /healthz once, before serving anyone: that first
+ * request shows where civetweb keeps a connection's request info, which
+ * the per-address limit needs from the next connection on (conn_learn).
+ */
+static void
+ask_self(struct http_server *srv)
+{
+	static const char request[] = "GET /healthz HTTP/1.1\r\n"
+	    "Host: localhost\r\nConnection: close\r\n\r\n";
+	struct timeval two_s = { .tv_sec = 2 };
+	struct mg_server_port port;
+	char answer[512];
+	int fd;
+
+	if (mg_get_server_ports(srv->mg, 1, &port) != 1 ||
+	    (fd = dial_self(srv->ctx->cfg->listen_addr, &port, 0)) < 0) {
+		log_warn("could not ask order-api itself for /healthz: %s; "
+		    "the per-address connection limit starts with the first "
+		    "request", strerror(errno));
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two_s, sizeof(two_s));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &two_s, sizeof(two_s));
+	if (send(fd, request, sizeof(request) - 1, MSG_NOSIGNAL) > 0)
+		while (recv(fd, answer, sizeof(answer), 0) > 0)
+			continue;
+	close(fd);
+}
+
+
+
 int
 http_start(struct http_server **srvp, struct http_context *ctx)
 {
@@ -823,7 +1134,6 @@ http_start(struct http_server **srvp, struct http_context *ctx)
 		"request_timeout_ms", request_ms,
 		"max_request_size", header,
 		"tcp_nodelay", "1",
-		"linger_timeout_ms", "1000",
 		"enable_auth_domain_check", "no",
 		"decode_url", "no",
 		"listen_backlog", "1024",
@@ -832,6 +1142,9 @@ http_start(struct http_server **srvp, struct http_context *ctx)
 	};
 	struct mg_callbacks callbacks = {
 		.begin_request = begin_request,
+		.end_request = end_request,
+		.init_connection = init_connection,
+		.connection_close = connection_close,
 		.http_error = http_error,
 		.log_message = log_message,
 	};
@@ -846,8 +1159,11 @@ http_start(struct http_server **srvp, struct http_context *ctx)
 	    ctx->cfg->request_timeout_ms);
 	snprintf(idle_ms, sizeof(idle_ms), "%u", ctx->cfg->keepalive_timeout_ms);
 	ctx->inflight = calloc(ctx->cfg->threads, sizeof(*ctx->inflight));
-	if (ctx->inflight == NULL) {
+	if (ctx->inflight == NULL || conn_table_create(&ctx->conns,
+	    ctx->cfg->threads, ctx->cfg->max_conns_per_address) != 0) {
 		log_error("could not start HTTP: out of memory");
+		free(ctx->inflight);
+		ctx->inflight = NULL;
 		return -1;
 	}
 	pthread_mutex_init(&ctx->inflight_lock, NULL);
@@ -864,12 +1180,15 @@ http_start(struct http_server **srvp, struct http_context *ctx)
 		free(srv);
 		goto fail;
 	}
+	ask_self(srv);
 	*srvp = srv;
 	return 0;
 fail:
 	pthread_mutex_destroy(&ctx->inflight_lock);
 	free(ctx->inflight);
 	ctx->inflight = NULL;
+	conn_table_destroy(ctx->conns);
+	ctx->conns = NULL;
 	return -1;
 }
 
@@ -878,27 +1197,6 @@ stop_civetweb(void *mg)
 {
 	mg_stop(mg);
 	return NULL;
-}
-
-/* Connect to our own listening socket, and hang up. */
-static void
-knock(const char *addr, const struct mg_server_port *port)
-{
-	struct sockaddr_in sin = {
-		.sin_family = AF_INET,
-		.sin_port = htons((uint16_t)port->port),
-	};
-	int fd;
-
-	if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1 ||
-	    sin.sin_addr.s_addr == htonl(INADDR_ANY))
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return;
-	/* Non-blocking: the SYN is what wakes the listener; no wait. */
-	(void)connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-	close(fd);
 }
 
 /*
@@ -928,5 +1226,7 @@ http_stop(struct http_server *srv)
 	pthread_mutex_destroy(&srv->ctx->inflight_lock);
 	free(srv->ctx->inflight);
 	srv->ctx->inflight = NULL;
+	conn_table_destroy(srv->ctx->conns);
+	srv->ctx->conns = NULL;
 	free(srv);
 }

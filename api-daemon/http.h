@@ -16,6 +16,7 @@
 #include "auth.h"
 
 #include "committer.h"
+#include "conn.h"
 #include "config.h"
 #include "metrics.h"
 #include "router.h"
@@ -34,6 +35,7 @@ struct http_context {
 	atomic_bool access_log;		/* a line per request at info */
 	struct metrics_requests requests;	/* for GET /metrics */
 	struct auth *auth;		/* NULL: no token needed */
+	struct conn_table *conns;	/* threads held by each address */
 	/* Idempotency-Keys being handled, one slot per thread ("": free). */
 	pthread_mutex_t inflight_lock;
 	char (*inflight)[ORDER_IDEM_KEY_MAX + 1];

@@ -20,13 +20,15 @@
 
 /* The response codes counted per route; others count as "other". */
 #define METRICS_CODES \
-	{ 200, 201, 400, 401, 404, 405, 408, 409, 411, 413, 415, 422, 500, \
-	  503 }
-#define METRICS_N_CODES 15	/* the codes above and "other" */
+	{ 200, 201, 400, 401, 404, 405, 408, 409, 411, 413, 415, 422, 431, \
+	  500, 503 }
+#define METRICS_N_CODES 16	/* the codes above and "other" */
 
 /* Requests answered, by route (ROUTE_NONE: no route) and code. */
 struct metrics_requests {
 	atomic_ulong count[ROUTE_COUNT][METRICS_N_CODES];
+	/* Connections refused: their address held its share of threads. */
+	atomic_ulong connections_refused;
 };
 
 struct metrics_snapshot {

@@ -72,6 +72,7 @@ enum {
 	OPT_MAX_HEADER,
 	OPT_REQUEST_TIMEOUT,
 	OPT_KEEPALIVE_TIMEOUT,
+	OPT_PER_ADDRESS,
 };
 
 static const struct option_def options[] = {
@@ -125,12 +126,17 @@ static const struct option_def options[] = {
 	  "largest request line and headers together" },
 	{ "request-timeout-ms", OPT_REQUEST_TIMEOUT, "MS", CONFIG_API,
 	  PLACE_ANY, parse_unsigned, FIELD(request_timeout_ms), 100, 3600000,
-	  "10000", "the most a request may take to arrive, headers and body; "
+	  "5000", "the most a request may take to arrive, headers and body; "
 	  "a slower client is cut off" },
 	{ "keepalive-timeout-ms", OPT_KEEPALIVE_TIMEOUT, "MS", CONFIG_API,
 	  PLACE_ANY, parse_unsigned, FIELD(keepalive_timeout_ms), 0, 3600000,
 	  "5000", "how long an idle keep-alive connection keeps its thread "
 	  "(above a load balancer's idle timeout when behind one)" },
+	{ "max-connections-per-address", OPT_PER_ADDRESS, "N", CONFIG_API,
+	  PLACE_ANY, parse_unsigned, FIELD(max_conns_per_address), 1, 1024,
+	  NULL, "the most HTTP threads one client address may hold at once; "
+	  "a connection over it is answered 503 and closed (default: three "
+	  "quarters of the threads; behind a reverse proxy, all of them)" },
 	{ "workers", 'w', "N", CONFIG_WORKER, PLACE_ANY, parse_unsigned,
 	  FIELD(workers), 1, 256, NULL,
 	  "worker processes to fork (default: the number of CPUs)" },
@@ -681,6 +687,8 @@ parse_in(struct config *cfg, enum config_program program, int argc,
 	    cfg->base_dir, "api-token-file", cfg->progname) != 0)
 		goto out;
 
+	if (cfg->max_conns_per_address == 0)
+		cfg->max_conns_per_address = cfg->threads - cfg->threads / 4;
 	if (program == CONFIG_WORKER && cfg->lease_ms <= cfg->processing_ms) {
 		fprintf(stderr, "%s: lease-ms %u must exceed processing-ms %u, "
 		    "or every order's lease would lapse while it is worked "

@@ -60,6 +60,7 @@ struct config {
 	uint64_t max_header_size;	/* bytes */
 	unsigned request_timeout_ms;
 	unsigned keepalive_timeout_ms;
+	unsigned max_conns_per_address;	/* threads one client may hold */
 
 	/* order-worker */
 	unsigned workers;

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""No request is read two ways: framing that a proxy in front could read
+differently from order-api is refused on every route, the connection is
+closed after the answer, and nothing that followed on it is acted on.
+
+Raw sockets throughout.  On each route (create, GET of an order, cancel,
+/healthz), each of these gets a JSON 4xx that says "Connection: close",
+followed by the close, and a second request hidden after it (a create)
+never runs (total_orders unchanged):
+
+- two different Content-Lengths (the first covering the body, the second
+  the hidden request too), and two equal ones;
+- a Content-Length that is not all digits ("51abc" covering the body);
+- Transfer-Encoding: chunked together with a Content-Length;
+- more header lines than civetweb keeps (64), the 65th being a
+  Transfer-Encoding or an Idempotency-Key: 431, and two creates with one
+  key placed there never make two orders;
+- an absolute-form target for another host: a JSON 400, not a silent close;
+- a 404 for a POST with a small body (the body unread): the close follows.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+BODY = b'{"user_id": 5, "item_ids": [1], "total_amount": 1}'
+
+
+def create(extra=b"", body=BODY):
+    return (b"POST /orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n" + extra +
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+HIDDEN = create()
+
+
+def exchange(port, data, timeout=5.0):
+    """Send data, read until the server closes (or timeout).  Returns
+    (bytes read, whether the server closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                return buf, True
+            except socket.timeout:
+                return buf, False
+            if not chunk:
+                return buf, True
+            buf += chunk
+        return buf, False
+    finally:
+        s.close()
+
+
+def responses(buf):
+    """Split a byte stream into (status, headers, body) by Content-Length."""
+    out = []
+    while buf:
+        head, sep, rest = buf.partition(b"\r\n\r\n")
+        if not sep:
+            h.fail("a partial response: %r" % buf[:200])
+        lines = head.decode("iso-8859-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        hl = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            hl[k.strip().lower()] = v.strip()
+        n = int(hl.get("content-length", "0"))
+        out.append((status, hl, rest[:n]))
+        buf = rest[n:]
+    return out
+
+
+def total(s):
+    return s.metrics()["total_orders"]
+
+
+def expect_refused(s, what, data, want):
+    before = total(s)
+    buf, closed = exchange(s.port, data)
+    rs = responses(buf)
+    if len(rs) != 1:
+        h.fail("%s: expected one answer, got %d: %r" % (what, len(rs), buf[:400]))
+    status, hl, body = rs[0]
+    if status != want:
+        h.fail("%s: expected %d, got %d %r" % (what, want, status, body))
+    if hl.get("content-type", "").split(";")[0] != "application/json":
+        h.fail("%s: not JSON: %r" % (what, hl))
+    if "detail" not in json.loads(body):
+        h.fail("%s: no detail: %r" % (what, body))
+    if hl.get("connection", "").lower() != "close":
+        h.fail("%s: the answer does not say Connection: close: %r" % (what, hl))
+    if not closed:
+        h.fail("%s: the connection stayed open after Connection: close" % what)
+    after = total(s)
+    if after != before:
+        h.fail("%s: %d orders were created (a hidden request ran)"
+               % (what, after - before))
+    print("ok: %s -> %d, closed" % (what, status))
+
+
+def routes(oid):
+    """(name, request line and Host, body) for each route under test."""
+    return [
+        ("create", b"POST /orders/ HTTP/1.1\r\nHost: x\r\n"
+         b"Content-Type: application/json\r\n", BODY),
+        ("GET order", b"GET /orders/%s/ HTTP/1.1\r\nHost: x\r\n" % oid.encode(), b"xx"),
+        ("cancel", b"POST /orders/%s/cancel/ HTTP/1.1\r\nHost: x\r\n" % oid.encode(), b"{}"),
+        ("healthz", b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"xx"),
+    ]
+
+
+def framing(s, oid):
+    for name, head, body in routes(oid):
+        smuggled = body + HIDDEN
+        expect_refused(s, "%s with two different Content-Lengths" % name,
+                       head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                       % (len(body), len(smuggled)) + smuggled, 400)
+        expect_refused(s, "%s with the same Content-Length twice" % name,
+                       head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n"
+                       % (len(body), len(body)) + body + HIDDEN, 400)
+        expect_refused(s, "%s with Content-Length '%dabc'" % (name, len(body)),
+                       head + b"Content-Length: %dabc\r\n\r\n" % len(body)
+                       + body + HIDDEN, 400)
+        expect_refused(s, "%s with Transfer-Encoding and Content-Length" % name,
+                       head + b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n"
+                       % len(body) + body + HIDDEN, 400)
+        filler = b"".join(b"X-Filler-%d: %d\r\n" % (i, i) for i in range(64))
+        expect_refused(s, "%s with Transfer-Encoding as the 67th header line" % name,
+                       head + filler + b"Content-Length: %d\r\n" % len(body)
+                       + b"Transfer-Encoding: chunked\r\n\r\n" + body + HIDDEN, 431)
+
+
+def key_after_cut(s):
+    """Two creates with one Idempotency-Key placed beyond what civetweb
+    keeps: never two orders for one key."""
+    filler = b"".join(b"X-Filler-%d: %d\r\n" % (i, i) for i in range(64))
+    before = total(s)
+    for attempt in (1, 2):
+        buf, closed = exchange(s.port, create(filler + b"Idempotency-Key: cut-key\r\n"))
+        status = responses(buf)[0][0]
+        if status != 431:
+            h.fail("create %d with its Idempotency-Key beyond 64 header lines: "
+                   "expected 431, got %d" % (attempt, status))
+    if total(s) != before:
+        h.fail("creates whose Idempotency-Key was cut off made %d orders"
+               % (total(s) - before))
+    # 63 header lines are all seen: the key works.
+    few = b"".join(b"X-Filler-%d: %d\r\n" % (i, i) for i in range(57))
+    ids = set()
+    for attempt in (1, 2):
+        buf, _ = exchange(s.port, create(few + b"Idempotency-Key: seen-key\r\n")
+                          .replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n", 1))
+        status, _, body = responses(buf)[0]
+        if status != 201:
+            h.fail("create with 63 header lines: expected 201, got %d %r" % (status, body))
+        ids.add(json.loads(body)["order_id"])
+    if len(ids) != 1:
+        h.fail("one Idempotency-Key in 63 header lines made orders %r" % ids)
+    print("ok: a key beyond the 64th header line is refused (431); within 63, replayed")
+
+
+def absolute_target(s):
+    before = total(s)
+    buf, closed = exchange(s.port, b"POST http://example.com/orders/ HTTP/1.1\r\n"
+                           b"Host: example.com\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
+    rs = responses(buf) if buf else []
+    if len(rs) != 1 or rs[0][0] != 400 or "detail" not in json.loads(rs[0][2]):
+        h.fail("absolute-form target for another host: expected a JSON 400, got %r" % buf[:300])
+    if not closed or total(s) != before:
+        h.fail("absolute-form target: closed=%s, orders made %d" % (closed, total(s) - before))
+    # The same server's own address and port is a path here: served.
+    buf, _ = exchange(s.port, b"GET http://127.0.0.1:%d/healthz HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n" % s.port)
+    if responses(buf)[0][0] != 200:
+        h.fail("absolute-form target for this server: %r" % buf[:200])
+    print("ok: absolute-form target for another host -> JSON 400 and close")
+
+
+def unread_body_closes(s):
+    """A 404 answered without reading a small body says Connection: close,
+    and the close follows (the body is not read as a next request)."""
+    before = total(s)
+    data = (b"POST /nowhere/ HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            % len(HIDDEN)) + HIDDEN
+    buf, closed = exchange(s.port, data)
+    rs = responses(buf)
+    if len(rs) != 1 or rs[0][0] != 404:
+        h.fail("POST to an unknown path: expected one 404, got %r" % buf[:300])
+    if rs[0][1].get("connection", "").lower() == "close" and not closed:
+        h.fail("POST to an unknown path: Connection: close, but the connection stayed open")
+    if total(s) != before:
+        h.fail("the body of a 404 ran as a create")
+    print("ok: a 404 with an unread body: %s" %
+          ("closed" if closed else "kept alive, body skipped"))
+
+
+def main():
+    with h.System("framing") as s:
+        s.start_api()
+        oid = s.create_order()
+        framing(s, oid)
+        key_after_cut(s)
+        absolute_target(s)
+        unread_body_closes(s)
+
+
+if __name__ == "__main__":
+    h.run(main)
