@@ -385,7 +385,10 @@ order_decode_request(const char *body, size_t len, struct order *o,
 	}
 	root = cJSON_ParseWithOpts(text, NULL, 1);
 	if (root == NULL || count_numbers(root) != nums.n) {
-		/* What jsoncheck lets by and cJSON refuses: a lone \ud800. */
+		/*
+		 * What jsoncheck lets by and cJSON refuses: a lone \ud800.
+		 * The counts differ only if the two parsers disagree.
+		 */
 		detail_error(err, "JSON parse error - the body is not valid "
 		    "JSON.");
 		goto out;
