@@ -169,6 +169,14 @@ int
 jsoncheck_validate(const char *text, size_t len, unsigned max_depth,
     const char **why, size_t *offset)
 {
+	return jsoncheck_scan(text, len, max_depth, NULL, NULL, why, offset);
+}
+
+int
+jsoncheck_scan(const char *text, size_t len, unsigned max_depth,
+    jsoncheck_number_fn *on_number, void *arg, const char **why,
+    size_t *offset)
+{
 	struct cursor c = { (const unsigned char *)text,
 		(const unsigned char *)text + len, NULL };
 	char stack[JSONCHECK_MAX_DEPTH];
@@ -215,9 +223,16 @@ jsoncheck_validate(const char *text, size_t len, unsigned max_depth,
 			}
 			if (ch == '"')
 				ok = string(&c);
-			else if (ch == '-' || is_digit(ch))
-				ok = number(&c);
-			else
+			else if (ch == '-' || is_digit(ch)) {
+				const unsigned char *start = c.p;
+				int rc;
+
+				if ((ok = number(&c)) && on_number != NULL &&
+				    (rc = on_number(arg, (size_t)(start -
+				    (const unsigned char *)text),
+				    (size_t)(c.p - start))) != 0)
+					return rc;
+			} else
 				ok = literal(&c);
 			state = AFTER;
 			break;

@@ -1,12 +1,12 @@
 #include "order.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "decimal.h"
 #include "jsoncheck.h"
 #include "money.h"
 
@@ -183,31 +183,116 @@ detail_error(struct strbuf *err, const char *detail)
 }
 
 /*
- * A positive integer as the original's IntegerField(min_value=1) takes it:
- * a JSON number with no fraction, or a string of digits. Returns the
- * message on error.
+ * The body's numbers, each read from its own text: cJSON keeps only a
+ * double (250.750000000000001 becomes 250.75, 1e-400 becomes 0).
+ * jsoncheck_scan gives each number's place in the body in the order of
+ * the text, and cJSON's number nodes come in that same order (a pre-order
+ * walk of the tree), so the k-th number node's text is v[k]. cJSON parses
+ * a copy of the body in which every number is blanked to a 0, so its
+ * doubles cannot be used by mistake.
+ */
+struct numbers {
+	const char *body;
+	struct number_span {
+		size_t offset, len;
+	} *v;
+	size_t n, cap;
+};
+
+static int
+numbers_add(void *arg, size_t offset, size_t len)
+{
+	struct numbers *nums = arg;
+
+	if (nums->n == nums->cap) {
+		size_t cap = nums->cap == 0 ? 16 : nums->cap * 2;
+		struct number_span *v = reallocarray(nums->v, cap, sizeof(*v));
+
+		if (v == NULL)
+			return -2;
+		nums->v = v;
+		nums->cap = cap;
+	}
+	nums->v[nums->n++] = (struct number_span){ offset, len };
+	return 0;
+}
+
+/* How many numbers node holds, itself included (at most 16 deep). */
+static size_t
+count_numbers(const cJSON *node)
+{
+	size_t n = cJSON_IsNumber(node) ? 1 : 0;
+
+	for (const cJSON *c = node->child; c != NULL; c = c->next)
+		n += count_numbers(c);
+	return n;
+}
+
+/* The first member named key; *first: the index of its first number. */
+static const cJSON *
+member(const cJSON *object, const char *key, size_t *first)
+{
+	size_t k = 0;
+
+	for (const cJSON *c = object->child; c != NULL; c = c->next) {
+		if (c->string != NULL && strcmp(c->string, key) == 0) {
+			*first = k;
+			return c;
+		}
+		k += count_numbers(c);
+	}
+	return NULL;
+}
+
+static const char invalid_integer[] = "A valid integer is required.";
+static const char integer_too_small[] =
+    "Ensure this value is greater than or equal to 1.";
+static const char integer_too_big[] = "Ensure this value is less than or "
+    "equal to 9007199254740991.";
+
+/*
+ * A JSON number's text as a positive integer, exactly: its value must be
+ * whole, as the original's IntegerField takes a float only when it is
+ * integral (2.0 and 1e2 are taken, 1.5 and 9007199254740991.4 are not).
  */
 static const char *
-decode_positive_integer(const cJSON *item, uint64_t *out)
+decode_integer_number(const char *text, size_t len, uint64_t *out)
 {
-	static const char invalid[] = "A valid integer is required.";
-	static const char too_small[] =
-	    "Ensure this value is greater than or equal to 1.";
-	static const char too_big[] = "Ensure this value is less than or "
-	    "equal to 9007199254740991.";
+	enum { max_digits = 16 };	/* 9007199254740991 has 16 */
+	struct decimal d;
+	uint64_t v = 0;
 
-	if (cJSON_IsNumber(item)) {
-		double v = item->valuedouble;
+	if (decimal_parse(text, len, &d) != 0)
+		return invalid_integer;
+	decimal_normalize(&d);
+	if (d.ndigits > 0 && d.exponent < 0)
+		return invalid_integer;		/* a fraction is left */
+	if (d.ndigits == 0 || d.negative)
+		return integer_too_small;
+	if ((int64_t)d.ndigits + d.exponent > max_digits)
+		return integer_too_big;
+	for (size_t i = 0; i < d.ndigits; i++)
+		v = v * 10 + (uint64_t)(d.digits[i] - '0');
+	for (int64_t e = 0; e < d.exponent; e++)
+		v *= 10;
+	if (v > (uint64_t)ORDER_MAX_INTEGER)
+		return integer_too_big;
+	*out = v;
+	return NULL;
+}
 
-		if (!isfinite(v) || v != floor(v))
-			return invalid;
-		if (v < 1)
-			return too_small;
-		if (v > (double)ORDER_MAX_INTEGER)
-			return too_big;
-		*out = (uint64_t)v;
-		return NULL;
-	}
+/*
+ * A positive integer as the original's IntegerField(min_value=1) takes it:
+ * a JSON number whose value is whole (the k-th number of the body), or a
+ * string of digits. Returns the message on error.
+ */
+static const char *
+decode_positive_integer(const cJSON *item, const struct numbers *nums,
+    size_t k, uint64_t *out)
+{
+	if (cJSON_IsNumber(item))
+		return decode_integer_number(nums->body + nums->v[k].offset,
+		    nums->v[k].len, out);
 	if (cJSON_IsString(item)) {
 		const char *s = item->valuestring;
 		bool negative = false;
@@ -225,15 +310,16 @@ decode_positive_integer(const cJSON *item, uint64_t *out)
 		while (*s == ' ')
 			s++;
 		if (n == 0 || *s != '\0')
-			return invalid;
+			return invalid_integer;
 		if (negative || v < 1)
-			return v == 0 || negative ? too_small : invalid;
+			return v == 0 || negative ? integer_too_small
+			    : invalid_integer;
 		if (v > (uint64_t)ORDER_MAX_INTEGER)
-			return too_big;
+			return integer_too_big;
 		*out = v;
 		return NULL;
 	}
-	return invalid;
+	return invalid_integer;
 }
 
 /* Returns the first key that appears twice among the known fields. */
@@ -260,11 +346,12 @@ order_decode_request(const char *body, size_t len, struct order *o,
     struct strbuf *err)
 {
 	struct field_errors fe = { .n = 0 };
+	struct numbers nums = { .body = body };
 	const cJSON *user, *items, *amount;
 	const char *dup, *why;
-	size_t offset;
-	char *text;
-	cJSON *root;
+	size_t offset, k = 0;
+	char *text = NULL;
+	cJSON *root = NULL;
 	int rc = -1;
 
 	strbuf_reset(err);
@@ -273,22 +360,35 @@ order_decode_request(const char *body, size_t len, struct order *o,
 		    "empty.");
 		return -1;
 	}
-	if (jsoncheck_validate(body, len, ORDER_MAX_DEPTH, &why, &offset) != 0) {
+	rc = jsoncheck_scan(body, len, ORDER_MAX_DEPTH, numbers_add, &nums, &why,
+	    &offset);
+	if (rc != 0) {
 		char detail[128];
 
-		snprintf(detail, sizeof(detail), "JSON parse error - %s at byte "
-		    "%zu.", why, offset);
-		detail_error(err, detail);
-		return -1;
+		if (rc == -1) {
+			snprintf(detail, sizeof(detail), "JSON parse error - "
+			    "%s at byte %zu.", why, offset);
+			detail_error(err, detail);
+		}
+		goto out;	/* -1, or -2: no memory for the numbers */
 	}
+	rc = -2;
 	text = malloc(len + 1);
 	if (text == NULL)
-		return -2;
+		goto out;
+	rc = -1;
 	memcpy(text, body, len);
 	text[len] = '\0';
+	for (size_t i = 0; i < nums.n; i++) {
+		text[nums.v[i].offset] = '0';
+		memset(text + nums.v[i].offset + 1, ' ', nums.v[i].len - 1);
+	}
 	root = cJSON_ParseWithOpts(text, NULL, 1);
-	if (root == NULL) {
-		/* What jsoncheck lets by and cJSON refuses: a lone \ud800. */
+	if (root == NULL || count_numbers(root) != nums.n) {
+		/*
+		 * What jsoncheck lets by and cJSON refuses: a lone \ud800.
+		 * The counts differ only if the two parsers disagree.
+		 */
 		detail_error(err, "JSON parse error - the body is not valid "
 		    "JSON.");
 		goto out;
@@ -308,15 +408,16 @@ order_decode_request(const char *body, size_t len, struct order *o,
 		goto out;
 	}
 
-	user = cJSON_GetObjectItemCaseSensitive(root, "user_id");
+	user = member(root, "user_id", &k);
 	if (user == NULL)
 		field_error(&fe, "user_id", "This field is required.");
 	else if (cJSON_IsNull(user))
 		field_error(&fe, "user_id", "This field may not be null.");
-	else if ((why = decode_positive_integer(user, &o->user_id)) != NULL)
+	else if ((why = decode_positive_integer(user, &nums, k,
+	    &o->user_id)) != NULL)
 		field_error(&fe, "user_id", why);
 
-	items = cJSON_GetObjectItemCaseSensitive(root, "item_ids");
+	items = member(root, "item_ids", &k);
 	if (items == NULL) {
 		field_error(&fe, "item_ids", "This field is required.");
 	} else if (cJSON_IsNull(items)) {
@@ -338,7 +439,8 @@ order_decode_request(const char *body, size_t len, struct order *o,
 			goto out;
 		} else {
 			cJSON_ArrayForEach(item, items) {
-				why = decode_positive_integer(item,
+				/* k: the first number at or after item. */
+				why = decode_positive_integer(item, &nums, k,
 				    &o->items[i]);
 				if (why != NULL) {
 					char msg[96];
@@ -348,20 +450,21 @@ order_decode_request(const char *body, size_t len, struct order *o,
 					field_error(&fe, "item_ids", msg);
 					break;
 				}
+				k += count_numbers(item);
 				i++;
 			}
 			o->n_items = (uint32_t)n;
 		}
 	}
 
-	amount = cJSON_GetObjectItemCaseSensitive(root, "total_amount");
+	amount = member(root, "total_amount", &k);
 	if (amount == NULL)
 		field_error(&fe, "total_amount", "This field is required.");
 	else if (cJSON_IsNull(amount))
 		field_error(&fe, "total_amount", "This field may not be null.");
 	else if (cJSON_IsNumber(amount)) {
-		if (money_parse_double(amount->valuedouble, &o->total_cents,
-		    &why) != 0)
+		if (money_parse_number(nums.body + nums.v[k].offset,
+		    nums.v[k].len, &o->total_cents, &why) != 0)
 			field_error(&fe, "total_amount", why);
 	} else if (cJSON_IsString(amount)) {
 		if (money_parse_string(amount->valuestring, &o->total_cents,
@@ -379,6 +482,7 @@ order_decode_request(const char *body, size_t len, struct order *o,
 out:
 	cJSON_Delete(root);
 	free(text);
+	free(nums.v);
 	if (rc == -1 && strbuf_failed(err))
 		rc = -2;
 	return rc;

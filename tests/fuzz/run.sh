@@ -29,10 +29,10 @@ targets="order router money"
 sources() {
 	case $1 in
 	order) echo common/order.c common/jsoncheck.c common/money.c \
-	    common/strbuf.c ;;
+	    common/decimal.c common/strbuf.c ;;
 	router) echo api-daemon/router.c common/order.c common/jsoncheck.c \
-	    common/money.c common/strbuf.c ;;
-	money) echo common/money.c ;;
+	    common/money.c common/decimal.c common/strbuf.c ;;
+	money) echo common/money.c common/decimal.c ;;
 	esac
 }
 

@@ -121,6 +121,67 @@ CASES = [
 ]
 
 
+M_DIGITS = "Ensure that there are no more than 10 digits in total."
+M_PLACES = "Ensure that there are no more than 2 decimal places."
+M_INTEGER = "A valid integer is required."
+M_MAX_INTEGER = "Ensure this value is less than or equal to 9007199254740991."
+
+# Numbers are judged by their exact text: each of these only rounds (as a
+# double) to a valid value, and is a 400 with the field's error.
+INEXACT = [
+    ("total_amount 250.750000000000001", order_with(amount=b"250.750000000000001"),
+     {"total_amount": [M_DIGITS]}),
+    ("total_amount 1e-400", order_with(amount=b"1e-400"), {"total_amount": [M_DIGITS]}),
+    ("user_id 9007199254740991.4", order_with(user=b"9007199254740991.4"),
+     {"user_id": [M_INTEGER]}),
+    ("item id 1.0000000000000001", order_with(items=b"[1.0000000000000001]"),
+     {"item_ids": ["Item 0: " + M_INTEGER]}),
+    ("total_amount 100.001", order_with(amount=b"100.001"), {"total_amount": [M_PLACES]}),
+    ("user_id 1e999999999", order_with(user=b"1e999999999"), {"user_id": [M_MAX_INTEGER]}),
+    ("total_amount 1e999999999", order_with(amount=b"1e999999999"),
+     {"total_amount": [M_DIGITS]}),
+]
+
+# Exact forms of valid values: (what, body, user_id, item_ids, total_amount).
+EXACT = [
+    ("total_amount 2.5075e2", order_with(amount=b"2.5075e2"), 1, [1], "250.75"),
+    ("total_amount 25075e-2", order_with(amount=b"25075e-2"), 1, [1], "250.75"),
+    ("total_amount 1.000e2", order_with(amount=b"1.000e2"), 1, [1], "100.00"),
+    ("total_amount 100.00", order_with(amount=b"100.00"), 1, [1], "100.00"),
+    ("total_amount of 70 characters",
+     order_with(amount=b"250.75" + b"0" * 64), 1, [1], "250.75"),
+    ("ids 2.0, 1e0 and 9.007199254740991e15",
+     order_with(user=b"2.0", items=b"[1e0, 9.007199254740991e15]"), 2,
+     [1, 9007199254740991], "1.00"),
+]
+
+
+def exact_numbers(s, failures):
+    """Inexact numbers are a JSON 400 with the field error and store
+    nothing; exact forms of valid values are stored as they are written.
+    Returns how many orders were created."""
+    before = s.metrics()["total_orders"]
+    for what, body, want in INEXACT:
+        r = s.request("POST", "/orders/", body, {"Content-Type": "application/json"})
+        if r.status != 400 or r.body != want:
+            failures.append("%s: %s %r, expected 400 %r" % (what, r.status, r.raw[:200], want))
+    after = s.metrics()["total_orders"]
+    if after != before:
+        failures.append("inexact numbers: total_orders went from %d to %d" % (before, after))
+    created = 0
+    for what, body, user, items, amount in EXACT:
+        r = s.request("POST", "/orders/", body, {"Content-Type": "application/json"})
+        if r.status != 201:
+            failures.append("%s: %s %r, expected 201" % (what, r.status, r.raw[:200]))
+            continue
+        created += 1
+        o = s.order(r.body["order_id"])
+        got = (o["user_id"], o["item_ids"], o["total_amount"])
+        if got != (user, items, amount):
+            failures.append("%s: stored as %r, expected %r" % (what, got, (user, items, amount)))
+    return created
+
+
 def run_case(s, what, data, allowed, failures):
     try:
         r = h.raw_request(s.port, data, timeout=30)
@@ -246,6 +307,7 @@ def main():
             r = run_case(s, what, data, allowed, failures)
             if r is not None and r.status == 201:
                 created += 1
+        created += exact_numbers(s, failures)
         expect_continue(s, failures)
         check_alive(s, "Expect: 100-continue", failures)
         created += 1

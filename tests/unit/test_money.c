@@ -1,5 +1,4 @@
 /* money: decimal text and JSON numbers to integer cents, and back. */
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -40,30 +39,32 @@ err_str(const char *s, const char *want)
 	    "\"%s\": why \"%s\", want \"%s\"", s, why ? why : "(null)", want);
 }
 
+/* A JSON number's text; only its strlen(s) bytes may be read. */
 static void
-ok_dbl(double v, int64_t want)
+ok_num(const char *s, int64_t want)
 {
 	int64_t cents = -12345;
 	const char *why = NULL;
-	int rc = money_parse_double(v, &cents, &why);
+	int rc = money_parse_number(s, strlen(s), &cents, &why);
 
-	test_assert_msg(rc == 0, "%.17g: rc %d, why %s", v, rc,
+	test_assert_msg(rc == 0, "%s: rc %d, why %s", s, rc,
 	    why ? why : "(null)");
-	test_assert_msg(cents == want, "%.17g: got %lld cents, want %lld", v,
+	test_assert_msg(cents == want, "%s: got %lld cents, want %lld", s,
 	    (long long)cents, (long long)want);
 }
 
 static void
-err_dbl(double v, const char *want)
+err_num(const char *s, const char *want)
 {
 	int64_t cents = -12345;
 	const char *why = NULL;
-	int rc = money_parse_double(v, &cents, &why);
+	int rc = money_parse_number(s, strlen(s), &cents, &why);
 
-	test_assert_msg(rc == -1, "%.17g: rc %d (cents %lld), want -1", v, rc,
+	test_assert_msg(rc == -1, "%s: rc %d (cents %lld), want -1", s, rc,
 	    (long long)cents);
 	test_assert_msg(why != NULL && strcmp(why, want) == 0,
-	    "%.17g: why \"%s\", want \"%s\"", v, why ? why : "(null)", want);
+	    "%s: why \"%s\", want \"%s\"", s, why ? why : "(null)", want);
+	test_assert_msg(cents == -12345, "%s: cents set on error", s);
 }
 
 static void
@@ -151,30 +152,94 @@ TEST(test_string_invalid)
 		err_str(bad[i], M_INVALID);
 }
 
-TEST(test_double)
+TEST(test_number)
 {
-	ok_dbl(250.75, 25075);
-	ok_dbl(0.1, 10);
-	ok_dbl(1e2, 10000);
-	ok_dbl(0, 0);
-	ok_dbl(-0.0, 0);
-	ok_dbl(0.01, 1);
-	ok_dbl(1.1, 110);
-	ok_dbl(99999999.99, 9999999999);
-	ok_dbl(12345678.9, 1234567890);
-	ok_dbl(12345678, 1234567800);
-	err_dbl(1.005, M_PLACES);
-	err_dbl(1e-7, M_PLACES);
-	err_dbl(100000000, M_WHOLE);
-	err_dbl(123456789, M_WHOLE);
-	err_dbl(0.1 + 0.2, M_TOTAL);	/* 0.30000000000000004 */
-	err_dbl(1e300, M_TOTAL);
-	err_dbl(5e-324, M_TOTAL);
-	err_dbl(-1, M_MIN);
-	err_dbl(NAN, M_INVALID);
-	err_dbl(-NAN, M_INVALID);
-	err_dbl(INFINITY, M_INVALID);
-	err_dbl(-INFINITY, M_INVALID);
+	ok_num("250.75", 25075);
+	ok_num("0.1", 10);
+	ok_num("1e2", 10000);
+	ok_num("0", 0);
+	ok_num("-0", 0);
+	ok_num("-0.0", 0);
+	ok_num("0.01", 1);
+	ok_num("1.1", 110);
+	ok_num("99999999.99", 9999999999);
+	ok_num("12345678.9", 1234567890);
+	ok_num("12345678", 1234567800);
+	err_num("1.005", M_PLACES);
+	err_num("1e-7", M_PLACES);
+	err_num("100000000", M_WHOLE);
+	err_num("123456789", M_WHOLE);
+	err_num("0.30000000000000004", M_TOTAL);
+	err_num("1e300", M_TOTAL);
+	err_num("5e-324", M_TOTAL);
+	err_num("-1", M_MIN);
+	err_num("-1e-7", M_PLACES);	/* digits before the sign */
+	static const char *const bad[] = { "", "-", "NaN", "Infinity", "1e",
+		"1e+", "e5", "0x10", " 1", "1 ", "1.2.3" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		err_num(bad[i], M_INVALID);
+}
+
+TEST(test_number_exact)
+{
+	/* Exponents, by the exact value they write. */
+	ok_num("2.5075e2", 25075);
+	ok_num("25075e-2", 25075);
+	ok_num("25075E-2", 25075);
+	ok_num("0.025075e4", 25075);
+	ok_num("1.000e2", 10000);
+	ok_num("1E+2", 10000);
+	ok_num("9999999999e-2", 9999999999);
+	ok_num("1e7", 1000000000);
+	ok_num("0e999999999", 0);
+	ok_num("0e-999999999", 0);
+	ok_num("0.000", 0);
+	/* A number is its value: trailing zeros are not decimal places. */
+	ok_num("100.00", 10000);
+	ok_num("100.000", 10000);
+	ok_num("0.100000000000000000000000000", 10);
+	ok_num("1000000e-6", 100);
+	ok_num("12345678.90000000000000000000000000000000000000000000000000"
+	    "00000000000000000000", 1234567890);
+
+	/* Values that only round to a valid amount are refused. */
+	err_num("250.750000000000001", M_TOTAL);
+	err_num("250.75000000000000000000000001", M_TOTAL);
+	err_num("1e-400", M_TOTAL);
+	err_num("1e-3", M_PLACES);
+	err_num("100.001", M_PLACES);
+	err_num("99999999.994", M_TOTAL);
+	err_num("99999999.999999999999", M_TOTAL);
+	err_num("1e8", M_WHOLE);
+	err_num("2.50751e2", M_PLACES);
+
+	/* Huge exponents end at once, with the digits message. */
+	err_num("1e999999999", M_TOTAL);
+	err_num("1e-999999999", M_TOTAL);
+	err_num("1e99999999999999999999999999999999999999", M_TOTAL);
+	err_num("-1e99999999999999999999999999999999999999", M_TOTAL);
+	err_num("1e-99999999999999999999999999999999999999", M_TOTAL);
+
+	/* Only len bytes are read. */
+	const char *why = NULL;
+	int64_t cents = 0;
+	test_assert(money_parse_number("12.345", 5, &cents, &why) == 0 &&
+	    cents == 1234);
+}
+
+TEST(test_string_and_number)
+{
+	/* The string form counts trailing zeros as Decimal does; a number
+	 * does not. Otherwise the two agree. */
+	err_str("100.000", M_PLACES);
+	ok_num("100.000", 10000);
+	err_str("250.750000000000001", M_TOTAL);
+	err_str("1e-400", M_TOTAL);
+	ok_str("2.5075e2", 25075);
+	ok_str("25075e-2", 25075);
+	ok_str("1.000e2", 10000);
+	err_str("1.00000e2", M_PLACES);
+	ok_num("1.00000e2", 10000);
 }
 
 TEST(test_format)
@@ -218,7 +283,9 @@ main(void)
 	RUN(test_string_precision);
 	RUN(test_string_negative);
 	RUN(test_string_invalid);
-	RUN(test_double);
+	RUN(test_number);
+	RUN(test_number_exact);
+	RUN(test_string_and_number);
 	RUN(test_format);
 	RUN(test_round_trip);
 	return 0;

@@ -343,6 +343,104 @@ TEST(test_decode_total_amount)
 	amount_error("null", M_NULL);
 }
 
+#define M_TOTAL "Ensure that there are no more than 10 digits in total."
+
+static void
+decode_ok_items(const char *body, uint64_t user, int64_t cents, uint32_t n,
+    const uint64_t *want)
+{
+	decode_ok(body, user, n, cents);
+	for (uint32_t i = 0; i < n; i++)
+		test_assert_msg(o.items[i] == want[i], "body %s: item %u is "
+		    "%llu, want %llu", body, i, (unsigned long long)o.items[i],
+		    (unsigned long long)want[i]);
+}
+
+/* Numbers are judged by their exact text, never by a double. */
+TEST(test_decode_exact_numbers)
+{
+	/* Each would round to a valid value as a double. */
+	amount_error("250.750000000000001", M_TOTAL);
+	amount_error("1e-400", M_TOTAL);
+	amount_error("100.001", M_PLACES);
+	amount_error("99999999.999999999999", M_TOTAL);
+	amount_error("250.7500000000000000000000000000000000000000000000000"
+	    "00000000000000000001", M_TOTAL);
+	user_error("9007199254740991.4", M_INT);
+	user_error("1.0000000000000001", M_INT);
+	user_error("0.99999999999999999", M_INT);
+	user_error("1e-400", M_INT);
+	items_error("[9007199254740991.4]", "Item 0: " M_INT);
+	items_error("[1, 2, 3.0000000000000001]", "Item 2: " M_INT);
+
+	/* Exponent forms are taken when their exact value is valid. */
+	static const struct {
+		const char *text;
+		int64_t cents;
+	} amounts[] = { { "2.5075e2", 25075 }, { "25075e-2", 25075 },
+		{ "1.000e2", 10000 }, { "1E+2", 10000 }, { "100.00", 10000 },
+		{ "100.000", 10000 }, { "0e-400", 0 }, { "-0.0", 0 },
+		{ "9999999999e-2", 9999999999 },
+		/* A long text: every digit is read. */
+		{ "250.750000000000000000000000000000000000000000000000000000"
+		  "0000000000000", 25075 } };
+	for (size_t i = 0; i < sizeof(amounts) / sizeof(amounts[0]); i++) {
+		char body[256];
+
+		snprintf(body, sizeof(body), "{\"user_id\": 1, \"item_ids\": "
+		    "[1], \"total_amount\": %s}", amounts[i].text);
+		decode_ok(body, 1, 1, amounts[i].cents);
+	}
+
+	/* An integral float is an integer, as IntegerField takes it. */
+	static const struct {
+		const char *text;
+		uint64_t v;
+	} ints[] = { { "2.0", 2 }, { "1e0", 1 }, { "1e2", 100 },
+		{ "1.5e1", 15 }, { "150e-1", 15 }, { "9.007199254740991e15",
+		UINT64_C(9007199254740991) }, { "9007199254740991.000",
+		UINT64_C(9007199254740991) }, { "1.000000000000000000000000000"
+		"000000000000000000000000000000000000000000", 1 } };
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		char body[256];
+
+		snprintf(body, sizeof(body), "{\"user_id\": %s, \"item_ids\": "
+		    "[%s], \"total_amount\": 1}", ints[i].text, ints[i].text);
+		decode_ok_items(body, ints[i].v, 100, 1, &ints[i].v);
+	}
+	user_error("9007199254740993", M_MAXINT);
+	user_error("9.007199254740992e15", M_MAXINT);
+	user_error("0e5", M_MIN1);
+	user_error("-0", M_MIN1);
+	user_error("-1e400", M_MIN1);
+	user_error("-1.5", M_INT);
+
+	/* Huge exponents: a prompt 400 with the field's message. */
+	user_error("1e999999999", M_MAXINT);
+	user_error("1e-999999999", M_INT);
+	user_error("1e99999999999999999999999999999999", M_MAXINT);
+	items_error("[1e999999999]", "Item 0: " M_MAXINT);
+	amount_error("1e999999999", M_TOTAL);
+	amount_error("1e-999999999", M_TOTAL);
+	amount_error("-1e999999999", M_TOTAL);
+
+	/* Each field gets its own number's text, wherever the numbers are:
+	 * other members before them, nested, duplicated or after. */
+	static const uint64_t want[] = { 4, 5, 6 };
+	decode_ok_items("{\"a\": [1.5, [2e-400, {\"b\": 3.25}]], \"a\": 9.9, "
+	    "\"item_ids\": [4, 5e0, 60e-1], \"c\": {\"d\": [0.001]}, "
+	    "\"user_id\": 7.0, \"e\": 1e999, \"total_amount\": 8.5, "
+	    "\"f\": -1}", 7, 850, 3, want);
+	decode_ok_items("{\"total_amount\": \"8.5\", \"user_id\": \"7\", "
+	    "\"x\": 0.001, \"item_ids\": [\"4\", 5, \"6\"]}", 7, 850, 3, want);
+	items_error("[[1], 2]", "Item 0: " M_INT);
+	items_error("[\"1\", [2.5], 3]", "Item 1: " M_INT);
+
+	/* A string is still read as before: digits only for an id. */
+	user_error("\"2.0\"", M_INT);
+	user_error("\"1e2\"", M_INT);
+}
+
 TEST(test_decode_body_errors)
 {
 	static const char *const bad_json[] = { "{", "}", "{\"user_id\": }",
@@ -537,6 +635,7 @@ main(void)
 	RUN(test_decode_user_id);
 	RUN(test_decode_item_ids);
 	RUN(test_decode_total_amount);
+	RUN(test_decode_exact_numbers);
 	RUN(test_decode_body_errors);
 	RUN(test_decode_all_wrong);
 	RUN(test_encode);
