@@ -15,8 +15,8 @@ another port serves nginx's stub_status, only to see how many connections
 nginx holds.
 
 - The shipped site file (TLS, the redirect) passes `nginx -t` with a
-  throw-away certificate in place of its placeholders, and includes both
-  snippets.
+  throw-away certificate in place of its placeholders and free loopback
+  ports for 80 and 443, and includes both snippets.
 - 1,000 idle connections to nginx from 250 loopback addresses (4 each),
   half sending nothing and half a partial header line, plus one client
   trickling its header one byte a second: a create and a GET of it from
@@ -405,11 +405,28 @@ def check_site(nginx_bin, tmp):
         if text.count(p) != 1:
             h.fail("%s: expected the placeholder %s once" % (SITE, p))
     text = text.replace(placeholders[0], cert).replace(placeholders[1], key)
+    # nginx -t binds the listening sockets: free loopback ports in place of
+    # 80 and 443 (privileged unless root), IPv4 only (the host may have no
+    # IPv6).
+    listens = {"listen 80;": "listen 127.0.0.1:%d;" % h.free_port(),
+               "listen [::]:80;": "",
+               "listen 443 ssl;": "listen 127.0.0.1:%d ssl;" % h.free_port(),
+               "listen [::]:443 ssl;": ""}
+    for old, new in listens.items():
+        if text.count(old) != 1:
+            h.fail("%s: expected %r once" % (SITE, old))
+        text = text.replace(old, new)
     with open(os.path.join(d, "site.conf"), "w") as f:
         f.write(text)
     with open(os.path.join(d, "check.conf"), "w") as f:
-        f.write("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\n"
-                "http {\n    include site.conf;\n}\n" % (d, d))
+        f.write("pid %(d)s/nginx.pid;\nerror_log %(d)s/error.log;\nevents {}\n"
+                "http {\n    access_log %(d)s/access.log;\n"
+                "    client_body_temp_path %(d)s/client_body;\n"
+                "    proxy_temp_path %(d)s/proxy;\n"
+                "    fastcgi_temp_path %(d)s/fastcgi;\n"
+                "    uwsgi_temp_path %(d)s/uwsgi;\n"
+                "    scgi_temp_path %(d)s/scgi;\n"
+                "    include site.conf;\n}\n" % {"d": d})
     r = subprocess.run([nginx_bin, "-t", "-p", d + "/", "-c", os.path.join(d, "check.conf"),
                         "-e", os.path.join(d, "error.log")], capture_output=True)
     if r.returncode != 0:
