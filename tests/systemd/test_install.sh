@@ -2,7 +2,8 @@
 # The installed tree: `meson install --destdir` of the build in $BUILD_DIR
 # puts both daemons in sbin, the two services and the target in
 # PREFIX/lib/systemd/system, the sysusers.d and sysctl.d snippets, the
-# sample config and the four man pages where they belong; the units start
+# sample config, the four man pages and the nginx example (site file and
+# its two snippets, under the doc directory) where they belong; the units start
 # the installed daemons; the sample config lists every key that
 # `order-api --help` and `order-worker --help` print, commented out and
 # with its default. Works for any prefix (the test build is /usr/local).
@@ -35,6 +36,8 @@ prefix=$(meson_option "$BUILD_DIR" prefix)
 sbindir=$(meson_dir "$BUILD_DIR" sbindir)
 sysconfdir=$(meson_dir "$BUILD_DIR" sysconfdir)
 mandir=$(meson_dir "$BUILD_DIR" mandir)
+datadir=$(meson_dir "$BUILD_DIR" datadir)
+nginxdir=$datadir/doc/order-processing/examples/nginx
 unitdir=$prefix/lib/systemd/system
 echo "build $BUILD_DIR: prefix $prefix, sbindir $sbindir," \
     "sysconfdir $sysconfdir, mandir $mandir"
@@ -54,7 +57,10 @@ for f in \
     "$mandir/man8/order-api.8" \
     "$mandir/man8/order-worker.8" \
     "$mandir/man5/order-processing.conf.5" \
-    "$mandir/man7/order-processing.7"; do
+    "$mandir/man7/order-processing.7" \
+    "$nginxdir/order-processing.conf" \
+    "$nginxdir/snippets/order-processing-http.conf" \
+    "$nginxdir/snippets/order-processing-server.conf"; do
 	checks=$((checks + 1))
 	if [ -f "$DEST$f" ] && [ -s "$DEST$f" ]; then
 		ok "installed $f"
