@@ -191,16 +191,24 @@ def _decode_body(raw):
 
 
 def check_response(method, path, status, headers, raw):
-    """Every response: Content-Length equal to the body, JSON content type."""
+    """Every response: Content-Length equal to the body (or a list of more
+    than 64 KiB in chunks, which http.client joins), JSON content type."""
     where = "%s %s -> %s" % (method, path, status)
-    if "content-length" not in headers:
+    chunked = headers.get("transfer-encoding") == "chunked"
+    if chunked:
+        if "content-length" in headers:
+            fail("%s: chunked with a Content-Length (headers %r)" % (where, headers))
+        if method != "HEAD" and len(raw) <= 64 * 1024:
+            fail("%s: a body of %d bytes came in chunks" % (where, len(raw)))
+    elif "content-length" not in headers:
         fail("%s: no Content-Length header (headers %r)" % (where, headers))
-    try:
-        cl = int(headers["content-length"])
-    except ValueError:
-        fail("%s: bad Content-Length %r" % (where, headers["content-length"]))
-    if method != "HEAD" and cl != len(raw):
-        fail("%s: Content-Length %d but body has %d bytes" % (where, cl, len(raw)))
+    else:
+        try:
+            cl = int(headers["content-length"])
+        except ValueError:
+            fail("%s: bad Content-Length %r" % (where, headers["content-length"]))
+        if method != "HEAD" and cl != len(raw):
+            fail("%s: Content-Length %d but body has %d bytes" % (where, cl, len(raw)))
     ct = headers.get("content-type", "")
     if not ct.lower().startswith("application/json"):
         fail("%s: Content-Type %r, expected application/json (body %r)"
