@@ -132,7 +132,8 @@ open_queue(struct worker *w)
 
 	if (err != 0 && err != w->queue_err)
 		log_warn("could not open queue %s: %s; sweeping LMDB every "
-		    "%d ms instead", w->queue.name, strerror(err),
+		    "%d ms instead", w->queue.name,
+		    queue_strerror(&w->queue, err),
 		    SWEEP_INTERVAL_MS);
 	else if (err == 0 && reopened)
 		log_info("opened queue %s (%ld messages of %ld bytes)",
