@@ -455,6 +455,10 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 		close(sfd);
 		return WORKER_EXIT_SETUP;
 	}
+	if (store_upgraded_from(w.store) != 0)
+		log_info("upgraded the LMDB environment in %s from schema "
+		    "version %u to %d", cfg->data_dir,
+		    store_upgraded_from(w.store), STORE_SCHEMA_VERSION);
 	proc_ready();
 	queue_init(&w.queue, cfg->queue);
 	heap_init(&w.jobs);
