@@ -77,7 +77,7 @@ queue_check(struct committer *c)
 		if (err != c->last_queue_err)
 			log_warn("could not open queue %s: %s; orders wait "
 			    "for the worker's sweep", c->queue.name,
-			    strerror(err));
+			    queue_strerror(&c->queue, err));
 	} else if (reopened) {
 		log_info("opened queue %s (%ld messages of %ld bytes)",
 		    c->queue.name, c->queue.maxmsg, c->queue.msgsize);

@@ -73,6 +73,10 @@ main(int argc, char **argv)
 		    cfg.data_dir, store_strerror(rc));
 		goto out;
 	}
+	if (store_upgraded_from(store) != 0)
+		log_info("upgraded the LMDB environment in %s from schema "
+		    "version %u to %d", cfg.data_dir, store_upgraded_from(store),
+		    STORE_SCHEMA_VERSION);
 	rc = committer_create(&committer, store, cfg.queue);
 	if (rc != 0) {
 		log_error("could not start the committer thread: %s",

@@ -3,8 +3,10 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define QUEUE_MODE 0660
 
@@ -43,6 +45,35 @@ queue_ids_per_message(const struct queue *q)
 	return (size_t)q->msgsize / 8;
 }
 
+/*
+ * Whether anyone outside our user and group can reach the queue, now or
+ * later: its owner (any uid but ours or root's) may chmod it at will.
+ */
+static bool
+queue_exposed(const struct stat *st)
+{
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		return true;
+	if ((st->st_mode & S_IRWXO) != 0)
+		return true;
+	return (st->st_mode & S_IRWXG) != 0 && st->st_gid != getegid();
+}
+
+const char *
+queue_strerror(struct queue *q, int err)
+{
+	if (err != QUEUE_EEXPOSED)
+		return strerror(err);
+	snprintf(q->errbuf, sizeof(q->errbuf), "it exists with mode %04o, "
+	    "owner uid %lu, group gid %lu (we are uid %lu, gid %lu), so other "
+	    "users could read it or send ids; remove it (rm /dev/mqueue%s) "
+	    "and the daemons make a private one",
+	    (unsigned)(q->refused_mode & 07777), (unsigned long)q->refused_uid,
+	    (unsigned long)q->refused_gid, (unsigned long)geteuid(),
+	    (unsigned long)getegid(), q->name);
+	return q->errbuf;
+}
+
 int
 queue_open(struct queue *q)
 {
@@ -76,6 +107,13 @@ queue_open(struct queue *q)
 
 		mq_close(mqd);
 		return err;
+	}
+	if (queue_exposed(&st)) {
+		mq_close(mqd);
+		q->refused_mode = st.st_mode;
+		q->refused_uid = st.st_uid;
+		q->refused_gid = st.st_gid;
+		return QUEUE_EEXPOSED;
 	}
 	if (attr.mq_msgsize < 8) {
 		mq_close(mqd);

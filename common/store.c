@@ -32,8 +32,18 @@
  *  60  u32 reserved, 0
  *  64  u64 items[n_items]
  * If you change the layout, bump RECORD_VERSION and teach record_decode
- * the old one; if you change a database's meaning, bump
- * STORE_SCHEMA_VERSION.
+ * the old one. If you add a database or change one's meaning (store.h):
+ *   1. bump STORE_SCHEMA_VERSION;
+ *   2. keep every index in step where orders change: create_one for new
+ *      orders, transition_one for every change of status (no other code
+ *      writes an order);
+ *   3. teach schema_upgrade to bring an environment of the previous
+ *      version up to the new one: it runs inside schema_init's write
+ *      transaction, so an upgrade is all or nothing, and
+ *      store_upgraded_from tells the caller, who logs it;
+ *   4. teach tests/check/op-check.c the new layout (it is written apart
+ *      from this file, to check it).
+ * An environment of a newer version than this code is refused.
  */
 #define RECORD_VERSION 1
 #define RECORD_HEADER 64
@@ -42,6 +52,7 @@
 #define STORE_OPEN_TRIES 20
 #define STATUS_KEY_LEN 9
 #define USER_KEY_LEN 16
+#define USER_STATUS_KEY_LEN 17
 
 struct reader {
 	struct reader *next;
@@ -50,7 +61,9 @@ struct reader {
 
 struct store {
 	MDB_env *env;
-	MDB_dbi meta, orders, by_status, by_user, idem, idem_time;
+	MDB_dbi meta, orders, by_status, by_user, by_user_status, idem,
+	    idem_time;
+	unsigned upgraded_from;	/* schema version before this open, or 0 */
 	int64_t idem_ttl_ms;
 	unsigned generation;
 	pthread_mutex_t readers_lock;
@@ -164,6 +177,15 @@ user_key(unsigned char key[USER_KEY_LEN], uint64_t user_id, uint64_t id)
 {
 	put_u64be(key, user_id);
 	put_u64be(key + 8, id);
+}
+
+static void
+user_status_key(unsigned char key[USER_STATUS_KEY_LEN], uint64_t user_id,
+    enum order_status status, uint64_t id)
+{
+	put_u64be(key, user_id);
+	key[8] = (unsigned char)status;
+	put_u64be(key + 9, id);
 }
 
 /* The record's fixed part; the items stay where they are. */
@@ -437,6 +459,47 @@ meta_put_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t value)
 	return mdb_put(txn, s->meta, &k, &v, 0);
 }
 
+static int map_error(int rc);
+
+/*
+ * Bring an environment of schema version from up to this one, inside the
+ * caller's write transaction. Version 1 had no by_user_status: build it
+ * from the orders.
+ */
+static int
+schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
+{
+	unsigned char ukey[USER_STATUS_KEY_LEN];
+	struct record_head h;
+	MDB_cursor *cur;
+	MDB_val k, v, e = mkval("", 0);
+	int rc;
+
+	if (from != 1)
+		return STORE_ESCHEMA;
+	if ((rc = mdb_drop(txn, s->by_user_status, 0)) != 0 ||
+	    (rc = mdb_cursor_open(txn, s->orders, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t id;
+
+		if (k.mv_size != sizeof(id)) {
+			rc = STORE_ECORRUPT;
+			break;
+		}
+		memcpy(&id, k.mv_data, sizeof(id));
+		if ((rc = record_head_decode(&v, &h)) != 0)
+			break;
+		user_status_key(ukey, h.user_id, h.status, id);
+		k = mkval(ukey, sizeof(ukey));
+		if ((rc = mdb_put(txn, s->by_user_status, &k, &e, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int
 schema_init(struct store *s)
 {
@@ -454,6 +517,8 @@ schema_init(struct store *s)
 	    (rc = mdb_dbi_open(txn, "by_status", MDB_CREATE,
 	    &s->by_status)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE, &s->by_user)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_user_status", MDB_CREATE,
+	    &s->by_user_status)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "idem", MDB_CREATE, &s->idem)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "idem_time", MDB_CREATE,
 	    &s->idem_time)) != 0)
@@ -467,12 +532,22 @@ schema_init(struct store *s)
 			goto fail;
 		}
 		memcpy(&version, v.mv_data, sizeof(version));
-		if (version != STORE_SCHEMA_VERSION) {
+		if (version > STORE_SCHEMA_VERSION) {
 			rc = STORE_ESCHEMA;
 			goto fail;
 		}
+		if (version < STORE_SCHEMA_VERSION) {
+			uint32_t now = STORE_SCHEMA_VERSION;
+
+			if ((rc = schema_upgrade(s, txn, version)) != 0)
+				goto fail;
+			v = mkval(&now, sizeof(now));
+			if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0)
+				goto fail;
+			s->upgraded_from = version;
+		}
 		/* Commit, not abort: an abort would close the new handles. */
-		return mdb_txn_commit(txn);
+		return map_error(mdb_txn_commit(txn));
 	}
 	if (rc != MDB_NOTFOUND)
 		goto fail;
@@ -494,7 +569,7 @@ schema_init(struct store *s)
 	return mdb_txn_commit(txn);
 fail:
 	mdb_txn_abort(txn);
-	return rc;
+	return map_error(rc);
 }
 
 /*
@@ -572,6 +647,12 @@ fail_free:
 	return rc;
 }
 
+unsigned
+store_upgraded_from(const struct store *s)
+{
+	return s->upgraded_from;
+}
+
 void
 store_close(struct store *s)
 {
@@ -595,8 +676,9 @@ store_close(struct store *s)
 /*
  * Is there room for new orders? Beyond the share of the map kept free for
  * page copies, every unfinished order keeps room for the two moves of its
- * index entry still to come (to Processing, to Completed): until the pages
- * that Pending entries leave behind are merged, those moves grow the tree.
+ * index entries (by_status, by_user_status) still to come (to Processing,
+ * to Completed): until the pages that Pending entries leave behind are
+ * merged, those moves grow the trees.
  * The same room is kept on the disk, which may fill before the map does.
  */
 static int
@@ -733,6 +815,7 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
 {
 	size_t len = RECORD_HEADER + (size_t)o->n_items * 8;
 	unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
+	unsigned char uskey[USER_STATUS_KEY_LEN];
 	int64_t created = now_ms;
 	MDB_val k, v;
 	int rc;
@@ -765,6 +848,10 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
 	k = mkval(ukey, sizeof(ukey));
 	v = mkval("", 0);
 	if ((rc = mdb_put(txn, s->by_user, &k, &v, 0)) != 0)
+		return rc;
+	user_status_key(uskey, o->user_id, ORDER_PENDING, id);
+	k = mkval(uskey, sizeof(uskey));
+	if ((rc = mdb_put(txn, s->by_user_status, &k, &v, 0)) != 0)
 		return rc;
 	return o->idem_key != NULL ? idem_put(s, txn, o, now_ms) : 0;
 }
@@ -882,7 +969,7 @@ transition_one(struct store *s, MDB_txn *txn, uint64_t id,
 {
 	size_t key = (size_t)id;
 	MDB_val k = mkval(&key, sizeof(key)), v, nv;
-	unsigned char skey[STATUS_KEY_LEN];
+	unsigned char skey[STATUS_KEY_LEN], uskey[USER_STATUS_KEY_LEN];
 	unsigned char rec[RECORD_HEADER + ORDER_MAX_ITEMS * 8];
 	struct record_head h;
 	enum order_status old;
@@ -919,6 +1006,16 @@ transition_one(struct store *s, MDB_txn *txn, uint64_t id,
 		k = mkval(skey, sizeof(skey));
 		rc = mdb_del(txn, s->by_status, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		user_status_key(uskey, h.user_id, old, id);
+		k = mkval(uskey, sizeof(uskey));
+		rc = mdb_del(txn, s->by_user_status, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+		user_status_key(uskey, h.user_id, h.status, id);
+		k = mkval(uskey, sizeof(uskey));
+		v = mkval("", 0);
+		if ((rc = mdb_put(txn, s->by_user_status, &k, &v, 0)) != 0)
 			return rc;
 	}
 	status_key(skey, h.status, id);
@@ -1185,15 +1282,16 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 }
 
 /*
- * Walk one index or the orders themselves from f->after, oldest first.
- * Each index's key ends with the order id, big-endian, so key order is id
- * order within the prefix.
+ * Walk the narrowest index (by_user_status for a user and a status, else
+ * by_user or by_status) or the orders themselves from f->after, oldest
+ * first. Each index's key ends with the order id, big-endian, so key order
+ * is id order within the prefix.
  */
 int
 store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
     void *arg, uint64_t *next)
 {
-	unsigned char start[USER_KEY_LEN];
+	unsigned char start[USER_STATUS_KEY_LEN];
 	size_t prefix_len, key_len, after_key;
 	struct order o;
 	MDB_cursor *cur;
@@ -1207,7 +1305,12 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 	*next = 0;
 	if (after == UINT64_MAX)
 		return 0;
-	if (f->user_id != 0) {
+	if (f->user_id != 0 && f->by_status) {
+		dbi = s->by_user_status;
+		user_status_key(start, f->user_id, f->status, after + 1);
+		prefix_len = 9;
+		key_len = USER_STATUS_KEY_LEN;
+	} else if (f->user_id != 0) {
 		dbi = s->by_user;
 		user_key(start, f->user_id, after + 1);
 		prefix_len = 8;

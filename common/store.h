@@ -11,6 +11,10 @@
  *              Processing entries are the index of unfinished orders that
  *              the worker's sweep walks.
  *   by_user    user_id (BE u64) + id (BE u64) -> empty
+ *   by_user_status  user_id (BE u64) + status u8 + id (BE u64) -> empty:
+ *              a user's orders in one status, for lists filtered by both
+ *              (since version 2; store_open builds it from the orders when
+ *              it opens a version 1 environment)
  *   idem       Idempotency-Key -> u64 order id, i64 created_ms, SHA-256
  *              of the body (32 bytes)
  *   idem_time  created_ms (BE i64) + Idempotency-Key -> empty: the keys
@@ -38,12 +42,12 @@
 
 #include "order.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* New orders are refused once this share of the map is in use, so that
  * claims and completions, which need fresh pages, still fit. */
 #define STORE_HIGH_WATER_PERCENT 90
 /* ... counting this many bytes for each unfinished order (store.c). */
-#define STORE_UNFINISHED_RESERVE 128
+#define STORE_UNFINISHED_RESERVE 256
 /* Free disk space kept beyond that, for page copies. */
 #define STORE_DISK_RESERVE (256 * 1024)
 
@@ -108,9 +112,15 @@ typedef int (*store_order_fn)(const struct order *o, void *arg);
 typedef int (*store_unfinished_fn)(const struct store_unfinished *u,
     void *arg);
 
-/* Create dir's environment if needed and check its schema. */
+/*
+ * Create dir's environment if needed and check its schema. An environment
+ * of an older schema is upgraded in one write transaction (all or
+ * nothing); one of a newer schema is refused with STORE_ESCHEMA.
+ */
 int store_open(struct store **s, const char *dir, uint64_t map_size,
     unsigned flags);
+/* The schema version this open upgraded the environment from, or 0. */
+unsigned store_upgraded_from(const struct store *s);
 void store_close(struct store *s);
 const char *store_strerror(int err);
 

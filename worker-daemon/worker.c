@@ -132,7 +132,8 @@ open_queue(struct worker *w)
 
 	if (err != 0 && err != w->queue_err)
 		log_warn("could not open queue %s: %s; sweeping LMDB every "
-		    "%d ms instead", w->queue.name, strerror(err),
+		    "%d ms instead", w->queue.name,
+		    queue_strerror(&w->queue, err),
 		    SWEEP_INTERVAL_MS);
 	else if (err == 0 && reopened)
 		log_info("opened queue %s (%ld messages of %ld bytes)",
@@ -454,6 +455,10 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 		close(sfd);
 		return WORKER_EXIT_SETUP;
 	}
+	if (store_upgraded_from(w.store) != 0)
+		log_info("upgraded the LMDB environment in %s from schema "
+		    "version %u to %d", cfg->data_dir,
+		    store_upgraded_from(w.store), STORE_SCHEMA_VERSION);
 	proc_ready();
 	queue_init(&w.queue, cfg->queue);
 	heap_init(&w.jobs);

@@ -277,6 +277,17 @@ def op_check_self_test(datadir, tmp):
         key = first(dbs, "by_status")[0]
         _db(dbs, "by_status").insert(0, ["00" + key[2:], "00" * 8])
 
+    def drop_by_user_status(dbs):
+        del _db(dbs, "by_user_status")[0]
+
+    def extra_by_user_status(dbs):
+        # the first order's entry again, under the next status
+        key = first(dbs, "by_user_status")[0]
+        status = (int(key[16:18], 16) + 1) % 4
+        pairs = _db(dbs, "by_user_status")
+        pairs.append([key[:16] + "%02x" % status + key[18:], ""])
+        pairs.sort()
+
     def status_to_cancelled(dbs):
         rec = first(dbs, "orders")
         rec[1] = rec[1][:2] + "03" + rec[1][4:]
@@ -308,6 +319,9 @@ def op_check_self_test(datadir, tmp):
         ("counters Completed + 1", counters_completed_plus_one, "counters: Completed is"),
         ("a by_user entry dropped", drop_by_user, "no by_user entry"),
         ("an extra Pending entry in by_status", extra_by_status, "extra Pending entry"),
+        ("a by_user_status entry dropped", drop_by_user_status, "no by_user_status entry"),
+        ("an extra by_user_status entry", extra_by_user_status,
+         "by_user_status: extra entry"),
         ("a Completed record turned Cancelled", status_to_cancelled, "counters: Cancelled is"),
         ("a record one byte short", truncated_record, "record of"),
         ("next_id set to 1", next_id_one, "next_id 1 is not above"),

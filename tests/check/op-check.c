@@ -9,7 +9,7 @@
  * order.h): the layout below is restated here on purpose, so that a bug in
  * the store's encoding or bookkeeping is not shared by its checker.
  *
- *   meta       "schema_version" u32 (1), "next_id" u64,
+ *   meta       "schema_version" u32 (2), "next_id" u64,
  *              "counters" u64[10] host order: by status[4], created_total,
  *              completed_total, processing_ms_sum, lease_expiries_total,
  *              released_total, unused;
@@ -19,6 +19,7 @@
  *   by_status  status u8 + id BE u64 -> Pending: created_ms,
  *              Processing: lease_until_ms (i64, host order), else empty
  *   by_user    user_id BE u64 + id BE u64 -> empty
+ *   by_user_status  user_id BE u64 + status u8 + id BE u64 -> empty
  *   idem       key -> id u64, created_ms i64, SHA-256 (32 bytes)
  *   idem_time  created_ms BE i64 + key -> empty
  *
@@ -29,8 +30,9 @@
  * histogram bucket recounted from created/completed times, the
  * histogram's sum = completed_total); ids are 1 .. next_id - 1 with no gap;
  * every order has exactly one by_status entry (its status, with the due
- * time for Pending and Processing) and one by_user entry, and no index
- * entry is left over; every idem entry names an existing order created at
+ * time for Pending and Processing), one by_user entry and one
+ * by_user_status entry (its user and status), and no index entry is left
+ * over; every idem entry names an existing order created at
  * the key's time and has its idem_time entry, and every idem_time entry
  * has its idem key. With --expect-total N there are N orders; with
  * --expect-completed-ids FILE (one ORD<n> or <n> a line) each listed order
@@ -56,6 +58,8 @@
 #define RECORD_HEADER 64
 #define STATUS_KEY_LEN 9
 #define USER_KEY_LEN 16
+#define USER_STATUS_KEY_LEN 17
+#define SCHEMA_VERSION 2
 #define DIGEST_LEN 32
 #define IDEM_VALUE_LEN (8 + 8 + DIGEST_LEN)
 #define CNT_SLOTS 10
@@ -185,7 +189,8 @@ head_decode(const unsigned char *p, struct head *h)
 struct env {
 	MDB_env *env;
 	MDB_txn *txn;
-	MDB_dbi meta, orders, by_status, by_user, idem, idem_time;
+	MDB_dbi meta, orders, by_status, by_user, by_user_status, idem,
+	    idem_time;
 };
 
 /* Set by --expect-completed-ids: ids that must be Completed. */
@@ -281,6 +286,7 @@ open_env(struct env *e, const char *dir)
 		{ "orders", offsetof(struct env, orders), MDB_INTEGERKEY },
 		{ "by_status", offsetof(struct env, by_status), 0 },
 		{ "by_user", offsetof(struct env, by_user), 0 },
+		{ "by_user_status", offsetof(struct env, by_user_status), 0 },
 		{ "idem", offsetof(struct env, idem), 0 },
 		{ "idem_time", offsetof(struct env, idem_time), 0 },
 	};
@@ -330,9 +336,9 @@ check_meta(struct env *e, struct meta *m)
 		uint32_t version;
 
 		memcpy(&version, v.mv_data, 4);
-		if (version != 1)
-			report("meta schema_version is %" PRIu32 ", expected 1",
-			    version);
+		if (version != SCHEMA_VERSION)
+			report("meta schema_version is %" PRIu32 ", expected %d",
+			    version, SCHEMA_VERSION);
 	} else if (rc == 0) {
 		report("meta schema_version has %zu bytes, expected 4",
 		    v.mv_size);
@@ -396,7 +402,8 @@ struct recount {
 	uint64_t processing_ms_sum;
 	uint64_t min_id, max_id;
 	uint64_t bad_records;
-	uint64_t by_status_entries, by_user_entries, idem_entries;
+	uint64_t by_status_entries, by_user_entries, by_user_status_entries;
+	uint64_t idem_entries;
 	uint64_t idem_time_entries;
 	uint64_t expected_completed_missing, expected_completed_not_done;
 };
@@ -489,11 +496,12 @@ check_record(uint64_t id, const struct head *h, size_t size)
 	}
 }
 
-/* The order's by_status and by_user entries. */
+/* The order's by_status, by_user and by_user_status entries. */
 static int
 check_order_indexes(struct env *e, uint64_t id, const struct head *h)
 {
 	unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
+	unsigned char uskey[USER_STATUS_KEY_LEN];
 	MDB_val k, v;
 	int rc;
 
@@ -539,6 +547,21 @@ check_order_indexes(struct env *e, uint64_t id, const struct head *h)
 	else if (v.mv_size != 0)
 		report("ORD%" PRIu64 ": by_user value has %zu bytes, expected "
 		    "none", id, v.mv_size);
+
+	put_be64(uskey, h->user_id);
+	uskey[8] = (unsigned char)h->status;
+	put_be64(uskey + 9, id);
+	k = mkval(uskey, sizeof(uskey));
+	rc = mdb_get(e->txn, e->by_user_status, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		report("ORD%" PRIu64 ": no by_user_status entry for user %"
+		    PRIu64 " and its status %s", id, h->user_id,
+		    status_name(h->status));
+	else if (rc != 0)
+		return rc;
+	else if (v.mv_size != 0)
+		report("ORD%" PRIu64 ": by_user_status value has %zu bytes, "
+		    "expected none", id, v.mv_size);
 	return 0;
 }
 
@@ -613,7 +636,10 @@ walk_orders(struct env *e, struct recount *r)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Every by_status and by_user entry belongs to an order that has it. */
+/*
+ * Every by_status, by_user and by_user_status entry belongs to an order
+ * that has it.
+ */
 static int
 walk_indexes(struct env *e, struct recount *r)
 {
@@ -686,6 +712,46 @@ walk_indexes(struct env *e, struct recount *r)
 			report("by_user: entry (user %" PRIu64 ", ORD%" PRIu64
 			    ") but the order's user is %" PRIu64, user, id,
 			    h.user_id);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+
+	if ((rc = mdb_cursor_open(e->txn, e->by_user_status, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const unsigned char *p = k.mv_data;
+		struct head h;
+		uint64_t user, id;
+		enum presence found;
+
+		r->by_user_status_entries++;
+		if (k.mv_size != USER_STATUS_KEY_LEN) {
+			report("by_user_status: key of %zu bytes, expected %d",
+			    k.mv_size, USER_STATUS_KEY_LEN);
+			continue;
+		}
+		user = be64(p);
+		id = be64(p + 9);
+		if (p[8] >= ORDER_STATUS_COUNT) {
+			report("by_user_status: entry (user %" PRIu64 ", ORD%"
+			    PRIu64 ") with unknown status %u", user, id, p[8]);
+			continue;
+		}
+		if ((rc = order_head(e, id, &h, &found)) != 0)
+			break;
+		if (found == UNDECODABLE)
+			continue;
+		if (found == ABSENT)
+			report("by_user_status: entry (user %" PRIu64 ", %s, ORD%"
+			    PRIu64 ") for an order that does not exist", user,
+			    status_name(p[8]), id);
+		else if (h.user_id != user || h.status != p[8])
+			report("by_user_status: extra entry (user %" PRIu64
+			    ", %s, ORD%" PRIu64 "): the order is user %" PRIu64
+			    ", %s", user, status_name(p[8]), id, h.user_id,
+			    status_name(h.status));
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -853,6 +919,9 @@ compare(const struct meta *m, const struct recount *r)
 	if (r->by_user_entries != r->orders)
 		report("by_user has %" PRIu64 " entries for %" PRIu64 " orders",
 		    r->by_user_entries, r->orders);
+	if (r->by_user_status_entries != r->orders)
+		report("by_user_status has %" PRIu64 " entries for %" PRIu64
+		    " orders", r->by_user_status_entries, r->orders);
 }
 
 static int

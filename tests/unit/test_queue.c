@@ -4,6 +4,8 @@
 #include <mqueue.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "queue.h"
@@ -212,6 +214,135 @@ TEST(test_existing_attributes)
 	queue_close(&q);
 }
 
+/* Make the queue anew with exactly this mode, as another program would. */
+static void
+make_queue(mode_t mode)
+{
+	mode_t old = umask(0);
+	mqd_t mqd;
+
+	mq_unlink(name);
+	mqd = mq_open(name, O_RDWR | O_CREAT | O_EXCL, mode, NULL);
+	umask(old);
+	test_assert_msg(mqd != (mqd_t)-1, "mq_open %04o: %s", (unsigned)mode,
+	    strerror(errno));
+	mq_close(mqd);
+}
+
+TEST(test_exposed_mode)
+{
+	/* Anything for "other" is refused; ours and our group's is fine. */
+	static const mode_t refused[] = { 0666, 0622, 0604, 0601, 0602, 0777 };
+	static const mode_t taken[] = { 0660, 0640, 0600, 0620, 0700 };
+	char want[32];
+	struct queue q;
+	bool reopened;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		make_queue(refused[i]);
+		queue_init(&q, name);
+		rc = queue_open(&q);
+		test_assert_msg(rc == QUEUE_EEXPOSED, "mode %04o: rc %d (%s)",
+		    (unsigned)refused[i], rc, queue_strerror(&q, rc));
+		test_assert(!queue_is_open(&q) && queue_fd(&q) == -1);
+		/* The message names the mode and how to get rid of it. */
+		snprintf(want, sizeof(want), "mode %04o", (unsigned)refused[i]);
+		test_assert_msg(strstr(queue_strerror(&q, rc), want) != NULL &&
+		    strstr(queue_strerror(&q, rc), "rm /dev/mqueue/op-unit-")
+		    != NULL, "%s", queue_strerror(&q, rc));
+		/* A refresh refuses it too, and leaves it in place. */
+		reopened = false;
+		rc = queue_refresh(&q, &reopened);
+		test_assert(rc == QUEUE_EEXPOSED && reopened &&
+		    !queue_is_open(&q));
+		struct mq_attr attr;
+		mqd_t mqd = mq_open(name, O_RDONLY);
+		test_assert(mqd != (mqd_t)-1 && mq_getattr(mqd, &attr) == 0);
+		mq_close(mqd);
+	}
+	for (size_t i = 0; i < sizeof(taken) / sizeof(taken[0]); i++) {
+		make_queue(taken[i]);
+		queue_init(&q, name);
+		rc = queue_open(&q);
+		test_assert_msg(rc == 0, "mode %04o: %s", (unsigned)taken[i],
+		    queue_strerror(&q, rc));
+		queue_close(&q);
+	}
+	/* Once the exposed queue is removed, a private one is made. */
+	make_queue(0666);
+	queue_init(&q, name);
+	test_assert(queue_open(&q) == QUEUE_EEXPOSED);
+	test_assert(mq_unlink(name) == 0);
+	test_assert(queue_refresh(&q, &reopened) == 0 && reopened &&
+	    queue_is_open(&q));
+	struct stat st;
+	test_assert(fstat(queue_fd(&q), &st) == 0 &&
+	    (st.st_mode & S_IRWXO) == 0);
+	queue_close(&q);
+	test_assert(queue_strerror(&q, ENOENT) != NULL &&
+	    strcmp(queue_strerror(&q, ENOENT), strerror(ENOENT)) == 0);
+}
+
+/*
+ * A queue owned by another user is refused whatever its mode (its owner
+ * can chmod it at any time); so are group bits for a group not ours. Only
+ * root can make such queues here; otherwise this part cannot run.
+ */
+TEST(test_exposed_owner)
+{
+	const uid_t nobody = 65534;
+	struct queue q;
+	pid_t pid;
+	int status, rc;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "skip test_exposed_owner: needs root to make "
+		    "a queue as another user\n");
+		return;
+	}
+	mq_unlink(name);
+	pid = fork();
+	test_assert(pid >= 0);
+	if (pid == 0) {
+		mqd_t mqd;
+
+		umask(0);
+		if (setgid(nobody) != 0 || setuid(nobody) != 0)
+			_exit(2);
+		mqd = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, NULL);
+		_exit(mqd == (mqd_t)-1 ? 3 : 0);
+	}
+	test_assert(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+	test_assert_msg(WEXITSTATUS(status) == 0, "child exit %d",
+	    WEXITSTATUS(status));
+	queue_init(&q, name);
+	rc = queue_open(&q);
+	test_assert_msg(rc == QUEUE_EEXPOSED, "rc %d (%s)", rc,
+	    queue_strerror(&q, rc));
+	test_assert(q.refused_uid == nobody);
+	test_assert_msg(strstr(queue_strerror(&q, rc), "owner uid 65534") !=
+	    NULL, "%s", queue_strerror(&q, rc));
+
+	/* Ours, but its group (not ours) may read and write it. */
+	make_queue(0660);
+	mqd_t mqd = mq_open(name, O_RDWR);
+	test_assert(mqd != (mqd_t)-1);
+	test_assert_msg(fchown((int)mqd, (uid_t)-1, nobody) == 0, "fchown: %s",
+	    strerror(errno));
+	mq_close(mqd);
+	rc = queue_open(&q);
+	test_assert_msg(rc == QUEUE_EEXPOSED, "rc %d", rc);
+	/* The same group with no bits for it is private again. */
+	mqd = mq_open(name, O_RDWR);
+	test_assert(mqd != (mqd_t)-1 && fchmod((int)mqd, 0600) == 0);
+	mq_close(mqd);
+	rc = queue_open(&q);
+	test_assert_msg(rc == 0, "%s", queue_strerror(&q, rc));
+	queue_close(&q);
+	test_assert(mq_unlink(name) == 0);
+}
+
 int
 main(void)
 {
@@ -222,7 +353,9 @@ main(void)
 	RUN(test_wire_format);
 	RUN(test_refresh);
 	RUN(test_existing_attributes);
+	RUN(test_exposed_mode);
 	test_assert(mq_unlink(name) == 0);
+	RUN(test_exposed_owner);
 	RUN(test_name_valid);
 	return 0;
 }

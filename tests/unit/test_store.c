@@ -13,7 +13,7 @@
 #define T0 INT64_C(1700000000000)
 #define LEASE 30000
 
-static char dir[256], full_dir[256];
+static char dir[256], full_dir[256], up_dir[256];
 static struct store *s;
 
 static void
@@ -22,6 +22,8 @@ cleanup(void)
 	test_rmtree(dir);
 	if (full_dir[0] != '\0')
 		test_rmtree(full_dir);
+	if (up_dir[0] != '\0')
+		test_rmtree(up_dir);
 }
 
 static void
@@ -683,8 +685,9 @@ set_schema(const char *path, const void *value, size_t len)
 TEST(test_schema)
 {
 	struct store *t = NULL;
-	const uint32_t v99 = 99, v1 = STORE_SCHEMA_VERSION;
-	const uint64_t v1_wide = STORE_SCHEMA_VERSION;
+	const uint32_t v99 = 99, vcur = STORE_SCHEMA_VERSION;
+	const uint32_t vnext = STORE_SCHEMA_VERSION + 1;
+	const uint64_t vcur_wide = STORE_SCHEMA_VERSION;
 	int rc;
 
 	/* s holds orders; close it, then meddle with its version. */
@@ -695,16 +698,20 @@ TEST(test_schema)
 	test_assert_msg(rc == STORE_ESCHEMA, "store_open: %d %s", rc,
 	    store_strerror(rc));
 	test_assert(strstr(store_strerror(rc), "schema") != NULL);
+	/* The next version, from a newer release: refused, not touched. */
+	set_schema(dir, &vnext, sizeof(vnext));
+	test_assert(store_open(&t, dir, MAP_SIZE, 0) == STORE_ESCHEMA);
 	/* A version of the wrong width. */
-	set_schema(dir, &v1_wide, sizeof(v1_wide));
+	set_schema(dir, &vcur_wide, sizeof(vcur_wide));
 	test_assert(store_open(&t, dir, MAP_SIZE, 0) == STORE_ESCHEMA);
 	/* No version at all, but orders: not a new environment. */
 	set_schema(dir, NULL, 0);
 	test_assert(store_open(&t, dir, MAP_SIZE, 0) == STORE_ESCHEMA);
 	/* The right version again: it opens, orders intact. */
-	set_schema(dir, &v1, sizeof(v1));
+	set_schema(dir, &vcur, sizeof(vcur));
 	rc = store_open(&s, dir, MAP_SIZE, 0);
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 0);
 	load_model();
 	/* A directory that does not exist is an error, not a crash. */
 	char missing[300];
@@ -940,6 +947,202 @@ TEST(test_advance)
 	order_finish(&o);
 }
 
+/*
+ * Every list of a user and a status (and of a user, and of a status), page
+ * by page, against the filter applied to every order read one by one.
+ */
+static void
+check_all_lists(void)
+{
+	static const uint64_t us[] = { 0, 7, 9, 11, 12345 };
+	static const uint32_t limits[] = { 1, 3, 100 };
+
+	load_model();
+	for (size_t u = 0; u < sizeof(us) / sizeof(us[0]); u++)
+		for (int st = -1; st < ORDER_STATUS_COUNT; st++)
+			for (size_t l = 0; l < 3; l++) {
+				struct store_filter f = {
+					.by_status = st >= 0,
+					.status = st >= 0 ?
+					    (enum order_status)st :
+					    ORDER_PENDING,
+					.user_id = us[u],
+					.limit = limits[l],
+				};
+
+				check_list(f);
+				f.after = 17;
+				check_list(f);
+			}
+}
+
+/* Orders of the users 7, 9 and 11 through every kind of state change. */
+TEST(test_list_user_status)
+{
+	uint64_t users[32];
+	struct store_claim c[16], d[16];
+	struct order o;
+	int64_t t = T0 + 100000;
+
+	order_init(&o);
+	for (int i = 0; i < 30; i++)
+		users[i] = i % 5 == 0 ? 11 : i % 2 == 0 ? 7 : 9;
+	create_orders(users, 30, t, 1);		/* ids 1..30, Pending */
+	check_all_lists();
+	/* Claim 1..12: Processing. */
+	for (int i = 0; i < 12; i++)
+		c[i] = (struct store_claim){ .id = 1 + (uint64_t)i };
+	test_assert(store_claim(s, c, 12, t + 1, t + 1 + LEASE) == 0);
+	check_all_lists();
+	/* Complete 1..4. */
+	test_assert(store_complete(s, c, 4, t + 2) == 0 && c[3].done);
+	check_all_lists();
+	/* Release 5..7: Pending again. */
+	test_assert(store_release(s, c + 4, 3, t + 3) == 0 && c[6].done);
+	check_all_lists();
+	/* Cancel 13, 14 and 5 (Pending again); 1 (Completed) is refused. */
+	test_assert(store_cancel(s, 13, t + 4, &o) == 0);
+	test_assert(store_cancel(s, 14, t + 4, &o) == 0);
+	test_assert(store_cancel(s, 5, t + 4, &o) == 0);
+	test_assert(store_cancel(s, 1, t + 4, &o) == STORE_ECONFLICT);
+	check_all_lists();
+	/* 8..10's leases lapse: claimed again, Processing to Processing. */
+	for (int i = 0; i < 3; i++)
+		d[i] = (struct store_claim){ .id = 8 + (uint64_t)i };
+	test_assert(store_claim(s, d, 3, t + 2 * LEASE, t + 3 * LEASE) == 0 &&
+	    d[0].done && d[2].done);
+	check_all_lists();
+	/* One transaction: complete 8..10, claim 15..20. */
+	for (int i = 0; i < 6; i++)
+		c[i] = (struct store_claim){ .id = 15 + (uint64_t)i };
+	test_assert(store_advance(s, d, 3, c, 6, t + 2 * LEASE + 1,
+	    t + 3 * LEASE) == 0 && d[2].done && c[5].done);
+	check_all_lists();
+	check_by_status(12 /* 6, 7, 21..30 */, 8 /* 11, 12, 15..20 */,
+	    7 /* 1..4, 8..10 */, 3 /* 5, 13, 14 */);
+	order_finish(&o);
+}
+
+struct idlist {
+	uint64_t ids[MAX_IDS];
+	size_t n;
+};
+
+static int
+idlist_fn(const struct order *o, void *arg)
+{
+	struct idlist *l = arg;
+
+	test_assert(l->n < MAX_IDS);
+	l->ids[l->n++] = o->id;
+	return 0;
+}
+
+/* Every (user, status) list, whole, in lists[user][status]. */
+static void
+user_status_lists(struct idlist lists[3][ORDER_STATUS_COUNT])
+{
+	static const uint64_t us[3] = { 7, 9, 11 };
+	uint64_t next;
+
+	for (int u = 0; u < 3; u++)
+		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
+			struct store_filter f = { .by_status = true,
+				.status = (enum order_status)st,
+				.user_id = us[u], .limit = 1000 };
+
+			lists[u][st].n = 0;
+			test_assert(store_list(s, &f, idlist_fn, &lists[u][st],
+			    &next) == 0 && next == 0);
+		}
+}
+
+/*
+ * Make s's environment a version 1 one, as the release before the
+ * by_user_status index wrote it: no such database, schema_version 1.
+ */
+static void
+make_v1(const char *path)
+{
+	const uint32_t v1 = 1;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	test_assert(mdb_env_create(&env) == 0);
+	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
+	test_assert(mdb_env_open(env, path, 0, 0660) == 0);
+	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+	test_assert(mdb_dbi_open(txn, "by_user_status", 0, &dbi) == 0);
+	test_assert(mdb_drop(txn, dbi, 1) == 0);
+	test_assert(mdb_txn_commit(txn) == 0);
+	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	test_assert(mdb_dbi_open(txn, "by_user_status", 0, &dbi) ==
+	    MDB_NOTFOUND);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	set_schema(path, &v1, sizeof(v1));
+}
+
+/* schema_version as stored. */
+static uint32_t
+stored_schema(const char *path)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { .mv_size = 14, .mv_data = (void *)"schema_version" }, v;
+	uint32_t version;
+
+	test_assert(mdb_env_create(&env) == 0);
+	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
+	test_assert(mdb_env_open(env, path, MDB_RDONLY, 0660) == 0);
+	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	test_assert(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
+	test_assert(mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 4);
+	memcpy(&version, v.mv_data, 4);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return version;
+}
+
+/* A version 1 environment is upgraded at open: the same lists after. */
+TEST(test_upgrade)
+{
+	static struct idlist before[3][ORDER_STATUS_COUNT];
+	static struct idlist after[3][ORDER_STATUS_COUNT];
+	struct store_claim c[2] = { { .id = 21 }, { .id = 22 } };
+	int rc;
+
+	user_status_lists(before);
+	store_close(s);
+	s = NULL;
+	make_v1(up_dir);
+	test_assert(stored_schema(up_dir) == 1);
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 1);
+	user_status_lists(after);
+	for (int u = 0; u < 3; u++)
+		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
+			test_assert(after[u][st].n == before[u][st].n);
+			test_assert(memcmp(after[u][st].ids, before[u][st].ids,
+			    before[u][st].n * 8) == 0);
+		}
+	check_all_lists();
+	/* The upgraded index keeps up with new changes. */
+	test_assert(store_claim(s, c, 2, T0 + 200000, T0 + 200000 + LEASE) ==
+	    0 && c[0].done && c[1].done);
+	check_all_lists();
+	store_close(s);
+	s = NULL;
+	test_assert(stored_schema(up_dir) == STORE_SCHEMA_VERSION);
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 0);
+	check_all_lists();
+}
+
 int
 main(void)
 {
@@ -965,5 +1168,13 @@ main(void)
 	RUN(test_advance);
 	store_close(s);
 	test_assert(test_rmtree(dir) == 0);
+	/* A fresh environment for the index of users' orders by status. */
+	test_mkdtemp(up_dir);
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	RUN(test_list_user_status);
+	RUN(test_upgrade);
+	store_close(s);
+	test_assert(test_rmtree(up_dir) == 0);
 	return 0;
 }
