@@ -432,7 +432,11 @@ create_order(struct request *r, const char *body, size_t len,
 		sha256(body, len, o.idem_digest);
 	}
 	rc = committer_submit(r->ctx->committer, &o);
-	if (rc != 0)
+	if (rc == COMMITTER_ETIMEDOUT)
+		status = respond_detail(r, 503, "The order was not stored: "
+		    "it could not be committed in time. Try again.",
+		    "Retry-After: 1\r\n");
+	else if (rc != 0)
 		status = respond_store_error(r, rc, "store a new order");
 	else if (o.idem_result == ORDER_IDEM_MISMATCH)
 		status = respond_idem_mismatch(r);

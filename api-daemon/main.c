@@ -73,7 +73,8 @@ main(int argc, char **argv)
 		    cfg.data_dir, store_strerror(rc));
 		goto out;
 	}
-	rc = committer_create(&committer, store, cfg.queue);
+	rc = committer_create(&committer, store, cfg.queue,
+	    cfg.commit_timeout_ms);
 	if (rc != 0) {
 		log_error("could not start the committer thread: %s",
 		    strerror(rc));
