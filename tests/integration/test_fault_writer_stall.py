@@ -14,10 +14,15 @@ up order-api: a create that cannot be committed within
 2. The lock is held again under a steady stream of creates and released
    in its midst: every answer is 201 or 503, none is lost to a client
    timeout, and the 503s equal the timeouts counted.
+3. The same with --commit-timeout-ms 100 and 40 holds of 50 to 150 ms
+   (seeded, printed), so that transactions begin just as waiters reach
+   their deadline: a waiter that withdrew is never in a batch, one taken
+   is never answered 503.
 Every acknowledged order completes, total_orders equals the 201s exactly
 (faultlib.jepsen_check with no unknown outcome), op-check agrees."""
 
 import os
+import random
 import sys
 import threading
 import time
@@ -157,6 +162,30 @@ def release_under_load(s, acked):
     acked.extend(poster.acked)
 
 
+def release_at_deadlines(s, acked):
+    """Phase 3: holds about as long as a short deadline, under load."""
+    s.stop_api()
+    s.start_api(extra=["--threads", str(THREADS), "--commit-timeout-ms", "100"])
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    poster = f.Poster(s, threads=8, timeout=CLIENT_TIMEOUT).start()
+    # The sleeps are the fault's schedule, not a wait for a result.
+    for _ in range(40):
+        with f.WriterHold(s.datadir):
+            time.sleep(rng.uniform(0.05, 0.15))
+        time.sleep(rng.uniform(0, 0.03))
+    poster.stop()
+    refused = timeouts(s)
+    print("deadline races (seed %d): %d created, %d answered 503"
+          % (seed, len(poster.acked), poster.refused))
+    if poster.uncertain:
+        h.fail("%d creates had no answer (seed %d)" % (poster.uncertain, seed))
+    if poster.refused != refused:
+        h.fail("%d creates answered 503, but %d timeouts were counted (seed %d)"
+               % (poster.refused, refused, seed))
+    acked.extend(poster.acked)
+
+
 def main():
     f.require_op_check()
     f.require_writer_hold()
@@ -168,11 +197,6 @@ def main():
 
         stalled_creates(s, acked)
         release_under_load(s, acked)
-
-        m = f.jepsen_check(s, acked, uncertain=0)
-        if m["total_orders"] != len(acked):
-            h.fail("total_orders %d, %d creates acknowledged"
-                   % (m["total_orders"], len(acked)))
         with open(s.api_log) as log:
             text = log.read()
         stalls = text.count("no commit began within %d ms" % TIMEOUT_MS)
@@ -180,6 +204,12 @@ def main():
             h.fail("expected one log line per stall (2), found %d" % stalls)
         if "commits resumed; %d creates timed out meanwhile" % N not in text:
             h.fail("no 'commits resumed' line after the first stall")
+        release_at_deadlines(s, acked)
+
+        m = f.jepsen_check(s, acked, uncertain=0)
+        if m["total_orders"] != len(acked):
+            h.fail("total_orders %d, %d creates acknowledged"
+                   % (m["total_orders"], len(acked)))
         f.finish(s, acked, total=len(acked))
 
 
