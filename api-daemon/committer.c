@@ -26,13 +26,32 @@
  * batch (a binary tree: 64 handlers are awake after 6 rounds). So the
  * committer pays one wake-up per commit instead of one per order, and goes
  * back to LMDB while the handlers wake each other on the other cores.
+ *
+ * Deadlines: the committer takes its batch off the FIFO only once its
+ * write transaction has begun, that is once it holds LMDB's writer lock
+ * (store_create_from calls take_batch then). Until that moment a waiter
+ * is only on the FIFO, and one whose deadline passes there takes itself
+ * off (under the lock, so it is never in a batch) and answers that
+ * nothing was stored: another process may hold the writer lock for ever,
+ * stopped or hung, and the handler threads must not all wait for it.
+ * A waiter already taken is in a transaction and waits for its outcome,
+ * which no longer depends on anyone else.
  */
 struct waiter {
 	struct waiter *next;		/* FIFO link, under the lock */
 	struct order *order;
+	bool taken;			/* in a batch; under the lock */
 	struct waiter *wake[2];		/* to wake once done (or NULL) */
 	int rc;
 	_Atomic uint32_t done;		/* 0 until rc is set: a futex */
+};
+
+/* The waiters of one transaction (committer thread only). */
+struct batch {
+	struct committer *c;
+	struct waiter **waiters;
+	size_t n;
+	bool taken;			/* take_batch ran */
 };
 
 struct committer {
@@ -43,6 +62,9 @@ struct committer {
 	pthread_cond_t work_cond;	/* signalled when a waiter arrives */
 	struct waiter *head, **tail;	/* FIFO of orders to commit */
 	bool stopping;
+	unsigned timeout_ms;		/* a waiter's time on the FIFO */
+	bool stalled;			/* creates time out; under lock */
+	uint64_t stall_timeouts;	/* how many since; under lock */
 	struct committer_stats stats;	/* under lock */
 	int last_queue_err;		/* committer thread only */
 };
@@ -54,6 +76,28 @@ waiter_sleep(struct waiter *w)
 	while (atomic_load_explicit(&w->done, memory_order_acquire) == 0)
 		syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, NULL,
 		    NULL, 0);
+}
+
+/*
+ * Sleep until w->done is set or the monotonic clock reaches deadline_ms;
+ * false on the deadline. FUTEX_WAIT takes a relative timeout, so it is
+ * computed again after each return.
+ */
+static bool
+waiter_sleep_until(struct waiter *w, int64_t deadline_ms)
+{
+	while (atomic_load_explicit(&w->done, memory_order_acquire) == 0) {
+		int64_t left_ms = deadline_ms - clock_monotonic_ms();
+		struct timespec left;
+
+		if (left_ms <= 0)
+			return false;
+		left.tv_sec = left_ms / 1000;
+		left.tv_nsec = (left_ms % 1000) * 1000000;
+		syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, &left,
+		    NULL, 0);
+	}
+	return true;
 }
 
 /*
@@ -113,6 +157,34 @@ ring_worker(struct committer *c, const uint64_t *ids, size_t n)
 		    "for the sweep", c->queue.name, strerror(err), n - sent);
 }
 
+/*
+ * store_create_from's take: cut up to max waiters off the FIFO into the
+ * batch (the rest stays queued). From here on they wait for this commit.
+ */
+static size_t
+take_batch(void *arg, struct order **orders, size_t max, int64_t *now_ms)
+{
+	struct batch *b = arg;
+	struct committer *c = b->c;
+	struct waiter *w;
+	size_t n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (w = c->head; w != NULL && n < max; w = w->next) {
+		w->taken = true;
+		b->waiters[n] = w;
+		orders[n++] = w->order;
+	}
+	c->head = w;
+	if (w == NULL)
+		c->tail = &c->head;
+	pthread_mutex_unlock(&c->lock);
+	b->n = n;
+	b->taken = true;
+	*now_ms = clock_realtime_ms();
+	return n;
+}
+
 static void *
 committer_run(void *arg)
 {
@@ -125,8 +197,10 @@ committer_run(void *arg)
 	if (orders == NULL || batch == NULL || ids == NULL)
 		fatalx("committer: out of memory");
 	for (;;) {
-		struct waiter *w;
-		size_t n = 0, n_ids = 0;
+		struct batch b = { .c = c, .waiters = batch };
+		uint64_t timed_out = 0;
+		size_t n, n_ids = 0;
+		int64_t now_ms;
 		int rc;
 
 		if (clock_monotonic_ms() >= next_refresh) {
@@ -152,28 +226,35 @@ committer_run(void *arg)
 				break;
 			continue;
 		}
-		for (w = c->head; w != NULL && n < COMMIT_BATCH_MAX;
-		    w = w->next) {
-			batch[n] = w;
-			orders[n++] = w->order;
-		}
-		/* Cut the batch off the list: the rest stays queued. */
-		c->head = w;
-		if (w == NULL)
-			c->tail = &c->head;
 		pthread_mutex_unlock(&c->lock);
 
-		rc = store_create(c->store, orders, n, clock_realtime_ms());
-		if (rc != 0)
-			log_error("could not commit %zu orders: %s", n,
-			    store_strerror(rc));
+		/* This blocks while another process holds the writer lock. */
+		rc = store_create_from(c->store, take_batch, &b, orders,
+		    COMMIT_BATCH_MAX);
+		/* No transaction began: refuse what is queued, unstored. */
+		if (!b.taken)
+			take_batch(&b, orders, COMMIT_BATCH_MAX, &now_ms);
+		n = b.n;
 
 		pthread_mutex_lock(&c->lock);
-		if (rc == 0) {
+		if (rc == 0 && n > 0) {
 			c->stats.commits++;
 			c->stats.orders += n;
 		}
+		if (rc == 0 && c->stalled) {
+			timed_out = c->stall_timeouts;
+			c->stalled = false;
+			c->stall_timeouts = 0;
+		}
 		pthread_mutex_unlock(&c->lock);
+		if (timed_out > 0)
+			log_info("commits resumed; %llu creates timed out "
+			    "meanwhile", (unsigned long long)timed_out);
+		if (n == 0)
+			continue;	/* every waiter timed out meanwhile */
+		if (rc != 0)
+			log_error("could not commit %zu orders: %s", n,
+			    store_strerror(rc));
 		/* The orders live on their handlers' stacks: read them now. */
 		for (size_t i = 0; i < n; i++) {
 			struct waiter *bw = batch[i];
@@ -198,7 +279,7 @@ committer_run(void *arg)
 
 int
 committer_create(struct committer **cp, struct store *s,
-    const char *queue_name)
+    const char *queue_name, unsigned timeout_ms)
 {
 	struct committer *c = calloc(1, sizeof(*c));
 	pthread_condattr_t attr;
@@ -208,6 +289,7 @@ committer_create(struct committer **cp, struct store *s,
 		return ENOMEM;
 	c->store = s;
 	c->tail = &c->head;
+	c->timeout_ms = timeout_ms;
 	c->last_queue_err = -1;
 	queue_init(&c->queue, queue_name);
 	pthread_mutex_init(&c->lock, NULL);
@@ -242,10 +324,25 @@ committer_destroy(struct committer *c)
 	free(c);
 }
 
+/* Take w, which is not in a batch, off the FIFO; under the lock. */
+static void
+withdraw(struct committer *c, struct waiter *w)
+{
+	struct waiter **p = &c->head;
+
+	while (*p != w)
+		p = &(*p)->next;
+	*p = w->next;
+	if (c->tail == &w->next)
+		c->tail = p;
+}
+
 int
 committer_submit(struct committer *c, struct order *o)
 {
 	struct waiter w = { .order = o };
+	int64_t deadline_ms = clock_monotonic_ms() + c->timeout_ms;
+	bool withdrawn = false, first = false;
 
 	pthread_mutex_lock(&c->lock);
 	*c->tail = &w;
@@ -253,7 +350,27 @@ committer_submit(struct committer *c, struct order *o)
 	if (c->head == &w)
 		pthread_cond_signal(&c->work_cond);
 	pthread_mutex_unlock(&c->lock);
-	waiter_sleep(&w);
+	if (!waiter_sleep_until(&w, deadline_ms)) {
+		pthread_mutex_lock(&c->lock);
+		if (!w.taken) {
+			withdraw(c, &w);
+			withdrawn = true;
+			first = !c->stalled;
+			c->stalled = true;
+			c->stall_timeouts++;
+			c->stats.timeouts++;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (withdrawn) {
+			if (first)
+				log_warn("no commit began within %u ms (LMDB's "
+				    "writer lock is held elsewhere, or a "
+				    "commit is slow): creates answer 503 "
+				    "until one does", c->timeout_ms);
+			return COMMITTER_ETIMEDOUT;
+		}
+		waiter_sleep(&w);
+	}
 	for (int i = 0; i < 2; i++)
 		if (w.wake[i] != NULL)
 			waiter_wake(w.wake[i]);

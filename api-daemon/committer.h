@@ -2,12 +2,14 @@
  * committer: group commit of new orders, and the queue's sending side.
  *
  * Handler threads call committer_submit with a decoded order and block
- * until it is durably committed (or refused). One committer thread takes
- * every order waiting, commits them all in one LMDB write transaction,
- * wakes the first of their handlers (which wake the rest, two each: see
- * struct waiter), and then sends the new ids to the worker's queue without
- * blocking: a full or missing queue only delays an order until the
- * worker's sweep finds it.
+ * until it is durably committed (or refused). One committer thread begins
+ * an LMDB write transaction, takes every order waiting, commits them all
+ * in it, wakes the first of their handlers (which wake the rest, two each:
+ * see struct waiter), and then sends the new ids to the worker's queue
+ * without blocking: a full or missing queue only delays an order until the
+ * worker's sweep finds it. An order that no transaction has taken within
+ * the committer's timeout (another process holds LMDB's writer lock, say)
+ * is withdrawn unstored; one already taken waits for the outcome.
  *
  * The committer owns the queue descriptor; nothing else touches it.
  * committer_destroy commits what was submitted, then stops the thread.
@@ -23,18 +25,26 @@
 
 struct committer;
 
+/* committer_submit: not committed in time, and not stored. */
+#define COMMITTER_ETIMEDOUT (-31101)
+
 struct committer_stats {
 	uint64_t commits;		/* write transactions */
 	uint64_t orders;		/* orders committed */
 	uint64_t queue_full;		/* sends that found the queue full */
 	uint64_t queue_send_errors;	/* sends that failed otherwise */
+	uint64_t timeouts;		/* withdrawn at their timeout */
 	bool queue_open;
 };
 
+/* timeout_ms: the longest an order waits for its transaction to begin. */
 int committer_create(struct committer **c, struct store *s,
-    const char *queue_name);
+    const char *queue_name, unsigned timeout_ms);
 void committer_destroy(struct committer *c);
-/* Commit o (its id is set on success); returns 0 or a store error. */
+/*
+ * Commit o (its id is set on success); returns 0, a store error, or
+ * COMMITTER_ETIMEDOUT when no transaction took it within the timeout.
+ */
 int committer_submit(struct committer *c, struct order *o);
 void committer_stats(struct committer *c, struct committer_stats *st);
 

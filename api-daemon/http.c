@@ -445,18 +445,32 @@ respond_idem_mismatch(struct request *r)
 	    "another request body.", NULL);
 }
 
-/* Decode, commit, answer: the body of a create once it is read. */
+/*
+ * Decode, commit, answer: the body of a create once it is read. slot (or
+ * -1) is key's in-flight slot, released once the commit's outcome is
+ * known and before the answer goes out: a retry sent the moment the
+ * answer arrives must find the key stored (or free), never in flight.
+ */
 static int
 create_order(struct request *r, const char *body, size_t len,
-    const char *key)
+    const char *key, int slot)
 {
 	struct strbuf err;
 	struct order o;
-	int rc, status;
+	int rc, committed = 0, status;
 
 	order_init(&o);
 	strbuf_init(&err);
 	rc = order_decode_request(body, len, &o, &err);
+	if (rc == 0) {
+		if (key != NULL) {
+			o.idem_key = key;
+			sha256(body, len, o.idem_digest);
+		}
+		committed = committer_submit(r->ctx->committer, &o);
+	}
+	if (slot >= 0)
+		inflight_remove(r->ctx, slot);
 	if (rc == -1) {
 		strbuf_finish(&r->body);
 		r->body = err;
@@ -468,12 +482,12 @@ create_order(struct request *r, const char *body, size_t len,
 		status = respond_detail(r, 503, "Out of memory.", NULL);
 		goto out;
 	}
-	if (key != NULL) {
-		o.idem_key = key;
-		sha256(body, len, o.idem_digest);
-	}
-	rc = committer_submit(r->ctx->committer, &o);
-	if (rc != 0)
+	rc = committed;
+	if (rc == COMMITTER_ETIMEDOUT)
+		status = respond_detail(r, 503, "The order was not stored: "
+		    "it could not be committed in time. Try again.",
+		    "Retry-After: 1\r\n");
+	else if (rc != 0)
 		status = respond_store_error(r, rc, "store a new order");
 	else if (o.idem_result == ORDER_IDEM_MISMATCH)
 		status = respond_idem_mismatch(r);
@@ -510,7 +524,7 @@ handle_create(struct request *r)
 	if ((status = read_body(r, &body, &len)) != 0)
 		return status;
 	if (key == NULL) {
-		status = create_order(r, body, len, NULL);
+		status = create_order(r, body, len, NULL, -1);
 		free(body);
 		return status;
 	}
@@ -524,16 +538,19 @@ handle_create(struct request *r)
 	/* Seen before: answer as the first time, or 422 for another body. */
 	sha256(body, len, digest);
 	rc = store_idem_get(r->ctx->store, key, &first, first_digest);
+	if (rc == STORE_ENOTFOUND) {
+		status = create_order(r, body, len, key, slot);
+		free(body);
+		return status;
+	}
+	inflight_remove(r->ctx, slot);
 	if (rc == 0)
 		status = memcmp(digest, first_digest, sizeof(digest)) == 0
 		    ? respond_created(r, first, true)
 		    : respond_idem_mismatch(r);
-	else if (rc != STORE_ENOTFOUND)
+	else
 		status = respond_store_error(r, rc, "look up an "
 		    "Idempotency-Key");
-	else
-		status = create_order(r, body, len, key);
-	inflight_remove(r->ctx, slot);
 	free(body);
 	return status;
 }

@@ -77,7 +77,8 @@ main(int argc, char **argv)
 		log_info("upgraded the LMDB environment in %s from schema "
 		    "version %u to %d", cfg.data_dir, store_upgraded_from(store),
 		    STORE_SCHEMA_VERSION);
-	rc = committer_create(&committer, store, cfg.queue);
+	rc = committer_create(&committer, store, cfg.queue,
+	    cfg.commit_timeout_ms);
 	if (rc != 0) {
 		log_error("could not start the committer thread: %s",
 		    strerror(rc));

@@ -148,6 +148,10 @@ metrics_prometheus(const struct metrics_snapshot *s, struct strbuf *out)
 	    "Group commits (LMDB write transactions of POSTed orders) of "
 	    "this order-api.",
 	    s->committer.commits);
+	single(out, "create_timeouts_total", "counter",
+	    "Creates answered 503 by this order-api because no commit "
+	    "began in time (not stored).",
+	    s->committer.timeouts);
 	single(out, "queue_full_total", "counter",
 	    "Queue sends by this order-api that found the queue full.",
 	    s->committer.queue_full);

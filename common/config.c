@@ -71,6 +71,7 @@ enum {
 	OPT_MAX_BODY,
 	OPT_MAX_HEADER,
 	OPT_REQUEST_TIMEOUT,
+	OPT_COMMIT_TIMEOUT,
 	OPT_KEEPALIVE_TIMEOUT,
 	OPT_PER_ADDRESS,
 };
@@ -128,6 +129,10 @@ static const struct option_def options[] = {
 	  PLACE_ANY, parse_unsigned, FIELD(request_timeout_ms), 100, 3600000,
 	  "5000", "the most a request may take to arrive, headers and body; "
 	  "a slower client is cut off" },
+	{ "commit-timeout-ms", OPT_COMMIT_TIMEOUT, "MS", CONFIG_API,
+	  PLACE_ANY, parse_unsigned, FIELD(commit_timeout_ms), 100, 3600000,
+	  "5000", "the most a create waits for its commit to begin (LMDB's "
+	  "writer lock); then it answers 503, nothing stored" },
 	{ "keepalive-timeout-ms", OPT_KEEPALIVE_TIMEOUT, "MS", CONFIG_API,
 	  PLACE_ANY, parse_unsigned, FIELD(keepalive_timeout_ms), 0, 3600000,
 	  "5000", "how long an idle keep-alive connection keeps its thread "

@@ -59,6 +59,7 @@ struct config {
 	uint64_t max_body_size;		/* bytes */
 	uint64_t max_header_size;	/* bytes */
 	unsigned request_timeout_ms;
+	unsigned commit_timeout_ms;	/* a create's wait for LMDB */
 	unsigned keepalive_timeout_ms;
 	unsigned max_conns_per_address;	/* threads one client may hold */
 

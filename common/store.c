@@ -856,20 +856,16 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
 	return o->idem_key != NULL ? idem_put(s, txn, o, now_ms) : 0;
 }
 
-int
-store_create(struct store *s, struct order *const *orders, size_t n,
-    int64_t now_ms)
+/* The body of store_create in txn, which it commits or aborts. */
+static int
+create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
+    size_t n, int64_t now_ms)
 {
 	unsigned char rec[RECORD_HEADER + ORDER_MAX_ITEMS * 8];
 	struct store_counters c;
 	uint64_t next_id, created = 0;
-	MDB_txn *txn;
 	int rc;
 
-	if (n == 0)
-		return 0;
-	if ((rc = write_begin(s, &txn)) != 0)
-		return rc;
 	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
 	    (rc = counters_get(s, txn, &c)) != 0)
 		goto fail;
@@ -919,6 +915,39 @@ fail:
 	for (size_t i = 0; i < n; i++)
 		orders[i]->id = 0;
 	return map_error(rc);
+}
+
+int
+store_create(struct store *s, struct order *const *orders, size_t n,
+    int64_t now_ms)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((rc = write_begin(s, &txn)) != 0)
+		return rc;
+	return create_in(s, txn, orders, n, now_ms);
+}
+
+int
+store_create_from(struct store *s, store_take_fn take, void *arg,
+    struct order **orders, size_t max)
+{
+	MDB_txn *txn;
+	int64_t now_ms;
+	size_t n;
+	int rc;
+
+	if ((rc = write_begin(s, &txn)) != 0)
+		return rc;
+	n = take(arg, orders, max, &now_ms);
+	if (n == 0) {
+		write_abort(s, txn);
+		return 0;
+	}
+	return create_in(s, txn, orders, n, now_ms);
 }
 
 int

@@ -11,6 +11,8 @@ standard library only.
   once, status counts sum to total_orders, the total lies between the
   acknowledged and the acknowledged plus the unknown.
 - finish(): stop both daemons, then op-check with the acknowledged ids.
+- WriterHold: a context in which the writer-hold tool holds LMDB's writer
+  lock (a write transaction that never commits), released on leaving it.
 - op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
   mdb_load) and make sure op-check notices each mutation.
 """
@@ -28,11 +30,20 @@ import harness as h
 
 OP_CHECK = os.environ.get(
     "OP_CHECK", os.path.join(h.ROOT, "build", "tests", "check", "op-check"))
+WRITER_HOLD = os.environ.get(
+    "WRITER_HOLD", os.path.join(h.ROOT, "build", "tests", "check",
+                                "writer-hold"))
 
 
 def require_op_check():
     if not os.access(OP_CHECK, os.X_OK):
         sys.stderr.write("op-check not built: %s\n" % OP_CHECK)
+        sys.exit(77)
+
+
+def require_writer_hold():
+    if not os.access(WRITER_HOLD, os.X_OK):
+        sys.stderr.write("writer-hold not built: %s\n" % WRITER_HOLD)
         sys.exit(77)
 
 
@@ -190,6 +201,53 @@ def finish(s, acked, total=None):
     if s.api is not None and s.api.running():
         s.stop_api()
     return op_check(s.datadir, acked=acked, expect_total=total, tmpdir=s.tmp)
+
+
+class WriterHold:
+    """with WriterHold(datadir): LMDB's writer lock is held by the
+    writer-hold tool from the moment the with-block starts (it has said
+    "held") until release() or the block's end; leaving waits for the tool
+    to abort its transaction and exit 0."""
+
+    def __init__(self, datadir, timeout=10.0):
+        self.datadir = datadir
+        self.timeout = timeout
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            [WRITER_HOLD, self.datadir], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = self.proc.stdout.readline()
+        if line != b"held\n":
+            self.proc.stdin.close()
+            err = self.proc.stderr.read()
+            self.proc.wait(self.timeout)
+            h.fail("writer-hold %s: %r, exit %s, %s"
+                   % (self.datadir, line, self.proc.returncode,
+                      err.decode(errors="replace").strip()))
+        return self
+
+    def release(self):
+        if self.proc.stdin.closed:
+            return
+        self.proc.stdin.close()
+        try:
+            rc = self.proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            h.fail("writer-hold did not exit within %.0f s of its release"
+                   % self.timeout)
+        if rc != 0:
+            h.fail("writer-hold exited %d: %s" % (
+                rc, self.proc.stderr.read().decode(errors="replace").strip()))
+
+    def __exit__(self, exc_type, exc, tb):
+        self.release()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return False
 
 
 # ---------------------------------------------------------------- self-test

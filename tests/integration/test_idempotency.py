@@ -14,7 +14,11 @@ POST /api/orders/ with an Idempotency-Key:
 - after a restart of the API on the same data directory the key still
   replays the same order;
 - the same race with two bodies: still one order, the other body 422/409;
-- 500 different keys create 500 distinct orders.
+- 500 different keys create 500 distinct orders;
+- a retry sent the instant the first 201 has been read (on a second
+  keep-alive connection, two such clients at once, 1,000 keys) replays the
+  first order: the key's in-flight mark is gone before the answer is sent,
+  so such a retry never gets 409.
 
 Keys are bound to the body *bytes*, not to the decoded order: the daemon
 stores a SHA-256 of the raw body with the key.  The same JSON object
@@ -26,6 +30,8 @@ the exact bytes of the first attempt.
 import http.client
 import json
 import os
+import re
+import socket
 import sys
 import threading
 
@@ -269,6 +275,85 @@ def many_keys(s, n=500):
 API = ["--max-connections-per-address", "64"]
 
 
+class KeepAlive:
+    """One raw keep-alive connection: send a request, read its answer."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def read(self):
+        """(status, headers lowercased, JSON body) of the next answer."""
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = self.buf[:end].decode("iso-8859-1")
+                m = re.search(r"(?im)^content-length:\s*([0-9]+)\s*$", head)
+                assert m, "answer without Content-Length: %r" % head
+                stop = end + 4 + int(m.group(1))
+                if len(self.buf) >= stop:
+                    body = self.buf[end + 4:stop]
+                    self.buf = self.buf[stop:]
+                    lines = head.split("\r\n")
+                    hdrs = dict((k.strip().lower(), v.strip()) for k, _, v in
+                                (line.partition(":") for line in lines[1:]))
+                    return int(lines[0].split(" ")[1]), hdrs, json.loads(body)
+            chunk = self.sock.recv(65536)
+            assert chunk, "the server closed a keep-alive connection"
+            self.buf += chunk
+
+    def close(self):
+        self.sock.close()
+
+
+def immediate_retries(s, clients=2, keys=500):
+    """Each client sends a create on one connection and, the instant its
+    201 has been read, the same request on another: a replay, never 409."""
+    before = total(s)
+    results = []
+    lock = threading.Lock()
+
+    def client(c):
+        first, retry = KeepAlive(s.port), KeepAlive(s.port)
+        got = []
+        for i in range(keys):
+            req = (b"POST /api/orders/ HTTP/1.1\r\nHost: test\r\n"
+                   b"Content-Type: application/json\r\n"
+                   b"Idempotency-Key: instant-%d-%d\r\n"
+                   b"Content-Length: %d\r\n\r\n" % (c, i, len(BODY_BYTES))
+                   + BODY_BYTES)
+            first.send(req)
+            a = first.read()
+            retry.send(req)
+            got.append((i, a, retry.read()))
+        first.close()
+        retry.close()
+        with lock:
+            results.extend(got)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == clients * keys, "a client did not finish"
+    conflicts = [i for i, _, b in results if b[0] == 409]
+    assert not conflicts, "%d of %d retries sent the moment the first 201 " \
+        "arrived got 409 (still in flight)" % (len(conflicts), len(results))
+    for i, (st, hd, body), (st2, hd2, body2) in results:
+        assert st == 201 and hd.get("idempotent-replayed") is None, \
+            "first create of key %d: %s %r %r" % (i, st, hd, body)
+        assert st2 == 201 and hd2.get("idempotent-replayed") == "true" and \
+            body2.get("order_id") == body.get("order_id"), \
+            "retry of key %d: %s %r %r, first was %r" % (i, st2, hd2, body2, body)
+    assert total(s) == before + clients * keys, \
+        "total_orders %d, expected %d" % (total(s), before + clients * keys)
+
+
 def main():
     with h.System("idem") as s:
         s.start_api(extra=API)
@@ -277,6 +362,7 @@ def main():
         race_key, race_oid = concurrent(s)
         concurrent_two_bodies(s)
         many_keys(s)
+        immediate_retries(s)
 
         before = total(s)
         s.stop_api()

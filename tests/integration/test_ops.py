@@ -859,6 +859,7 @@ def part_sighup_and_metrics(s):
                      ("orders_completed_total", "counter"),
                      ("processing_seconds", "histogram"),
                      ("worker_heartbeat_age_seconds", "gauge"),
+                     ("create_timeouts_total", "counter"),
                      ("http_requests_total", "counter")):
         expect(fams.get(P + fam, {}).get("type") == typ,
                "/metrics: %s%s type %r, expected %s" % (P, fam, fams.get(P + fam), typ))
@@ -870,6 +871,7 @@ def part_sighup_and_metrics(s):
         ("orders_created_total", sample(smp, P + "orders_created_total"), n),
         ("orders_completed_total", sample(smp, P + "orders_completed_total"), n),
         ("processing_seconds_count", sample(smp, P + "processing_seconds_count"), n),
+        ("create_timeouts_total", sample(smp, P + "create_timeouts_total"), 0),
         ('http_requests_total{route="/api/orders/",code="201"}',
          sample(smp, P + "http_requests_total", route="/api/orders/", code="201"), n),
     ]

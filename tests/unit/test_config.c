@@ -101,6 +101,9 @@ TEST(test_defaults)
 	test_assert(strcmp(cfg.listen_addr, "127.0.0.1") == 0);
 	test_assert(cfg.listen_port == 8000);
 	test_assert(cfg.threads == 64);
+	test_assert(cfg.commit_timeout_ms == 5000);
+	test_assert(cfg.request_timeout_ms == 5000);
+	test_assert(cfg.max_conns_per_address == 48);	/* 3/4 of threads */
 	test_assert(strcmp(cfg.queue, "/order-processing") == 0);
 	test_assert(strcmp(cfg.data_dir, "/var/lib/order-processing") == 0);
 	test_assert(cfg.map_size == UINT64_C(4) << 30);
@@ -148,6 +151,11 @@ TEST(test_options)
 	/* The last of a repeated option wins. */
 	PARSE_OK(CONFIG_API, "-t", "2", "-t", "3");
 	test_assert(cfg.threads == 3);
+
+	PARSE_OK(CONFIG_API, "--commit-timeout-ms", "100");
+	test_assert(cfg.commit_timeout_ms == 100);
+	PARSE_OK(CONFIG_API, "--commit-timeout-ms=3600000");
+	test_assert(cfg.commit_timeout_ms == 3600000);
 
 	PARSE_OK(CONFIG_API, "--map-size", "512M");
 	test_assert(cfg.map_size == UINT64_C(512) << 20);
@@ -202,6 +210,14 @@ TEST(test_bad_options)
 	PARSE_ERR(CONFIG_API, "log-level", "--log-level", "INFO");
 	PARSE_ERR(CONFIG_API, "threads", "-t", "0");
 	PARSE_ERR(CONFIG_API, "threads", "-t", "1025");
+	PARSE_ERR(CONFIG_API, "commit-timeout-ms", "--commit-timeout-ms",
+	    "99");
+	PARSE_ERR(CONFIG_API, "commit-timeout-ms", "--commit-timeout-ms",
+	    "3600001");
+	PARSE_ERR(CONFIG_API, "commit-timeout-ms", "--commit-timeout-ms",
+	    "5s");
+	PARSE_ERR(CONFIG_WORKER, "--commit-timeout-ms",
+	    "--commit-timeout-ms", "5000");
 	PARSE_ERR(CONFIG_API, "queue", "-q", "no-slash");
 	PARSE_ERR(CONFIG_API, "queue", "-q", "/a/b");
 	PARSE_ERR(CONFIG_API, "queue", "-q", "/");
@@ -268,12 +284,14 @@ TEST(test_config_file)
 	    "log-level = debug\n"
 	    "data-dir = /tmp/from-file\n"
 	    "processing-ms = 500\n"
+	    "commit-timeout-ms = 2500\n"
 	    "lease-ms = 600");	/* no newline at the end */
 	PARSE_OK(CONFIG_API, "-c", path);
 	test_assert(strcmp(cfg.config_file, path) == 0);
 	test_assert(strcmp(cfg.listen_addr, "0.0.0.0") == 0 &&
 	    cfg.listen_port == 9090);
 	test_assert(cfg.threads == 8);
+	test_assert(cfg.commit_timeout_ms == 2500);
 	test_assert(strcmp(cfg.queue, "/from-file") == 0);
 	test_assert(cfg.map_size == UINT64_C(2) << 30);
 	test_assert(cfg.log_level == LOG_LEVEL_DEBUG);

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""A writer that holds LMDB's writer lock and never commits (a stopped or
+hung process; here the writer-hold tool, deterministically) must not hold
+up order-api: a create that cannot be committed within
+--commit-timeout-ms answers 503 with Retry-After, and is not stored.
+
+1. While the lock is held, N concurrent creates (order-api has more
+   threads than N) each answer 503 + Retry-After + a JSON detail within the
+   deadline and a margin; a GET of an order, /healthz and the metrics
+   answer within a second meanwhile; create_timeouts_total counts N;
+   total_orders has not moved. Once the lock is released, creates succeed
+   again, and the same Idempotency-Keys make new orders (not replays): the
+   503'd ones were never stored.
+2. The lock is held again under a steady stream of creates and released
+   in its midst: every answer is 201 or 503, none is lost to a client
+   timeout, and the 503s equal the timeouts counted.
+3. The same with --commit-timeout-ms 100 and 40 holds of 50 to 150 ms
+   (seeded, printed), so that transactions begin just as waiters reach
+   their deadline: a waiter that withdrew is never in a batch, one taken
+   is never answered 503.
+Every acknowledged order completes, total_orders equals the 201s exactly
+(faultlib.jepsen_check with no unknown outcome), op-check agrees."""
+
+import os
+import random
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
+import harness as h  # noqa: E402
+import faultlib as f  # noqa: E402
+
+TIMEOUT_MS = 1500     # --commit-timeout-ms
+N = 20                # concurrent creates while the lock is held
+THREADS = 32          # order-api --threads, above N
+MARGIN = 1.0          # s: how late after the deadline a 503 may come
+READ_LIMIT = 1.0      # s: a read while the lock is held
+# A client gives up later than the 503 is due, so an old order-api, whose
+# creates wait for the lock for ever, shows as a client timeout.
+CLIENT_TIMEOUT = TIMEOUT_MS / 1000 + MARGIN + 2.0
+
+
+def body(i):
+    return {"user_id": 500 + i, "item_ids": [i + 1], "total_amount": 2.5}
+
+
+def check_503(what, r, elapsed):
+    if r.status != 503:
+        h.fail("%s: expected 503, got %s %r" % (what, r.status, r.raw[:200]))
+    ra = r.headers.get("retry-after", "")
+    if not ra.isdigit() or int(ra) < 1:
+        h.fail("%s: 503 without a Retry-After in seconds: %r" % (what, r.headers))
+    detail = r.body.get("detail") if isinstance(r.body, dict) else None
+    if not isinstance(detail, str) or "not stored" not in detail:
+        h.fail("%s: 503 detail does not say the order was not stored: %r"
+               % (what, r.raw[:200]))
+    if not TIMEOUT_MS / 1000 * 0.9 <= elapsed <= TIMEOUT_MS / 1000 + MARGIN:
+        h.fail("%s: 503 after %.2f s, expected about %.1f s (at most %.1f)"
+               % (what, elapsed, TIMEOUT_MS / 1000, TIMEOUT_MS / 1000 + MARGIN))
+
+
+def timeouts(s):
+    v = f.prometheus(s, "create_timeouts_total")
+    if v is None:
+        h.fail("GET /metrics has no order_processing_create_timeouts_total")
+    return int(v)
+
+
+def stalled_creates(s, acked):
+    """Phase 1: N creates while the lock is held, reads meanwhile."""
+    known = acked[0]
+    before = s.metrics()["total_orders"]
+    results = [None] * N
+    barrier = threading.Barrier(N + 1)
+
+    def create(i):
+        c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+        hdrs = {"Idempotency-Key": "stall-%d" % i} if i % 2 == 0 else None
+        barrier.wait()
+        t0 = time.monotonic()
+        try:
+            r = c.request("POST", "/orders/", body(i), headers=hdrs, retry=False)
+        except Exception as e:  # noqa: BLE001
+            r = e
+        results[i] = (r, time.monotonic() - t0, time.monotonic())
+        c.close()
+
+    with f.WriterHold(s.datadir):
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(N)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        read_done = []
+        for path in ("/orders/%s/" % known, "/healthz",
+                     "/api/orders/%s/status/" % known):
+            t0 = time.monotonic()
+            r = s.request("GET", path, retry=False)
+            took = time.monotonic() - t0
+            if r.status != 200 or took > READ_LIMIT:
+                h.fail("GET %s while the writer lock is held: %s after %.2f s"
+                       % (path, r.status, took))
+            read_done.append(time.monotonic())
+        for t in threads:
+            t.join(CLIENT_TIMEOUT + 5)
+        for i, res in enumerate(results):
+            if res is None or isinstance(res[0], Exception):
+                h.fail("create %d while the writer lock is held: %r" % (i, res))
+            check_503("create %d while the writer lock is held" % i, res[0], res[1])
+        first_503 = min(res[2] for res in results)
+        if max(read_done) >= first_503:
+            h.fail("the reads did not answer while the creates were waiting")
+        # Still held: the counters are read, and nothing was added.
+        if timeouts(s) != N:
+            h.fail("create_timeouts_total %d after %d timed-out creates"
+                   % (timeouts(s), N))
+        total = s.metrics()["total_orders"]
+        if total != before:
+            h.fail("total_orders went from %d to %d with every create refused"
+                   % (before, total))
+        print("%d creates answered 503 in %.2f-%.2f s while the writer lock "
+              "was held" % (N, min(r[1] for r in results),
+                            max(r[1] for r in results)))
+
+    # Released: creates work again, and the keys of the 503'd creates were
+    # never stored, so their retries create new orders.
+    c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+    for i in range(N):
+        hdrs = {"Idempotency-Key": "stall-%d" % i} if i % 2 == 0 else None
+        r = c.request("POST", "/orders/", body(i), headers=hdrs, retry=False)
+        if r.status != 201:
+            h.fail("retry %d after the release: %s %r" % (i, r.status, r.raw[:200]))
+        if "idempotent-replayed" in r.headers:
+            h.fail("retry %d with key stall-%d was a replay: the 503'd create "
+                   "was stored" % (i, i))
+        acked.append(r.body["order_id"])
+    c.close()
+
+
+def release_under_load(s, acked):
+    """Phase 2: the lock is held, then released, under steady creates."""
+    before = timeouts(s)
+    poster = f.Poster(s, threads=6, timeout=CLIENT_TIMEOUT)
+    with f.WriterHold(s.datadir) as hold:
+        poster.start()
+        h.wait_until(lambda: timeouts(s) >= before + 12, 20,
+                     "creates to time out while the writer lock is held")
+        hold.release()
+        n = poster.count()
+        poster.wait_for(n + 100, timeout=30)
+    poster.stop()
+    if poster.uncertain:
+        h.fail("%d creates had no answer in %.1f s" % (poster.uncertain,
+                                                       CLIENT_TIMEOUT))
+    refused = timeouts(s) - before
+    if poster.refused != refused:
+        h.fail("%d creates answered 503, but %d timeouts were counted"
+               % (poster.refused, refused))
+    print("under load: %d created, %d answered 503 around the release"
+          % (len(poster.acked), poster.refused))
+    acked.extend(poster.acked)
+
+
+def release_at_deadlines(s, acked):
+    """Phase 3: holds about as long as a short deadline, under load."""
+    s.stop_api()
+    s.start_api(extra=["--threads", str(THREADS), "--commit-timeout-ms", "100"])
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    poster = f.Poster(s, threads=8, timeout=CLIENT_TIMEOUT).start()
+    # The sleeps are the fault's schedule, not a wait for a result.
+    for _ in range(40):
+        with f.WriterHold(s.datadir):
+            time.sleep(rng.uniform(0.05, 0.15))
+        time.sleep(rng.uniform(0, 0.03))
+    poster.stop()
+    refused = timeouts(s)
+    print("deadline races (seed %d): %d created, %d answered 503"
+          % (seed, len(poster.acked), poster.refused))
+    if poster.uncertain:
+        h.fail("%d creates had no answer (seed %d)" % (poster.uncertain, seed))
+    if poster.refused != refused:
+        h.fail("%d creates answered 503, but %d timeouts were counted (seed %d)"
+               % (poster.refused, refused, seed))
+    acked.extend(poster.acked)
+
+
+def main():
+    f.require_op_check()
+    f.require_writer_hold()
+    with h.System("writer-stall") as s:
+        s.start_api(extra=["--threads", str(THREADS),
+                           "--commit-timeout-ms", str(TIMEOUT_MS)])
+        s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=2000)
+        acked = [s.create_order(user_id=9) for _ in range(5)]
+
+        stalled_creates(s, acked)
+        release_under_load(s, acked)
+        with open(s.api_log) as log:
+            text = log.read()
+        stalls = text.count("no commit began within %d ms" % TIMEOUT_MS)
+        if stalls != 2:
+            h.fail("expected one log line per stall (2), found %d" % stalls)
+        if "commits resumed; %d creates timed out meanwhile" % N not in text:
+            h.fail("no 'commits resumed' line after the first stall")
+        release_at_deadlines(s, acked)
+
+        m = f.jepsen_check(s, acked, uncertain=0)
+        if m["total_orders"] != len(acked):
+            h.fail("total_orders %d, %d creates acknowledged"
+                   % (m["total_orders"], len(acked)))
+        f.finish(s, acked, total=len(acked))
+
+
+if __name__ == "__main__":
+    h.run(main)
