@@ -18,6 +18,8 @@
 #define COMMIT_BATCH_MAX 4096
 /* How often the committer checks that its queue is still the named one. */
 #define QUEUE_REFRESH_MS 1000
+/* After a failed commit, how often an idle committer tries store_probe. */
+#define PROBE_INTERVAL_MS 1000
 
 /*
  * A handler waiting for its order's commit, on the handler's stack. The
@@ -45,6 +47,7 @@ struct committer {
 	bool stopping;
 	struct committer_stats stats;	/* under lock */
 	int last_queue_err;		/* committer thread only */
+	struct log_limit commit_log;	/* committer thread only */
 };
 
 /* Sleep until w->done is set (a spurious return just loops). */
@@ -113,6 +116,30 @@ ring_worker(struct committer *c, const uint64_t *ids, size_t n)
 		    "for the sweep", c->queue.name, strerror(err), n - sent);
 }
 
+/*
+ * Record a commit's outcome (n orders; 0: a probe) for committer_stats and
+ * log a failed commit, at most once in LOG_LIMIT_MS for the same error.
+ */
+static void
+commit_done(struct committer *c, int rc, size_t n)
+{
+	int before;
+
+	pthread_mutex_lock(&c->lock);
+	if (rc == 0 && n > 0) {
+		c->stats.commits++;
+		c->stats.orders += n;
+	}
+	before = c->stats.last_commit_error;
+	c->stats.last_commit_error = rc;
+	pthread_mutex_unlock(&c->lock);
+	if (rc != 0 && n > 0)
+		log_limited(&c->commit_log, LOG_LEVEL_ERROR, rc,
+		    "could not commit %zu orders: %s", n, store_strerror(rc));
+	else if (rc == 0 && before != 0)
+		log_info("commits succeed again");
+}
+
 static void *
 committer_run(void *arg)
 {
@@ -120,7 +147,7 @@ committer_run(void *arg)
 	struct order **orders = calloc(COMMIT_BATCH_MAX, sizeof(*orders));
 	struct waiter **batch = calloc(COMMIT_BATCH_MAX, sizeof(*batch));
 	uint64_t *ids = calloc(COMMIT_BATCH_MAX, sizeof(*ids));
-	int64_t next_refresh = 0;
+	int64_t next_refresh = 0, next_probe = 0;
 
 	if (orders == NULL || batch == NULL || ids == NULL)
 		fatalx("committer: out of memory");
@@ -146,10 +173,16 @@ committer_run(void *arg)
 		}
 		if (c->head == NULL) {
 			bool stop = c->stopping;
+			bool failing = c->stats.last_commit_error != 0;
 
 			pthread_mutex_unlock(&c->lock);
 			if (stop)
 				break;
+			if (failing && clock_monotonic_ms() >= next_probe) {
+				commit_done(c, store_probe(c->store), 0);
+				next_probe = clock_monotonic_ms() +
+				    PROBE_INTERVAL_MS;
+			}
 			continue;
 		}
 		for (w = c->head; w != NULL && n < COMMIT_BATCH_MAX;
@@ -164,16 +197,8 @@ committer_run(void *arg)
 		pthread_mutex_unlock(&c->lock);
 
 		rc = store_create(c->store, orders, n, clock_realtime_ms());
-		if (rc != 0)
-			log_error("could not commit %zu orders: %s", n,
-			    store_strerror(rc));
-
-		pthread_mutex_lock(&c->lock);
-		if (rc == 0) {
-			c->stats.commits++;
-			c->stats.orders += n;
-		}
-		pthread_mutex_unlock(&c->lock);
+		commit_done(c, rc, n);
+		next_probe = clock_monotonic_ms() + PROBE_INTERVAL_MS;
 		/* The orders live on their handlers' stacks: read them now. */
 		for (size_t i = 0; i < n; i++) {
 			struct waiter *bw = batch[i];

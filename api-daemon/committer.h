@@ -9,6 +9,11 @@
  * blocking: a full or missing queue only delays an order until the
  * worker's sweep finds it.
  *
+ * The outcome of the last commit of new orders is kept for /readyz: after
+ * a failure, while no order comes, the committer tries store_probe once a
+ * second, so that a store that works again is seen as such without
+ * waiting for a create.
+ *
  * The committer owns the queue descriptor; nothing else touches it.
  * committer_destroy commits what was submitted, then stops the thread.
  */
@@ -29,6 +34,8 @@ struct committer_stats {
 	uint64_t queue_full;		/* sends that found the queue full */
 	uint64_t queue_send_errors;	/* sends that failed otherwise */
 	bool queue_open;
+	/* 0, or the error of the last commit of new orders (or probe). */
+	int last_commit_error;
 };
 
 int committer_create(struct committer **c, struct store *s,
