@@ -2,7 +2,8 @@
  * order-worker: the master forks --workers worker processes and only
  * supervises them: it restarts a child that dies (with backoff) or that
  * stops showing heartbeats, forwards SIGTERM, SIGINT and SIGHUP, and waits
- * for every child before it exits. It never opens LMDB or the queue, so
+ * for every child before it exits. A child whose LMDB environment became
+ * unusable exits with WORKER_EXIT_STORE and is restarted like any other. It never opens LMDB or the queue, so
  * nothing of either crosses a fork.
  */
 #include <bsd/unistd.h>
@@ -89,7 +90,10 @@ signal_children(struct master *m, int sig)
 static void
 describe_exit(int wstatus, char *buf, size_t len)
 {
-	if (WIFEXITED(wstatus))
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == WORKER_EXIT_STORE)
+		snprintf(buf, len, "exited with status %d (its LMDB "
+		    "environment became unusable)", WEXITSTATUS(wstatus));
+	else if (WIFEXITED(wstatus))
 		snprintf(buf, len, "exited with status %d",
 		    WEXITSTATUS(wstatus));
 	else if (WIFSIGNALED(wstatus))
