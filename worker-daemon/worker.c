@@ -289,9 +289,11 @@ run_due(struct worker *w, int64_t now)
 	/*
 	 * No room for it all (in_pieces splits each phase), or one bad order
 	 * in either (a record that does not decode): each phase on its own,
-	 * so that one cannot sink the other.
+	 * so that one cannot sink the other. Not when the store is unusable:
+	 * every transaction would fail alike.
 	 */
-	if (rc != 0 && (no_room(rc) || (n_claim > 0 && n_done > 0))) {
+	if (rc != 0 && !store_fatal(rc) &&
+	    (no_room(rc) || (n_claim > 0 && n_done > 0))) {
 		rc_done = in_pieces(w, complete_batch, dones, n_done, now);
 		rc_claim = in_pieces(w, claim_batch, claims, n_claim, now);
 	} else {
