@@ -2,9 +2,9 @@
  * order-worker: the master forks --workers worker processes and only
  * supervises them: it restarts a child that dies (with backoff) or that
  * stops showing heartbeats, forwards SIGTERM, SIGINT and SIGHUP, and waits
- * for every child before it exits. A child whose LMDB environment became
- * unusable exits with WORKER_EXIT_STORE and is restarted like any other. It never opens LMDB or the queue, so
- * nothing of either crosses a fork.
+ * for every child before it exits. It never opens LMDB or the queue, so
+ * nothing of either crosses a fork. A child whose LMDB environment became
+ * unusable exits with WORKER_EXIT_STORE and is restarted like any other.
  */
 #include <bsd/unistd.h>
 #include <errno.h>
