@@ -688,14 +688,15 @@ handle_readyz(struct request *r)
 	struct committer_stats cs;
 	struct store_counters c;
 	const char *why = NULL;
+	int broken = store_broken(r->ctx->store);
 	char buf[160];
 
 	committer_stats(r->ctx->committer, &cs);
 	if (atomic_load(&r->ctx->stopping))
 		why = "the API is shutting down";
-	else if (store_broken(r->ctx->store) != 0) {
+	else if (broken != 0) {
 		snprintf(buf, sizeof(buf), "the LMDB environment is unusable: "
-		    "%s", store_strerror(store_broken(r->ctx->store)));
+		    "%s", store_strerror(broken));
 		why = buf;
 	} else if (cs.last_commit_error != 0) {
 		snprintf(buf, sizeof(buf), "the last commit failed: %s",
