@@ -18,6 +18,8 @@
 #define COMMIT_BATCH_MAX 4096
 /* How often the committer checks that its queue is still the named one. */
 #define QUEUE_REFRESH_MS 1000
+/* After a failed commit, how often an idle committer tries store_probe. */
+#define PROBE_INTERVAL_MS 1000
 
 /*
  * A handler waiting for its order's commit, on the handler's stack. The
@@ -67,6 +69,7 @@ struct committer {
 	uint64_t stall_timeouts;	/* how many since; under lock */
 	struct committer_stats stats;	/* under lock */
 	int last_queue_err;		/* committer thread only */
+	struct log_limit commit_log;	/* committer thread only */
 };
 
 /* Sleep until w->done is set (a spurious return just loops). */
@@ -185,6 +188,30 @@ take_batch(void *arg, struct order **orders, size_t max, int64_t *now_ms)
 	return n;
 }
 
+/*
+ * Record a commit's outcome (n orders; 0: a probe) for committer_stats and
+ * log a failed commit, at most once in LOG_LIMIT_MS for the same error.
+ */
+static void
+commit_done(struct committer *c, int rc, size_t n)
+{
+	int before;
+
+	pthread_mutex_lock(&c->lock);
+	if (rc == 0 && n > 0) {
+		c->stats.commits++;
+		c->stats.orders += n;
+	}
+	before = c->stats.last_commit_error;
+	c->stats.last_commit_error = rc;
+	pthread_mutex_unlock(&c->lock);
+	if (rc != 0 && n > 0)
+		log_limited(&c->commit_log, LOG_LEVEL_ERROR, rc,
+		    "could not commit %zu orders: %s", n, store_strerror(rc));
+	else if (rc == 0 && before != 0)
+		log_info("commits succeed again");
+}
+
 static void *
 committer_run(void *arg)
 {
@@ -192,7 +219,7 @@ committer_run(void *arg)
 	struct order **orders = calloc(COMMIT_BATCH_MAX, sizeof(*orders));
 	struct waiter **batch = calloc(COMMIT_BATCH_MAX, sizeof(*batch));
 	uint64_t *ids = calloc(COMMIT_BATCH_MAX, sizeof(*ids));
-	int64_t next_refresh = 0;
+	int64_t next_refresh = 0, next_probe = 0;
 
 	if (orders == NULL || batch == NULL || ids == NULL)
 		fatalx("committer: out of memory");
@@ -220,10 +247,16 @@ committer_run(void *arg)
 		}
 		if (c->head == NULL) {
 			bool stop = c->stopping;
+			bool failing = c->stats.last_commit_error != 0;
 
 			pthread_mutex_unlock(&c->lock);
 			if (stop)
 				break;
+			if (failing && clock_monotonic_ms() >= next_probe) {
+				commit_done(c, store_probe(c->store), 0);
+				next_probe = clock_monotonic_ms() +
+				    PROBE_INTERVAL_MS;
+			}
 			continue;
 		}
 		pthread_mutex_unlock(&c->lock);
@@ -235,12 +268,13 @@ committer_run(void *arg)
 		if (!b.taken)
 			take_batch(&b, orders, COMMIT_BATCH_MAX, &now_ms);
 		n = b.n;
+		/* A transaction that took nothing tells nothing of the disk. */
+		if (n > 0 || rc != 0) {
+			commit_done(c, rc, n);
+			next_probe = clock_monotonic_ms() + PROBE_INTERVAL_MS;
+		}
 
 		pthread_mutex_lock(&c->lock);
-		if (rc == 0 && n > 0) {
-			c->stats.commits++;
-			c->stats.orders += n;
-		}
 		if (rc == 0 && c->stalled) {
 			timed_out = c->stall_timeouts;
 			c->stalled = false;
@@ -252,9 +286,6 @@ committer_run(void *arg)
 			    "meanwhile", (unsigned long long)timed_out);
 		if (n == 0)
 			continue;	/* every waiter timed out meanwhile */
-		if (rc != 0)
-			log_error("could not commit %zu orders: %s", n,
-			    store_strerror(rc));
 		/* The orders live on their handlers' stacks: read them now. */
 		for (size_t i = 0; i < n; i++) {
 			struct waiter *bw = batch[i];

@@ -11,6 +11,11 @@
  * the committer's timeout (another process holds LMDB's writer lock, say)
  * is withdrawn unstored; one already taken waits for the outcome.
  *
+ * The outcome of the last commit of new orders is kept for /readyz: after
+ * a failure, while no order comes, the committer tries store_probe once a
+ * second, so that a store that works again is seen as such without
+ * waiting for a create.
+ *
  * The committer owns the queue descriptor; nothing else touches it.
  * committer_destroy commits what was submitted, then stops the thread.
  */
@@ -35,6 +40,8 @@ struct committer_stats {
 	uint64_t queue_send_errors;	/* sends that failed otherwise */
 	uint64_t timeouts;		/* withdrawn at their timeout */
 	bool queue_open;
+	/* 0, or the error of the last commit of new orders (or probe). */
+	int last_commit_error;
 };
 
 /* timeout_ms: the longest an order waits for its transaction to begin. */

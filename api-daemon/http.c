@@ -231,9 +231,12 @@ respond_not_found(struct request *r)
 static int
 respond_store_error(struct request *r, int rc, const char *what)
 {
+	static struct log_limit limit = LOG_LIMIT_INIT;
+
 	if (rc == STORE_ENOTFOUND)
 		return respond_not_found(r);
-	log_error("could not %s: %s", what, store_strerror(rc));
+	log_limited(&limit, LOG_LEVEL_ERROR, rc, "could not %s: %s", what,
+	    store_strerror(rc));
 	if (rc == STORE_EFULL || rc == STORE_EDISKFULL)
 		return respond_detail(r, 503, "Storage is full; nothing was "
 		    "stored. Try again later.", "Retry-After: 60\r\n");
@@ -818,16 +821,51 @@ handle_metrics(struct request *r)
 }
 
 static int
+respond_unavailable(struct request *r, const char *why)
+{
+	strbuf_puts(&r->body, "{\"status\": \"unavailable\", \"detail\": ");
+	strbuf_json_string(&r->body, why);
+	strbuf_puts(&r->body, "}");
+	return respond(r, 503, NULL);
+}
+
+/* Up unless the store is unusable (the process is about to exit). */
+static int
+handle_healthz(struct request *r)
+{
+	char why[160];
+	int rc = store_broken(r->ctx->store);
+
+	if (rc != 0) {
+		snprintf(why, sizeof(why), "the LMDB environment is unusable: "
+		    "%s", store_strerror(rc));
+		return respond_unavailable(r, why);
+	}
+	strbuf_puts(&r->body, "{\"status\": \"ok\"}");
+	return respond(r, 200, NULL);
+}
+
+static int
 handle_readyz(struct request *r)
 {
 	struct committer_stats cs;
 	struct store_counters c;
 	const char *why = NULL;
+	int broken = store_broken(r->ctx->store);
+	char buf[160];
 
 	committer_stats(r->ctx->committer, &cs);
 	if (atomic_load(&r->ctx->stopping))
 		why = "the API is shutting down";
-	else if (store_counters(r->ctx->store, &c) != 0)
+	else if (broken != 0) {
+		snprintf(buf, sizeof(buf), "the LMDB environment is unusable: "
+		    "%s", store_strerror(broken));
+		why = buf;
+	} else if (cs.last_commit_error != 0) {
+		snprintf(buf, sizeof(buf), "the last commit failed: %s",
+		    store_strerror(cs.last_commit_error));
+		why = buf;
+	} else if (store_counters(r->ctx->store, &c) != 0)
 		why = "LMDB cannot be read";
 	else if (!cs.queue_open)
 		why = "the message queue is not open";
@@ -835,13 +873,8 @@ handle_readyz(struct request *r)
 		why = "no worker has shown a heartbeat yet";
 	else if (clock_realtime_ms() - c.heartbeat_ms > HTTP_HEARTBEAT_MAX_AGE_MS)
 		why = "no worker heartbeat in the last 10 seconds";
-	if (why != NULL) {
-		strbuf_puts(&r->body, "{\"status\": \"unavailable\", "
-		    "\"detail\": ");
-		strbuf_json_string(&r->body, why);
-		strbuf_puts(&r->body, "}");
-		return respond(r, 503, NULL);
-	}
+	if (why != NULL)
+		return respond_unavailable(r, why);
 	strbuf_puts(&r->body, "{\"status\": \"ready\"}");
 	return respond(r, 200, NULL);
 }
@@ -897,8 +930,7 @@ dispatch(struct request *r)
 		return respond_method_not_allowed(r, info->allow);
 	switch (route) {
 	case ROUTE_HEALTHZ:
-		strbuf_puts(&r->body, "{\"status\": \"ok\"}");
-		return respond(r, 200, NULL);
+		return handle_healthz(r);
 	case ROUTE_READYZ:
 		return handle_readyz(r);
 	case ROUTE_PROMETHEUS:

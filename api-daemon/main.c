@@ -18,6 +18,15 @@
 #include "proc.h"
 #include "store.h"
 
+/*
+ * Exit status when the LMDB environment became unusable while serving
+ * (store_broken): a service manager starts the process again, which opens
+ * the environment afresh.
+ */
+#define API_EXIT_STORE 4
+/* How often the main loop looks at the store's health, ms. */
+#define STORE_CHECK_MS 1000
+
 static struct auth *auth;	/* NULL: no token needed */
 
 /* Part of the settings' check (also for -n): the token file. */
@@ -100,16 +109,29 @@ main(int argc, char **argv)
 	proc_ready();
 	notify_ready("serving");
 
-	/* The main loop: signals, and the watchdog while this thread runs. */
+	/*
+	 * The main loop: signals, the watchdog while this thread runs, and
+	 * the store: one whose environment became unusable (a failed write of
+	 * LMDB's meta page) fails every request until it is opened again, so
+	 * the process ends, to be started afresh.
+	 */
 	watchdog_ms = notify_watchdog_interval_ms();
 	for (;;) {
-		int64_t wait_ms = watchdog_ms > 0 ? watchdog_ms : 60000;
+		int64_t wait_ms = watchdog_ms > 0 && watchdog_ms < STORE_CHECK_MS
+		    ? watchdog_ms : STORE_CHECK_MS;
 		struct timespec ts = { .tv_sec = wait_ms / 1000,
 			.tv_nsec = (wait_ms % 1000) * 1000000 };
 
 		sig = sigtimedwait(&signals, NULL, &ts);
 		if (watchdog_ms > 0)
 			notify_watchdog();
+		if ((rc = store_broken(store)) != 0) {
+			log_error("could not go on: the LMDB environment in %s is "
+			    "unusable (%s); exiting with status %d to be "
+			    "started again", cfg.data_dir, store_strerror(rc),
+			    API_EXIT_STORE);
+			break;
+		}
 		if (sig == SIGHUP) {
 			log_info("SIGHUP: reopening the log, reading the "
 			    "settings again");
@@ -122,11 +144,15 @@ main(int argc, char **argv)
 			break;
 		}
 	}
-	log_info("stopping on %s: finishing the requests in hand",
-	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (rc != 0) {
+		status = API_EXIT_STORE;
+	} else {
+		log_info("stopping on %s: finishing the requests in hand",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		status = 0;
+	}
 	notify_stopping();
 	atomic_store(&ctx.stopping, true);
-	status = 0;
 
 	http_stop(srv);
 out_committer:

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,10 +200,64 @@ log_vwrite(enum log_level level, const char *suffix, const char *fmt,
 		va_end(ap);                                  \
 	}
 
+static void __attribute__((format(printf, 2, 3)))
+log_line(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
 LOG_FUNC(log_error, LOG_LEVEL_ERROR)
 LOG_FUNC(log_warn, LOG_LEVEL_WARN)
 LOG_FUNC(log_info, LOG_LEVEL_INFO)
 LOG_FUNC(log_debug, LOG_LEVEL_DEBUG)
+
+static pthread_mutex_t log_limit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+log_limited(struct log_limit *l, enum log_level level, int key,
+    const char *fmt, ...)
+{
+	int64_t interval = l->interval_ms > 0 ? l->interval_ms : LOG_LIMIT_MS;
+	unsigned long repeats = 0;
+	int64_t now, since = 0;
+	int saved_errno = errno;
+	struct timespec ts;
+	char msg[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&log_limit_lock);
+	if (l->used && l->key == key && now - l->since_ms < interval) {
+		l->repeats++;
+		pthread_mutex_unlock(&log_limit_lock);
+		errno = saved_errno;
+		return;
+	}
+	if (l->used && l->key == key) {
+		repeats = l->repeats;
+		since = l->since_ms;
+	}
+	l->used = true;
+	l->key = key;
+	l->since_ms = now;
+	l->repeats = 0;
+	pthread_mutex_unlock(&log_limit_lock);
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (repeats == 0)
+		log_line(level, "%s", msg);
+	else
+		log_line(level, "%s (repeated %lu times in the last %lld s)",
+		    msg, repeats, (long long)((now - since + 500) / 1000));
+	errno = saved_errno;
+}
 
 void
 fatal(const char *fmt, ...)

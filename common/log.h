@@ -14,6 +14,8 @@
 #define OP_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -46,6 +48,29 @@ void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A rate limit for one call site whose error can repeat many times a
+ * second (a commit that keeps failing, a request per second that meets
+ * the same broken store). The call site keeps one, zeroed (LOG_LIMIT_INIT),
+ * and logs through log_limited with a key that says which error it is
+ * (an error code): the first line of a key is written; the same key again
+ * within LOG_LIMIT_MS is only counted; the first one after that is
+ * written with " (repeated N times in the last S s)". Another key is
+ * written at once and starts a new count. Thread-safe.
+ */
+#define LOG_LIMIT_MS 10000
+struct log_limit {
+	int key;
+	bool used;		/* a line has been written */
+	int64_t since_ms;	/* monotonic: when it was written */
+	unsigned long repeats;	/* the same key since then, not written */
+	int64_t interval_ms;	/* 0: LOG_LIMIT_MS */
+};
+#define LOG_LIMIT_INIT { 0 }
+void log_limited(struct log_limit *l, enum log_level level, int key,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Log the message with ": strerror(errno)" appended, then exit(1). */
 void fatal(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2), noreturn));

@@ -74,6 +74,8 @@ struct store {
 	 * mdb_env_set_mapsize remaps, which no transaction may live through.
 	 */
 	pthread_rwlock_t map_lock;
+	/* 0, or the error that left the environment unusable (store_fatal). */
+	atomic_int broken;
 };
 
 /* Each thread's read transaction, reset between uses and renewed. */
@@ -108,6 +110,37 @@ store_strerror(int err)
 	default:
 		return mdb_strerror(err);
 	}
+}
+
+bool
+store_fatal(int err)
+{
+	/*
+	 * MDB_PANIC: a write of the meta page failed and LMDB marked the
+	 * environment fatal. The other two come from a data file that is not
+	 * (or is no longer) an LMDB file of this version. Not MDB_CORRUPTED:
+	 * a damaged page stays damaged when the environment is opened again,
+	 * and it costs only the reads that reach it, not the whole store.
+	 */
+	return err == MDB_PANIC || err == MDB_VERSION_MISMATCH ||
+	    err == MDB_INVALID;
+}
+
+int
+store_broken(struct store *s)
+{
+	return atomic_load(&s->broken);
+}
+
+/* Pass err on, remembering the first one that leaves the store unusable. */
+static int
+note_error(struct store *s, int err)
+{
+	int none = 0;
+
+	if (store_fatal(err))
+		atomic_compare_exchange_strong(&s->broken, &none, err);
+	return err;
 }
 
 static MDB_val
@@ -324,7 +357,7 @@ txn_begin(struct store *s, MDB_txn **txn, bool write)
 			return 0;
 		pthread_rwlock_unlock(&s->map_lock);
 		if (rc != MDB_MAP_RESIZED || tries > 0)
-			return rc;
+			return note_error(s, rc);
 		adopt_map_size(s);
 	}
 }
@@ -350,13 +383,29 @@ write_begin(struct store *s, MDB_txn **txn)
 	return txn_begin(s, txn, true);
 }
 
+/*
+ * A commit whose meta page could not be written returns that write's
+ * errno (EIO, ENOSPC) and leaves the environment marked fatal: every later
+ * transaction would fail with MDB_PANIC. A failed commit is therefore
+ * followed by a read transaction's begin, which tells, so that the commit
+ * that broke the store already reports MDB_PANIC.
+ */
 static int
 write_commit(struct store *s, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 
+	if (rc != 0 && rc != MDB_PANIC) {
+		MDB_txn *probe;
+		int probe_rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &probe);
+
+		if (probe_rc == 0)
+			mdb_txn_abort(probe);
+		else if (probe_rc == MDB_PANIC)
+			rc = MDB_PANIC;
+	}
 	pthread_rwlock_unlock(&s->map_lock);
-	return rc;
+	return note_error(s, rc);
 }
 
 static void
@@ -1440,6 +1489,28 @@ store_heartbeat(struct store *s, int64_t now_ms)
 		return rc;
 	rc = meta_put_u64(s, txn, key_heartbeat, (uint64_t)now_ms);
 	if (rc != 0) {
+		write_abort(s, txn);
+		return map_error(rc);
+	}
+	return map_error(write_commit(s, txn));
+}
+
+int
+store_probe(struct store *s)
+{
+	struct store_counters c;
+	uint64_t next_id;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = write_begin(s, &txn)) != 0)
+		return map_error(rc);
+	/* next_id written back unchanged: a real commit that stores nothing. */
+	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
+	    (rc = counters_get(s, txn, &c)) != 0 ||
+	    (rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
+	    c.by_status[ORDER_PROCESSING] + 1)) != 0 ||
+	    (rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0) {
 		write_abort(s, txn);
 		return map_error(rc);
 	}

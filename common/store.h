@@ -31,7 +31,10 @@
  * writer lock, across processes too.
  *
  * Errors: functions return 0 or an error code for store_strerror: one of
- * the STORE_E* codes below, an LMDB code or an errno value.
+ * the STORE_E* codes below, an LMDB code or an errno value. A failed
+ * commit stored nothing. One that failed writing LMDB's meta page leaves
+ * the environment unusable: it reports MDB_PANIC (store_fatal), as every
+ * later call does, and store_broken says so from then on.
  */
 #ifndef OP_STORE_H
 #define OP_STORE_H
@@ -131,6 +134,15 @@ int store_open(struct store **s, const char *dir, uint64_t map_size,
 unsigned store_upgraded_from(const struct store *s);
 void store_close(struct store *s);
 const char *store_strerror(int err);
+/*
+ * Does err leave the environment unusable until it is closed and opened
+ * again (LMDB's MDB_PANIC after a failed write of its meta page, or a data
+ * file that is not LMDB's)? Every later call then fails: the process
+ * should end (or open the store again).
+ */
+bool store_fatal(int err);
+/* 0, or the first store_fatal error any call on s has met. */
+int store_broken(struct store *s);
 
 /* How long an Idempotency-Key is kept (default 24 h). */
 #define STORE_IDEM_TTL_MS (INT64_C(24) * 3600 * 1000)
@@ -194,6 +206,12 @@ int store_list(struct store *s, const struct store_filter *f,
 int store_counters(struct store *s, struct store_counters *c);
 /* Record that a worker is alive now. */
 int store_heartbeat(struct store *s, int64_t now_ms);
+/*
+ * Would a create of one order commit now? A write transaction with the
+ * checks of store_create that stores nothing, committed like one (page
+ * writes, sync, meta page): 0 or the error a create would meet.
+ */
+int store_probe(struct store *s);
 /* Clear reader slots of dead processes; *cleared says how many. */
 int store_reader_check(struct store *s, int *cleared);
 /* Bytes of the map in use and the map size. */

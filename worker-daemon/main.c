@@ -3,7 +3,8 @@
  * supervises them: it restarts a child that dies (with backoff) or that
  * stops showing heartbeats, forwards SIGTERM, SIGINT and SIGHUP, and waits
  * for every child before it exits. It never opens LMDB or the queue, so
- * nothing of either crosses a fork.
+ * nothing of either crosses a fork. A child whose LMDB environment became
+ * unusable exits with WORKER_EXIT_STORE and is restarted like any other.
  */
 #include <bsd/unistd.h>
 #include <errno.h>
@@ -89,7 +90,10 @@ signal_children(struct master *m, int sig)
 static void
 describe_exit(int wstatus, char *buf, size_t len)
 {
-	if (WIFEXITED(wstatus))
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == WORKER_EXIT_STORE)
+		snprintf(buf, len, "exited with status %d (its LMDB "
+		    "environment became unusable)", WEXITSTATUS(wstatus));
+	else if (WIFEXITED(wstatus))
 		snprintf(buf, len, "exited with status %d",
 		    WEXITSTATUS(wstatus));
 	else if (WIFSIGNALED(wstatus))

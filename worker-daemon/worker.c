@@ -63,6 +63,9 @@ struct worker {
 	bool first_sweep;
 	bool stopping;
 	int64_t stop_deadline;
+	/* Rate limits of the errors that can repeat every turn. */
+	struct log_limit claim_log, complete_log, heartbeat_log, sweep_log,
+	    peek_log;
 };
 
 static void
@@ -163,8 +166,8 @@ sweep(struct worker *w)
 		return;
 	rc = store_unfinished(w->store, on_swept, w);
 	if (rc != 0)
-		log_error("could not sweep LMDB for unfinished orders: %s",
-		    store_strerror(rc));
+		log_limited(&w->sweep_log, LOG_LEVEL_ERROR, rc, "could not "
+		    "sweep LMDB for unfinished orders: %s", store_strerror(rc));
 	w->first_sweep = false;
 }
 
@@ -191,8 +194,9 @@ receive(struct worker *w)
 		int rc = store_peek(w->store, w->ids, n, on_received, w);
 
 		if (rc != 0)
-			log_error("could not read %zu received orders: %s; "
-			    "the sweep will find them", n, store_strerror(rc));
+			log_limited(&w->peek_log, LOG_LEVEL_ERROR, rc, "could "
+			    "not read %zu received orders: %s; the sweep will "
+			    "find them", n, store_strerror(rc));
 	}
 }
 
@@ -286,9 +290,11 @@ run_due(struct worker *w, int64_t now)
 	/*
 	 * No room for it all (in_pieces splits each phase), or one bad order
 	 * in either (a record that does not decode): each phase on its own,
-	 * so that one cannot sink the other.
+	 * so that one cannot sink the other. Not when the store is unusable:
+	 * every transaction would fail alike.
 	 */
-	if (rc != 0 && (no_room(rc) || (n_claim > 0 && n_done > 0))) {
+	if (rc != 0 && !store_fatal(rc) &&
+	    (no_room(rc) || (n_claim > 0 && n_done > 0))) {
 		rc_done = in_pieces(w, complete_batch, dones, n_done, now);
 		rc_claim = in_pieces(w, claim_batch, claims, n_claim, now);
 	} else {
@@ -296,8 +302,9 @@ run_due(struct worker *w, int64_t now)
 	}
 	if (n_claim > 0) {
 		if (rc_claim != 0)
-			log_error("could not claim %zu orders: %s; they stay "
-			    "Pending for the next sweep", n_claim,
+			log_limited(&w->claim_log, LOG_LEVEL_ERROR, rc_claim,
+			    "could not claim %zu orders: %s; they stay Pending "
+			    "for the next sweep", n_claim,
 			    store_strerror(rc_claim));
 		for (size_t i = 0; i < n_claim; i++) {
 			if (claims[i].done) {
@@ -314,9 +321,10 @@ run_due(struct worker *w, int64_t now)
 	}
 	if (n_done > 0) {
 		if (rc_done != 0)
-			log_error("could not complete %zu orders: %s; their "
-			    "leases will lapse and they will be retried",
-			    n_done, store_strerror(rc_done));
+			log_limited(&w->complete_log, LOG_LEVEL_ERROR, rc_done,
+			    "could not complete %zu orders: %s; their leases "
+			    "will lapse and they will be retried", n_done,
+			    store_strerror(rc_done));
 		for (size_t i = 0; i < n_done; i++) {
 			if (dones[i].done)
 				log_debug("order ORD%llu Completed",
@@ -474,6 +482,9 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 		int64_t now = clock_realtime_ms(), timeout;
 		struct pollfd pfd[2];
 
+		/* Every call would fail: no more heartbeats, end (below). */
+		if (store_broken(w.store) != 0)
+			break;
 		if (now >= w.next_sweep) {
 			sweep(&w);
 			w.next_sweep = clock_realtime_ms() + SWEEP_INTERVAL_MS;
@@ -481,7 +492,8 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 		if (now >= w.next_heartbeat && !w.stopping) {
 			rc = store_heartbeat(w.store, now);
 			if (rc != 0)
-				log_warn("could not record a heartbeat: %s",
+				log_limited(&w.heartbeat_log, LOG_LEVEL_WARN,
+				    rc, "could not record a heartbeat: %s",
 				    store_strerror(rc));
 			w.next_heartbeat = now + HEARTBEAT_INTERVAL_MS;
 		}
@@ -502,8 +514,16 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 			receive(&w);
 		run_due(&w, clock_realtime_ms());
 	}
-	release_all(&w);
-	status = 0;
+	if ((rc = store_broken(w.store)) != 0) {
+		log_error("could not go on: the LMDB environment in %s is "
+		    "unusable (%s); exiting with status %d for the master to "
+		    "start a new worker", cfg->data_dir, store_strerror(rc),
+		    WORKER_EXIT_STORE);
+		status = WORKER_EXIT_STORE;
+	} else {
+		release_all(&w);
+		status = 0;
+	}
 
 	free(w.batch);
 	free(w.ids);
@@ -512,6 +532,7 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 	queue_close(&w.queue);
 	store_close(w.store);
 	close(sfd);
-	log_info("stopped");
+	if (status == 0)
+		log_info("stopped");
 	return status;
 }

@@ -9,7 +9,9 @@
  * of unfinished orders for work the queue did not bring. The delays are
  * timers in a heap, so thousands of orders are in flight at once.
  * On SIGTERM it stops claiming, completes what falls due within
- * WORKER_STOP_GRACE_MS and hands the rest back to Pending.
+ * WORKER_STOP_GRACE_MS and hands the rest back to Pending. When its LMDB
+ * environment becomes unusable it exits with WORKER_EXIT_STORE at once:
+ * the orders it held wait for their leases to lapse.
  */
 #ifndef OP_WORKER_H
 #define OP_WORKER_H
@@ -21,6 +23,11 @@
 #define WORKER_STOP_GRACE_MS 2000
 /* Exit status of a worker that could not set up (LMDB will not open). */
 #define WORKER_EXIT_SETUP 3
+/*
+ * Exit status of a worker whose LMDB environment became unusable while it
+ * ran (store_broken): the master starts a new one, which opens it afresh.
+ */
+#define WORKER_EXIT_STORE 4
 
 /*
  * index is 0 .. cfg->workers - 1. The worker writes its index as one byte

@@ -15,6 +15,8 @@ standard library only.
   lock (a write transaction that never commits), released on leaving it.
 - op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
   mdb_load) and make sure op-check notices each mutation.
+- FaultShim: the faultshim.so LD_PRELOAD library (faultshim.c): the env
+  for a daemon, arm() and disarm() at run time, and the faults it injected.
 """
 
 import http.client
@@ -28,6 +30,9 @@ import time
 
 import harness as h
 
+# LD_PRELOAD value: the shim, after the ASan runtime in a sanitized build.
+FAULTSHIM = os.environ.get(
+    "OP_FAULTSHIM", os.path.join(h.ROOT, "build", "tests", "check", "faultshim.so"))
 OP_CHECK = os.environ.get(
     "OP_CHECK", os.path.join(h.ROOT, "build", "tests", "check", "op-check"))
 WRITER_HOLD = os.environ.get(
@@ -86,6 +91,55 @@ def prometheus(s, name):
     m = re.search(r"(?m)^(?:order_processing_)?%s(?:\{[^}]*\})? +([0-9.eE+-]+|NaN)\s*$"
                   % re.escape(name), text)
     return float(m.group(1)) if m else None
+
+
+class FaultShim:
+    """The fault shim for one test: its control file lives in the test's
+    temporary directory. env() goes to start_api/start_worker; arm() makes
+    the next matching calls on data.mdb fail, in any process started with
+    that env; faults() lists what it injected: [(pid, what, errno name)]."""
+
+    def __init__(self, s):
+        for path in FAULTSHIM.split():
+            if not os.access(path, os.R_OK):
+                sys.stderr.write("fault shim not built: %s\n" % path)
+                sys.exit(77)
+        self.control = os.path.join(s.tmp, "fault")
+
+    def env(self):
+        return {"LD_PRELOAD": FAULTSHIM, "OP_FAULT_FILE": self.control}
+
+    def arm(self, what, err="EIO", count=1):
+        """what: meta, data or sync; err: EIO or ENOSPC; count: a number
+        of calls, or "always" (until disarm)."""
+        tmp = self.control + ".new"
+        with open(tmp, "w") as f:
+            f.write("%s %s %s\n" % (what, err, count))
+        os.rename(tmp, self.control)
+
+    def disarm(self):
+        try:
+            os.unlink(self.control)
+        except FileNotFoundError:
+            pass
+
+    def armed(self):
+        return os.path.exists(self.control)
+
+    def faults(self):
+        try:
+            with open(self.control + ".log") as f:
+                return [(int(p), w, e) for p, w, e in
+                        (line.split() for line in f if line.strip())]
+        except FileNotFoundError:
+            return []
+
+
+def log_lines_since(path, offset):
+    """The lines a daemon's log got after byte offset (its size earlier)."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return [l for l in f.read().decode("utf-8", "replace").splitlines() if l.strip()]
 
 
 class Poster:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A tiny LMDB map (--map-size 1M) filled with Pending orders while no worker
 runs: the API answers 503 JSON when storage is full, nothing half-written,
-reads keep working; a worker started afterwards still completes every
+/readyz is 503 saying that the last commit failed (map full), reads keep
+working; a worker started afterwards still completes every
 acknowledged order (claims and completions need fresh pages too); the API
-restarted with a larger map accepts orders again."""
+restarted with a larger map accepts orders again and is ready."""
 
 import os
 import sys
@@ -36,6 +37,11 @@ def main():
         # still refusing, still a clean 503
         r = s.request("POST", "/orders/", {"user_id": 1, "item_ids": [1], "total_amount": 1})
         assert r.status == 503, (r.status, r.raw)
+        # /readyz says why, before anything else it finds wanting
+        r = s.request("GET", "/readyz", check=False)
+        assert r.status == 503 and r.body.get("detail") == \
+            "the last commit failed: the LMDB map is full (raise --map-size and restart)", \
+            (r.status, r.raw)
 
         # reads work, counts are exact: nothing half-written
         assert s.request("GET", "/healthz").status == 200
@@ -78,6 +84,8 @@ def main():
             s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=1000,
                            extra=["--map-size", "16M"])
         more = [s.create_order(user_id=77) for _ in range(200)]
+        r = s.request("GET", "/readyz", check=False)
+        assert r.status == 200, (r.status, r.raw)
         m = h.check_all_completed(s, rest + more, timeout=60)
         assert m["total_orders"] == len(acked) + len(more), m
         s.stop_worker()
