@@ -998,6 +998,7 @@ static int
 init_connection(const struct mg_connection *conn, void **data)
 {
 	static __thread struct conn cn;
+	static struct log_limit refusals = LOG_LIMIT_INIT;
 	const struct mg_request_info *ri = conn_info(conn);
 	struct http_context *ctx = mg_get_user_data(mg_get_context(conn));
 	static const char body[] = "{\"detail\": \"Too many connections "
@@ -1011,8 +1012,10 @@ init_connection(const struct mg_connection *conn, void **data)
 		return 0;
 	atomic_fetch_add_explicit(&ctx->requests.connections_refused, 1,
 	    memory_order_relaxed);
-	log_debug("refused a connection from %s: it holds %u threads "
-	    "already", ri->remote_addr, ctx->cfg->max_conns_per_address);
+	log_limited(&refusals, LOG_LEVEL_WARN, 0, "refused a connection from "
+	    "%s: it holds %u HTTP threads already "
+	    "(--max-connections-per-address)", ri->remote_addr,
+	    ctx->cfg->max_conns_per_address);
 	len = snprintf(answer, sizeof(answer), "HTTP/1.1 503 %s\r\n"
 	    "Content-Type: application/json\r\n"
 	    "Content-Length: %zu\r\n"
