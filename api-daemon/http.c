@@ -891,6 +891,7 @@ handle_prometheus(struct request *r)
 	store_usage(r->ctx->store, &snap.map_used_bytes, &snap.map_size_bytes);
 	committer_stats(r->ctx->committer, &snap.committer);
 	snap.now_ms = clock_realtime_ms();
+	snap.in_flight = atomic_load(&r->ctx->in_flight);
 	metrics_prometheus(&snap, &r->body);
 	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	return respond(r, 200, NULL);
@@ -973,8 +974,19 @@ begin_request(struct mg_connection *conn)
 	r.started_us = clock_monotonic_us();
 	r.head = strcmp(r.method, "HEAD") == 0;
 	strbuf_init(&r.body);
-	if ((status = check_framing(&r)) == 0)
+	/* Counted before stopping is read: http_stop waits for it, or it sees
+	 * stopping. */
+	atomic_fetch_add(&r.ctx->in_flight, 1);
+	if ((status = check_framing(&r)) != 0) {
+		/* answered */
+	} else if (atomic_load(&r.ctx->stopping)) {
+		r.closing = true;
+		status = respond_detail(&r, 503, "The server is stopping; try "
+		    "again.", "Retry-After: 1\r\n");
+	} else {
 		status = dispatch(&r);
+	}
+	atomic_fetch_sub(&r.ctx->in_flight, 1);
 	strbuf_finish(&r.body);
 	return status;
 }
@@ -1262,9 +1274,28 @@ http_stop(struct http_server *srv)
 {
 	struct mg_server_port port;
 	pthread_t stopper;
+	int64_t drain_deadline;
+	unsigned left;
 
 	if (srv == NULL)
 		return;
+	/*
+	 * Once civetweb is told to stop, it writes nothing more: the requests
+	 * in hand are finished first (a create's 201 is the only word its
+	 * client gets that the order is stored), while new ones are answered
+	 * 503. The longest a request may take is its body's arrival and its
+	 * commit's wait.
+	 */
+	atomic_store(&srv->ctx->stopping, true);
+	drain_deadline = clock_monotonic_ms() +
+	    (int64_t)srv->ctx->cfg->request_timeout_ms +
+	    (int64_t)srv->ctx->cfg->commit_timeout_ms + 1000;
+	while ((left = atomic_load(&srv->ctx->in_flight)) > 0 &&
+	    clock_monotonic_ms() < drain_deadline)
+		nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
+	if (left > 0)
+		log_warn("stopping with %u requests still in hand: their "
+		    "clients get no answer", left);
 	if (mg_get_server_ports(srv->mg, 1, &port) != 1 ||
 	    pthread_create(&stopper, NULL, stop_civetweb, srv->mg) != 0) {
 		mg_stop(srv->mg);

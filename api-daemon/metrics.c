@@ -171,4 +171,7 @@ metrics_prometheus(const struct metrics_snapshot *s, struct strbuf *out)
 	single(out, "map_size_bytes", "gauge",
 	    "The LMDB map size (--map-size).", s->map_size_bytes);
 	requests(out, s->requests);
+	single(out, "http_requests_in_flight", "gauge",
+	    "Requests this order-api is answering now (this one included).",
+	    s->in_flight);
 }

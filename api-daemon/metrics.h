@@ -37,6 +37,7 @@ struct metrics_snapshot {
 	uint64_t map_used_bytes;
 	uint64_t map_size_bytes;
 	int64_t now_ms;			/* for the heartbeat's age */
+	unsigned in_flight;		/* requests being answered */
 	const struct metrics_requests *requests;
 };
 
