@@ -128,6 +128,11 @@ def rss_mib(pid):
     return 0.0
 
 
+def sanitized(pid):
+    with open("/proc/%d/maps" % pid) as maps:
+        return "libasan" in maps.read()
+
+
 def readers_that_do_not_read(s):
     socks = []
     for _ in range(CLIENTS):
@@ -154,8 +159,10 @@ def readers_that_do_not_read(s):
               "/healthz in %.0f ms" % (CLIENTS, peak, took * 1000))
         expect(r.status == 200 and took < 1.0,
                "/healthz: %d after %.2f s" % (r.status, took))
-        expect(peak < RSS_LIMIT_MIB, "order-api reached %.1f MiB (limit %d)"
-               % (peak, RSS_LIMIT_MIB))
+        # AddressSanitizer's shadow memory and per-thread caches add their
+        # own: twice the bound there still tells 5 MB per client apart.
+        limit = RSS_LIMIT_MIB * (2 if sanitized(s.api.pid) else 1)
+        expect(peak < limit, "order-api reached %.1f MiB (limit %d)" % (peak, limit))
     finally:
         for c in socks:
             c.close()
