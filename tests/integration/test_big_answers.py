@@ -11,7 +11,8 @@ read from LMDB as it goes, so the answer never sits whole in its memory.
   body; an HTTP/1.0 client gets the same JSON up to the close.
 - 64 clients (from 127.0.0.2, order-api with 96 threads so that all of
   them are served at once) ask for the list and do not read: order-api
-  stays under 128 MiB (VmRSS) and /healthz answers within a second.
+  stays under 128 MiB (VmRSS; 256 MiB in an ASan build) and /healthz
+  answers within a second.
   Once they give up, order-api is still serving.
 """
 
