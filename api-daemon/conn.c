@@ -234,7 +234,7 @@ conn_socket(const struct mg_request_info *ri)
 	return found;
 }
 
-void
+bool
 conn_refuse(struct conn *c, const struct mg_request_info *ri,
     const char *answer, size_t len)
 {
@@ -242,8 +242,9 @@ conn_refuse(struct conn *c, const struct mg_request_info *ri,
 
 	c->closing = true;
 	if (fd < 0)
-		return;
+		return false;
 	/* A fresh socket's buffer takes this at once, or not at all. */
 	(void)send(fd, answer, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(fd, SHUT_RD);
+	return true;
 }

@@ -6,9 +6,9 @@
  * civetweb serves a connection on one thread from accept to close, first
  * come first served, so idle and slow clients hold threads that others
  * wait for. A conn_table caps the threads one client address may hold: a
- * connection over the cap is answered 503 and closed before anything of
- * it is read, which takes microseconds, so a client that opens hundreds
- * of idle sockets holds its share of threads and no more.
+ * connection over the cap is answered 503 and closed before any request
+ * of it is acted on, which takes microseconds, so a client that opens
+ * hundreds of idle sockets holds its share of threads and no more.
  *
  * civetweb calls init_connection before mg_get_request_info will describe
  * the connection (its type is set just after), although the client's
@@ -35,6 +35,7 @@ struct conn {
 	int slot;		/* the address's entry in table, -1: none */
 	bool closing;		/* act on nothing more read from it */
 	bool answered;		/* the request being read has been answered */
+	bool refused_unsent;	/* refused, but the 503 is still to be sent */
 };
 
 /* A table for threads threads, each address holding at most per_address. */
@@ -53,11 +54,13 @@ const struct mg_request_info *conn_info(const struct mg_connection *conn);
  */
 int conn_open(struct conn_table *t, struct conn *c, const char *addr);
 /*
- * Refuse a connection conn_open did not count: write answer (a whole HTTP
- * response) straight to its socket and shut the socket for reading, so
- * that civetweb reads end-of-file and closes it without waiting.
+ * Refuse a connection conn_open did not count: mark it closing, write
+ * answer (a whole HTTP response) straight to its socket and shut the
+ * socket for reading, so that civetweb reads end-of-file (after whatever
+ * had arrived already, which is never acted on) and closes it without
+ * waiting. false: the socket was not found, nothing was written.
  */
-void conn_refuse(struct conn *c, const struct mg_request_info *ri,
+bool conn_refuse(struct conn *c, const struct mg_request_info *ri,
     const char *answer, size_t len);
 /* The connection is gone: its thread is free for its address again. */
 void conn_release(struct conn *c);

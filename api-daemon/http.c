@@ -82,13 +82,13 @@ status_text(int status)
 }
 
 /*
- * After an answer that did not read the request's body (413, 404, ...):
- * read what is left for up to a second, so a quick client still gets the
- * answer before the connection closes. Otherwise civetweb, closing it,
- * would read the rest at whatever pace the client sends it, holding this
- * thread: a byte a second keeps it for ever.
+ * After an answer that did not read the request's body (413, 404, ...),
+ * before the close: read what is left for up to a second, so that a
+ * client still sending it reads the answer, not a reset (a socket closed
+ * with unread data is reset). No longer: a byte a second would hold this
+ * thread for ever.
  */
-static bool
+static void
 drop_unread_body(struct request *r)
 {
 	int64_t deadline = clock_monotonic_us() + 1000000;
@@ -98,7 +98,6 @@ drop_unread_body(struct request *r)
 	while (left > 0 && clock_monotonic_us() < deadline &&
 	    mg_read(r->conn, &byte, 1) == 1)
 		left--;
-	return left == 0;
 }
 
 /* Whether civetweb keeps the connection open after this request. */
@@ -148,18 +147,16 @@ static int
 answered(struct request *r, int status, size_t body_len)
 {
 	if (r->closing) {
-		bool unread = !r->body_read && r->ri->content_length > 0 &&
-		    !drop_unread_body(r);
-
+		if (!r->body_read && r->ri->content_length > 0)
+			drop_unread_body(r);
 		/*
-		 * civetweb closes by itself when the client did not ask for
-		 * keep-alive, but it first reads what is left of the body.
+		 * Even when the client asked to close, civetweb would first
+		 * read what is left of a body (a chunked one without any
+		 * deadline): it is told to close at once.
 		 */
-		if (unread || client_keeps_alive(r)) {
-			mg_disable_connection_keep_alive(r->conn);
-			if (r->cn != NULL)
-				r->cn->closing = true;
-		}
+		mg_disable_connection_keep_alive(r->conn);
+		if (r->cn != NULL)
+			r->cn->closing = true;
 	}
 	metrics_count_request(&r->ctx->requests, r->route, status);
 	if (atomic_load_explicit(&r->ctx->access_log, memory_order_relaxed))
@@ -256,6 +253,30 @@ respond_method_not_allowed(struct request *r, const char *allow)
 }
 
 /*
+ * civetweb stops reading header lines, silently, at one that starts with
+ * a space, a ':' or a byte >= 0x80, and drops it and all after it. It
+ * writes NULs over each CR and LF it reads; the last CRLF of the block is
+ * left as CR NUL. So the line it kept last must be followed by NUL NUL CR.
+ */
+static bool
+headers_whole(const struct mg_request_info *ri)
+{
+	const char *p;
+	size_t zeros = 0;
+
+	if (ri->num_headers == 0) {
+		/* The request line's CRLF and the CR after it are NULs. */
+		p = ri->http_version + strlen(ri->http_version);
+		while (*p == '\0' && zeros < 4)
+			p++, zeros++;
+		return zeros >= 3;
+	}
+	p = ri->http_headers[ri->num_headers - 1].value;
+	p += strlen(p);
+	return p[1] == '\0' && p[2] == '\r';
+}
+
+/*
  * Requests whose framing could be read two ways, checked on every route
  * before anything else: behind a proxy that frames them the other way,
  * the rest of the body would be a second, hidden request. Each such
@@ -278,6 +299,11 @@ check_framing(struct request *r)
 		    "%d header lines.", MG_MAX_HEADERS - 1);
 		r->closing = true;
 		return respond_detail(r, 431, detail, NULL);
+	}
+	if (!headers_whole(ri)) {
+		r->closing = true;
+		return respond_detail(r, 400, "A header line could not be "
+		    "read.", NULL);
 	}
 	for (int i = 0; i < ri->num_headers; i++) {
 		const struct mg_header *h = &ri->http_headers[i];
@@ -945,6 +971,17 @@ dispatch(struct request *r)
 	}
 }
 
+/* The answer to a connection over its address's share of threads. */
+#define REFUSAL_BODY "{\"detail\": \"Too many connections from this " \
+    "address; try again later.\"}"
+_Static_assert(sizeof(REFUSAL_BODY) - 1 == 70, "the refusal's length");
+static const char refusal[] = "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 70\r\n"
+    "Cache-Control: no-store\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n\r\n" REFUSAL_BODY;
+
 /*
  * Every request comes here, through begin_request: unlike a handler set
  * with mg_set_request_handler, the callback is in place before civetweb
@@ -967,8 +1004,15 @@ begin_request(struct mg_connection *conn)
 	 * whose framing was in doubt (or over its address's share): it is
 	 * never acted on, nor answered.
 	 */
-	if (r.cn != NULL && r.cn->closing)
-		return 400;
+	if (r.cn != NULL && r.cn->closing) {
+		mg_disable_connection_keep_alive(conn);
+		if (!r.cn->refused_unsent)
+			return 400;
+		/* Refused, but its socket was not found to say so. */
+		r.cn->refused_unsent = false;
+		mg_write(conn, refusal, strlen(refusal));
+		return 503;
+	}
 	r.method = r.ri->request_method;
 	r.content_type = "application/json";
 	r.started_us = clock_monotonic_us();
@@ -1013,10 +1057,6 @@ init_connection(const struct mg_connection *conn, void **data)
 	static struct log_limit refusals = LOG_LIMIT_INIT;
 	const struct mg_request_info *ri = conn_info(conn);
 	struct http_context *ctx = mg_get_user_data(mg_get_context(conn));
-	static const char body[] = "{\"detail\": \"Too many connections "
-	    "from this address; try again later.\"}";
-	char answer[256];
-	int len;
 
 	*data = &cn;
 	cn = (struct conn){ .slot = -1 };
@@ -1028,14 +1068,7 @@ init_connection(const struct mg_connection *conn, void **data)
 	    "%s: it holds %u HTTP threads already "
 	    "(--max-connections-per-address)", ri->remote_addr,
 	    ctx->cfg->max_conns_per_address);
-	len = snprintf(answer, sizeof(answer), "HTTP/1.1 503 %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\n"
-	    "Retry-After: 1\r\n"
-	    "Connection: close\r\n\r\n%s", status_text(503),
-	    sizeof(body) - 1, body);
-	conn_refuse(&cn, ri, answer, (size_t)len);
+	cn.refused_unsent = !conn_refuse(&cn, ri, refusal, strlen(refusal));
 	return 0;
 }
 

@@ -115,7 +115,7 @@ requests(struct strbuf *out, const struct metrics_requests *m)
 		}
 	}
 	single(out, "http_connections_refused_total", "counter",
-	    "Connections answered 503 and closed unread: their client address "
+	    "Connections answered 503 and closed at once: their client address "
 	    "held its share of HTTP threads (--max-connections-per-address).",
 	    atomic_load_explicit(&m->connections_refused,
 	    memory_order_relaxed));

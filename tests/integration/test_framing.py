@@ -15,6 +15,10 @@ never runs (total_orders unchanged):
 - more header lines than civetweb keeps (64), the 65th being a
   Transfer-Encoding or an Idempotency-Key: 431, and two creates with one
   key placed there never make two orders;
+- a header line civetweb stops at (folded, or starting with ':' or a byte
+  >= 0x80), with a Transfer-Encoding or a second Content-Length after it;
+- a refused chunked body that the client keeps trickling after asking
+  for the close: closed at once;
 - an absolute-form target for another host: a JSON 400, not a silent close;
 - a 404 for a POST with a small body (the body unread): the close follows.
 """
@@ -145,6 +149,59 @@ def framing(s, oid):
                        + b"Transfer-Encoding: chunked\r\n\r\n" + body + HIDDEN, 431)
 
 
+def unread_lines(s):
+    """civetweb stops reading headers, silently, at a line that starts with
+    a space (an obsolete folded line), a ':' or a byte >= 0x80, and drops
+    it and every line after it: a request with such a line is refused, so
+    a Transfer-Encoding or a second Content-Length behind it is never
+    overlooked."""
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    for what, line in (("a folded line", b"X-A: a\r\n folded\r\n"),
+                       ("a line starting with ':'", b":x: y\r\n"),
+                       ("a line starting with 0xff", b"\xffX: y\r\n")):
+        expect_refused(s, "Transfer-Encoding after %s" % what,
+                       get + line + b"Transfer-Encoding: chunked\r\n"
+                       b"Content-Length: 2\r\n\r\n" + b"xx" + HIDDEN, 400)
+        expect_refused(s, "a second Content-Length after %s" % what,
+                       get + b"Content-Length: 2\r\n" + line +
+                       b"Content-Length: %d\r\n\r\n" % (2 + len(HIDDEN))
+                       + b"xx" + HIDDEN, 400)
+
+
+def chunked_trickle_closes(s):
+    """A refused chunked body whose client asked to close and keeps
+    trickling it: the close follows the answer at once, not when the
+    client stops sending."""
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"POST /orders/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+              b"Content-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n40\r\n{")
+    t0 = time.monotonic()
+    c.settimeout(0.3)
+    buf, closed = b"", False
+    while time.monotonic() - t0 < 5 and not closed:
+        try:
+            chunk = c.recv(4096)
+            if not chunk:
+                closed = True
+            buf += chunk
+        except socket.timeout:
+            try:
+                c.sendall(b" ")
+            except OSError:
+                closed = True
+        except ConnectionResetError:
+            closed = True
+    c.close()
+    took = time.monotonic() - t0
+    if not buf.startswith(b"HTTP/1.1 400 "):
+        h.fail("a chunked create: expected 400, got %r" % buf[:200])
+    if not closed or took > 2.0:
+        h.fail("a chunked create trickled after its 400: closed=%s after %.1f s"
+               % (closed, took))
+    print("ok: a trickled chunked body is closed %.1f s after its 400" % took)
+
+
 def key_after_cut(s):
     """Two creates with one Idempotency-Key placed beyond what civetweb
     keeps: never two orders for one key."""
@@ -215,6 +272,8 @@ def main():
         s.start_api()
         oid = s.create_order()
         framing(s, oid)
+        unread_lines(s)
+        chunked_trickle_closes(s)
         key_after_cut(s)
         absolute_target(s)
         unread_body_closes(s)
