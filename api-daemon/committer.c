@@ -212,6 +212,24 @@ commit_done(struct committer *c, int rc, size_t n)
 		log_info("commits succeed again");
 }
 
+/* Commits begin again: end a stall of timed-out creates, if any. */
+static void
+stall_end(struct committer *c)
+{
+	uint64_t timed_out = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->stalled) {
+		timed_out = c->stall_timeouts;
+		c->stalled = false;
+		c->stall_timeouts = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (timed_out > 0)
+		log_info("commits resumed; %llu creates timed out meanwhile",
+		    (unsigned long long)timed_out);
+}
+
 static void *
 committer_run(void *arg)
 {
@@ -225,7 +243,6 @@ committer_run(void *arg)
 		fatalx("committer: out of memory");
 	for (;;) {
 		struct batch b = { .c = c, .waiters = batch };
-		uint64_t timed_out = 0;
 		size_t n, n_ids = 0;
 		int64_t now_ms;
 		int rc;
@@ -247,13 +264,21 @@ committer_run(void *arg)
 		}
 		if (c->head == NULL) {
 			bool stop = c->stopping;
-			bool failing = c->stats.last_commit_error != 0;
+			bool failing = c->stats.last_commit_error != 0 ||
+			    c->stalled;
 
 			pthread_mutex_unlock(&c->lock);
 			if (stop)
 				break;
+			/*
+			 * Without new orders, only a probe can show that
+			 * commits work again (and make /readyz say so).
+			 */
 			if (failing && clock_monotonic_ms() >= next_probe) {
-				commit_done(c, store_probe(c->store), 0);
+				rc = store_probe(c->store);
+				commit_done(c, rc, 0);
+				if (rc == 0)
+					stall_end(c);
 				next_probe = clock_monotonic_ms() +
 				    PROBE_INTERVAL_MS;
 			}
@@ -274,16 +299,9 @@ committer_run(void *arg)
 			next_probe = clock_monotonic_ms() + PROBE_INTERVAL_MS;
 		}
 
-		pthread_mutex_lock(&c->lock);
-		if (rc == 0 && c->stalled) {
-			timed_out = c->stall_timeouts;
-			c->stalled = false;
-			c->stall_timeouts = 0;
-		}
-		pthread_mutex_unlock(&c->lock);
-		if (timed_out > 0)
-			log_info("commits resumed; %llu creates timed out "
-			    "meanwhile", (unsigned long long)timed_out);
+		/* A transaction began: the writer lock is free again. */
+		if (rc == 0)
+			stall_end(c);
 		if (n == 0)
 			continue;	/* every waiter timed out meanwhile */
 		/* The orders live on their handlers' stacks: read them now. */
@@ -413,5 +431,6 @@ committer_stats(struct committer *c, struct committer_stats *st)
 {
 	pthread_mutex_lock(&c->lock);
 	*st = c->stats;
+	st->stalled = c->stalled;
 	pthread_mutex_unlock(&c->lock);
 }

@@ -40,6 +40,8 @@ struct committer_stats {
 	uint64_t queue_send_errors;	/* sends that failed otherwise */
 	uint64_t timeouts;		/* withdrawn at their timeout */
 	bool queue_open;
+	/* Creates time out: no commit could begin since the first did. */
+	bool stalled;
 	/* 0, or the error of the last commit of new orders (or probe). */
 	int last_commit_error;
 };

@@ -891,6 +891,9 @@ handle_readyz(struct request *r)
 		snprintf(buf, sizeof(buf), "the last commit failed: %s",
 		    store_strerror(cs.last_commit_error));
 		why = buf;
+	} else if (cs.stalled) {
+		why = "creates time out: no commit could begin within "
+		    "--commit-timeout-ms (LMDB's writer lock is held)";
 	} else if (store_counters(r->ctx->store, &c) != 0)
 		why = "LMDB cannot be read";
 	else if (!cs.queue_open)

@@ -119,9 +119,18 @@ def stalled_creates(s, acked):
         if total != before:
             h.fail("total_orders went from %d to %d with every create refused"
                    % (before, total))
+        r = s.request("GET", "/readyz", check=False, retry=False)
+        if r.status != 503 or "creates time out" not in str(r.body):
+            h.fail("/readyz while creates time out: %s %r" % (r.status, r.body))
         print("%d creates answered 503 in %.2f-%.2f s while the writer lock "
-              "was held" % (N, min(r[1] for r in results),
-                            max(r[1] for r in results)))
+              "was held; /readyz said %r" % (N, min(x[1] for x in results),
+                                             max(x[1] for x in results),
+                                             r.body["detail"]))
+
+    # Released, with no create coming: /readyz is 200 again by itself.
+    h.wait_until(lambda: s.request("GET", "/readyz", check=False,
+                                   retry=False).status == 200,
+                 5, "/readyz 200 after the writer lock is released")
 
     # Released: creates work again, and the keys of the 503'd creates were
     # never stored, so their retries create new orders.
