@@ -357,20 +357,32 @@ committer_create(struct committer **cp, struct store *s,
 	return 0;
 }
 
-void
-committer_destroy(struct committer *c)
+int
+committer_destroy(struct committer *c, unsigned wait_ms)
 {
+	struct timespec until;
+
 	if (c == NULL)
-		return;
+		return 0;
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
 	pthread_cond_signal(&c->work_cond);
 	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	/* Blocked in LMDB (the writer lock held elsewhere): left as it is. */
+	if (pthread_timedjoin_np(c->thread, NULL, &until) != 0)
+		return ETIMEDOUT;
 	queue_close(&c->queue);
 	pthread_cond_destroy(&c->work_cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+	return 0;
 }
 
 /* Take w, which is not in a batch, off the FIFO; under the lock. */

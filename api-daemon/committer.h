@@ -17,7 +17,10 @@
  * waiting for a create.
  *
  * The committer owns the queue descriptor; nothing else touches it.
- * committer_destroy commits what was submitted, then stops the thread.
+ * committer_destroy commits what was submitted, then stops the thread;
+ * if the thread is still blocked in LMDB after wait_ms (another process
+ * holds the writer lock), it returns ETIMEDOUT and leaves the thread and
+ * the committer as they are: the store must then not be closed.
  */
 #ifndef OP_COMMITTER_H
 #define OP_COMMITTER_H
@@ -49,7 +52,7 @@ struct committer_stats {
 /* timeout_ms: the longest an order waits for its transaction to begin. */
 int committer_create(struct committer **c, struct store *s,
     const char *queue_name, unsigned timeout_ms);
-void committer_destroy(struct committer *c);
+int committer_destroy(struct committer *c, unsigned wait_ms);
 /*
  * Commit o (its id is set on success); returns 0, a store error, or
  * COMMITTER_ETIMEDOUT when no transaction took it within the timeout.

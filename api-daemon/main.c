@@ -156,8 +156,21 @@ main(int argc, char **argv)
 
 	http_stop(srv);
 out_committer:
-	/* After the server: handlers still waiting on a commit get it. */
-	committer_destroy(committer);
+	/*
+	 * After the server: handlers still waiting on a commit get it. A
+	 * committer that cannot begin a transaction (another process holds
+	 * LMDB's writer lock and does not let go) is not waited for past
+	 * the commit timeout: every create has its answer by then, and the
+	 * store cannot be closed under it.
+	 */
+	if (committer_destroy(committer, cfg.commit_timeout_ms + 1000) != 0) {
+		log_error("could not stop cleanly: no LMDB write transaction "
+		    "could begin in %u ms (another process holds the writer "
+		    "lock); exiting without closing the environment",
+		    cfg.commit_timeout_ms + 1000);
+		status = 1;
+		goto out;
+	}
 	mg_exit_library();
 out_store:
 	store_close(store);

@@ -23,6 +23,8 @@ Every acknowledged order completes, total_orders equals the 201s exactly
 
 import os
 import random
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -195,6 +197,47 @@ def release_at_deadlines(s, acked):
     acked.extend(poster.acked)
 
 
+def stop_while_held(s):
+    """SIGTERM while the writer lock is held and not let go, a create in
+    hand: the create gets its 503, and order-api does not wait for the
+    lock past the commit timeout and a second; it exits 1 with one line
+    saying why. Then it starts again as usual."""
+    answer = []
+
+    def create():
+        c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+        answer.append(c.request("POST", "/orders/", body(0), retry=False).status)
+        c.close()
+
+    with f.WriterHold(s.datadir):
+        # A create waits, so the committer waits on the lock too.
+        t = threading.Thread(target=create)
+        t.start()
+        h.wait_until(lambda: f.prometheus(s, "http_requests_in_flight") == 2,
+                     5, "the create in hand")
+        t0 = time.monotonic()
+        os.kill(s.api.pid, signal.SIGTERM)
+        try:
+            rc = s.api.proc.wait(TIMEOUT_MS / 1000 + 1 + 10)
+        except subprocess.TimeoutExpired:
+            h.fail("order-api did not stop in %.0f s while the writer lock "
+                   "was held" % (time.monotonic() - t0))
+        took = time.monotonic() - t0
+        t.join(CLIENT_TIMEOUT)
+    if answer != [503]:
+        h.fail("the create in hand at the stop got %r, expected 503" % answer)
+    with open(s.api_log) as log:
+        said = log.read().count("could not stop cleanly: no LMDB write "
+                                "transaction could begin")
+    if rc != 1 or said != 1:
+        h.fail("stopped while the writer lock was held: exit %s, %d lines "
+               "saying why" % (rc, said))
+    print("SIGTERM with the writer lock held: exit 1 after %.1f s" % took)
+    s.api = None
+    s.start_api(extra=["--threads", str(THREADS),
+                       "--commit-timeout-ms", str(TIMEOUT_MS)])
+
+
 def main():
     f.require_op_check()
     f.require_writer_hold()
@@ -214,6 +257,7 @@ def main():
         if "commits resumed; %d creates timed out meanwhile" % N not in text:
             h.fail("no 'commits resumed' line after the first stall")
         release_at_deadlines(s, acked)
+        stop_while_held(s)
 
         m = f.jepsen_check(s, acked, uncertain=0)
         if m["total_orders"] != len(acked):
