@@ -1214,9 +1214,13 @@ ask_self(struct http_server *srv)
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two_s, sizeof(two_s));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &two_s, sizeof(two_s));
-	if (send(fd, request, sizeof(request) - 1, MSG_NOSIGNAL) > 0)
-		while (recv(fd, answer, sizeof(answer), 0) > 0)
-			continue;
+	if (send(fd, request, sizeof(request) - 1, MSG_NOSIGNAL) > 0) {
+		ssize_t n;
+
+		do
+			n = recv(fd, answer, sizeof(answer), 0);
+		while (n > 0);	/* read to the close */
+	}
 	close(fd);
 }
 
