@@ -426,7 +426,11 @@ usage(const struct config *cfg, FILE *out)
 		    def->default_value != NULL ? " (default: " : "",
 		    def->default_value != NULL ? def->default_value : "",
 		    def->default_value != NULL ? ")" : "");
-		fprintf(out, "  %-28s ", flags);
+		/* A flag too long for its column gets a line of its own. */
+		if (strlen(flags) > 28)
+			fprintf(out, "  %s\n%31s", flags, "");
+		else
+			fprintf(out, "  %-28s ", flags);
 		print_wrapped(out, text, 31, 79);
 	}
 	fprintf(out, "\nEvery option but -c, -n, -h and -V may also be set in "
@@ -560,6 +564,8 @@ make_absolute(char *path, size_t size, const char *base, const char *name,
 
 	if (path[0] == '\0' || path[0] == '/')
 		return 0;
+	while (path[0] == '.' && path[1] == '/')
+		memmove(path, path + 2, strlen(path + 2) + 1);
 	if ((size_t)snprintf(joined, sizeof(joined), "%s/%s", base, path) >=
 	    size) {
 		fprintf(stderr, "%s: %s '%s': path too long\n", progname, name,
