@@ -224,6 +224,7 @@ log_limited(struct log_limit *l, enum log_level level, int key,
 	int64_t interval = l->interval_ms > 0 ? l->interval_ms : LOG_LIMIT_MS;
 	unsigned long repeats = 0;
 	int64_t now, since = 0;
+	bool other = false;
 	int saved_errno = errno;
 	struct timespec ts;
 	char msg[1024];
@@ -238,9 +239,10 @@ log_limited(struct log_limit *l, enum log_level level, int key,
 		errno = saved_errno;
 		return;
 	}
-	if (l->used && l->key == key) {
+	if (l->used) {
 		repeats = l->repeats;
 		since = l->since_ms;
+		other = l->key != key;
 	}
 	l->used = true;
 	l->key = key;
@@ -253,6 +255,10 @@ log_limited(struct log_limit *l, enum log_level level, int key,
 	va_end(ap);
 	if (repeats == 0)
 		log_line(level, "%s", msg);
+	else if (other)
+		log_line(level, "%s (the message before it repeated %lu "
+		    "times more in the last %lld s)", msg, repeats,
+		    (long long)((now - since + 500) / 1000));
 	else
 		log_line(level, "%s (repeated %lu times in the last %lld s)",
 		    msg, repeats, (long long)((now - since + 500) / 1000));

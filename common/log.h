@@ -57,7 +57,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * (an error code): the first line of a key is written; the same key again
  * within LOG_LIMIT_MS is only counted; the first one after that is
  * written with " (repeated N times in the last S s)". Another key is
- * written at once and starts a new count. Thread-safe.
+ * written at once, with the count of the key before it still held back,
+ * and starts a new count. Thread-safe.
  */
 #define LOG_LIMIT_MS 10000
 struct log_limit {

@@ -43,8 +43,14 @@ TEST(test_limited_counts_repeats)
 	test_assert(count_lines("failure five", last, sizeof(last)) == 1);
 	test_assert(strstr(last, "could not commit 1 orders") != NULL);
 
-	/* Another key is written at once, then counted in its turn. */
+	/*
+	 * Another key is written at once, with the count of the one before
+	 * that was held back, then counted in its turn.
+	 */
 	log_limited(&l, LOG_LEVEL_ERROR, 7, "failure seven");
+	test_assert(count_lines("failure seven", last, sizeof(last)) == 1);
+	test_assert_msg(strstr(last, "failure seven (the message before it "
+	    "repeated 999 times more in the last 0 s)") != NULL, "%s", last);
 	for (int i = 0; i < 10; i++)
 		log_limited(&l, LOG_LEVEL_ERROR, 7, "failure seven");
 	test_assert(count_lines("failure seven", NULL, 0) == 1);
