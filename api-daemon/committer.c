@@ -41,7 +41,8 @@
  */
 struct waiter {
 	struct waiter *next;		/* FIFO link, under the lock */
-	struct order *order;
+	struct order *order;		/* to create, or the cancel's answer */
+	uint64_t cancel_id;		/* nonzero: cancel this order */
 	bool taken;			/* in a batch; under the lock */
 	struct waiter *wake[2];		/* to wake once done (or NULL) */
 	int rc;
@@ -173,7 +174,9 @@ take_batch(void *arg, struct order **orders, size_t max, int64_t *now_ms)
 	size_t n = 0;
 
 	pthread_mutex_lock(&c->lock);
-	for (w = c->head; w != NULL && n < max; w = w->next) {
+	/* Creates only: a cancel has a transaction of its own. */
+	for (w = c->head; w != NULL && n < max && w->cancel_id == 0;
+	    w = w->next) {
 		w->taken = true;
 		b->waiters[n] = w;
 		orders[n++] = w->order;
@@ -226,8 +229,74 @@ stall_end(struct committer *c)
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (timed_out > 0)
-		log_info("commits resumed; %llu creates timed out meanwhile",
-		    (unsigned long long)timed_out);
+		log_info("commits resumed; %llu creates and cancels timed "
+		    "out meanwhile", (unsigned long long)timed_out);
+}
+
+/* One cancel and its transaction (committer thread only). */
+struct cancel {
+	struct committer *c;
+	struct waiter *w;		/* taken, or NULL */
+};
+
+/*
+ * store_cancel_from's take: the cancel at the head of the FIFO, if it is
+ * still there (it may have timed out meanwhile).
+ */
+static bool
+take_cancel(void *arg, uint64_t *id, int64_t *now_ms)
+{
+	struct cancel *k = arg;
+	struct committer *c = k->c;
+	struct waiter *w;
+
+	pthread_mutex_lock(&c->lock);
+	if ((w = c->head) != NULL && w->cancel_id != 0) {
+		w->taken = true;
+		c->head = w->next;
+		if (c->head == NULL)
+			c->tail = &c->head;
+		k->w = w;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (w == NULL || w->cancel_id == 0)
+		return false;
+	*id = w->cancel_id;
+	*now_ms = clock_realtime_ms();
+	return true;
+}
+
+/* Run the cancel at the head of the FIFO in a transaction of its own. */
+static void
+run_cancel(struct committer *c)
+{
+	struct cancel k = { .c = c };
+	struct order scratch;
+	bool taken;
+	int rc;
+	int64_t now_ms;
+	uint64_t id;
+
+	/*
+	 * The waiter's order is written only once it is taken, so until
+	 * then store_cancel_from has nothing of it: it is handed the waiter's
+	 * answer through k.w after take_cancel.
+	 */
+	order_init(&scratch);
+	rc = store_cancel_from(c->store, take_cancel, &k, &scratch, &taken);
+	/* No transaction began: the cancel waiting gets the error. */
+	if (!taken && rc != 0 && take_cancel(&k, &id, &now_ms))
+		taken = true;
+	if (rc == 0 || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND)
+		stall_end(c);
+	if (taken && k.w != NULL) {
+		order_finish(k.w->order);
+		*k.w->order = scratch;
+		order_init(&scratch);
+		k.w->rc = rc;
+		waiter_wake(k.w);
+	}
+	order_finish(&scratch);
 }
 
 static void *
@@ -243,6 +312,7 @@ committer_run(void *arg)
 		fatalx("committer: out of memory");
 	for (;;) {
 		struct batch b = { .c = c, .waiters = batch };
+		bool cancel;
 		size_t n, n_ids = 0;
 		int64_t now_ms;
 		int rc;
@@ -284,7 +354,12 @@ committer_run(void *arg)
 			}
 			continue;
 		}
+		cancel = c->head->cancel_id != 0;
 		pthread_mutex_unlock(&c->lock);
+		if (cancel) {
+			run_cancel(c);
+			continue;
+		}
 
 		/* This blocks while another process holds the writer lock. */
 		rc = store_create_from(c->store, take_batch, &b, orders,
@@ -398,10 +473,11 @@ withdraw(struct committer *c, struct waiter *w)
 		c->tail = p;
 }
 
-int
-committer_submit(struct committer *c, struct order *o)
+/* Queue a create of o (cancel_id 0) or a cancel, and wait for it. */
+static int
+submit(struct committer *c, struct order *o, uint64_t cancel_id)
 {
-	struct waiter w = { .order = o };
+	struct waiter w = { .order = o, .cancel_id = cancel_id };
 	int64_t deadline_ms = clock_monotonic_ms() + c->timeout_ms;
 	bool withdrawn = false, first = false;
 
@@ -419,15 +495,16 @@ committer_submit(struct committer *c, struct order *o)
 			first = !c->stalled;
 			c->stalled = true;
 			c->stall_timeouts++;
-			c->stats.timeouts++;
+			if (cancel_id == 0)
+				c->stats.timeouts++;
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (withdrawn) {
 			if (first)
 				log_warn("no commit began within %u ms (LMDB's "
 				    "writer lock is held elsewhere, or a "
-				    "commit is slow): creates answer 503 "
-				    "until one does", c->timeout_ms);
+				    "commit is slow): creates and cancels "
+				    "answer 503 until one does", c->timeout_ms);
 			return COMMITTER_ETIMEDOUT;
 		}
 		waiter_sleep(&w);
@@ -436,6 +513,18 @@ committer_submit(struct committer *c, struct order *o)
 		if (w.wake[i] != NULL)
 			waiter_wake(w.wake[i]);
 	return w.rc;
+}
+
+int
+committer_submit(struct committer *c, struct order *o)
+{
+	return submit(c, o, 0);
+}
+
+int
+committer_cancel(struct committer *c, uint64_t id, struct order *o)
+{
+	return submit(c, o, id);
 }
 
 void

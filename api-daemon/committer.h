@@ -11,6 +11,10 @@
  * the committer's timeout (another process holds LMDB's writer lock, say)
  * is withdrawn unstored; one already taken waits for the outcome.
  *
+ * Cancels go through the same FIFO and the same deadline (committer_cancel),
+ * one transaction each, so that no handler thread ever waits for LMDB's
+ * writer lock itself: only the committer thread does.
+ *
  * The outcome of the last commit of new orders is kept for /readyz: after
  * a failure, while no order comes, the committer tries store_probe once a
  * second, so that a store that works again is seen as such without
@@ -58,6 +62,12 @@ int committer_destroy(struct committer *c, unsigned wait_ms);
  * COMMITTER_ETIMEDOUT when no transaction took it within the timeout.
  */
 int committer_submit(struct committer *c, struct order *o);
+/*
+ * store_cancel of order id, o filled as store_cancel fills it; or
+ * COMMITTER_ETIMEDOUT when no transaction took it within the timeout
+ * (nothing was changed).
+ */
+int committer_cancel(struct committer *c, uint64_t id, struct order *o);
 void committer_stats(struct committer *c, struct committer_stats *st);
 
 #endif

@@ -601,7 +601,19 @@ handle_order(struct request *r, enum route route, uint64_t id)
 				goto out;
 			free(body);
 		}
-		rc = store_cancel(r->ctx->store, id, clock_realtime_ms(), &o);
+		/*
+		 * Through the committer, whose thread alone waits for LMDB's
+		 * writer lock: a cancel then has the creates' deadline. Ids
+		 * start at 1.
+		 */
+		rc = id == 0 ? STORE_ENOTFOUND :
+		    committer_cancel(r->ctx->committer, id, &o);
+		if (rc == COMMITTER_ETIMEDOUT) {
+			status = respond_detail(r, 503, "The order was not "
+			    "cancelled: it could not be committed in time. "
+			    "Try again.", "Retry-After: 1\r\n");
+			goto out;
+		}
 		if (rc == STORE_ECONFLICT) {
 			char detail[128], oid[ORDER_ID_BUFSZ];
 

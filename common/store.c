@@ -1119,10 +1119,20 @@ struct transition_group {
 	int64_t lease_until_ms;
 };
 
+/*
+ * Names the one order of a one-order transition once its transaction has
+ * begun (store_cancel_from); NULL for transitions whose ids are known.
+ */
+struct transition_take {
+	store_take_id_fn take;
+	void *arg;
+	bool taken;
+};
+
 /* Apply every group in one write transaction: all or nothing. */
 static int
 transition_batch(struct store *s, struct transition_group *g, size_t n_groups,
-    int64_t now_ms)
+    int64_t now_ms, struct transition_take *t)
 {
 	struct store_counters cnt;
 	bool any = false;
@@ -1139,6 +1149,13 @@ transition_batch(struct store *s, struct transition_group *g, size_t n_groups,
 		return 0;
 	if ((rc = write_begin(s, &txn)) != 0)
 		return rc;
+	if (t != NULL) {
+		t->taken = t->take(t->arg, &g[0].c[0].id, &now_ms);
+		if (!t->taken) {
+			write_abort(s, txn);
+			return 0;
+		}
+	}
 	if ((rc = counters_get(s, txn, &cnt)) != 0)
 		goto fail;
 	for (size_t j = 0; j < n_groups; j++) {
@@ -1237,7 +1254,7 @@ store_claim(struct store *s, struct store_claim *c, size_t n, int64_t now_ms,
 {
 	struct transition_group g = { c, n, decide_claim, lease_until_ms };
 
-	return transition_batch(s, &g, 1, now_ms);
+	return transition_batch(s, &g, 1, now_ms, NULL);
 }
 
 int
@@ -1246,7 +1263,7 @@ store_complete(struct store *s, struct store_claim *c, size_t n,
 {
 	struct transition_group g = { c, n, decide_complete, 0 };
 
-	return transition_batch(s, &g, 1, now_ms);
+	return transition_batch(s, &g, 1, now_ms, NULL);
 }
 
 int
@@ -1259,7 +1276,7 @@ store_advance(struct store *s, struct store_claim *done, size_t n_done,
 		{ claim, n_claim, decide_claim, lease_until_ms },
 	};
 
-	return transition_batch(s, g, 2, now_ms);
+	return transition_batch(s, g, 2, now_ms, NULL);
 }
 
 int
@@ -1268,7 +1285,7 @@ store_release(struct store *s, struct store_claim *c, size_t n,
 {
 	struct transition_group g = { c, n, decide_release, 0 };
 
-	return transition_batch(s, &g, 1, now_ms);
+	return transition_batch(s, &g, 1, now_ms, NULL);
 }
 
 int
@@ -1278,10 +1295,28 @@ store_cancel(struct store *s, uint64_t id, int64_t now_ms, struct order *o)
 	struct transition_group g = { &c, 1, decide_cancel, 0 };
 	int rc;
 
-	rc = transition_batch(s, &g, 1, now_ms);
+	rc = transition_batch(s, &g, 1, now_ms, NULL);
 	if (rc != 0)
 		return rc;
 	if ((rc = store_get(s, id, o)) != 0)
+		return rc;
+	return c.done ? 0 : STORE_ECONFLICT;
+}
+
+int
+store_cancel_from(struct store *s, store_take_id_fn take, void *arg,
+    struct order *o, bool *taken)
+{
+	struct store_claim c = { 0 };
+	struct transition_group g = { &c, 1, decide_cancel, 0 };
+	struct transition_take t = { take, arg, false };
+	int rc;
+
+	rc = transition_batch(s, &g, 1, 0, &t);
+	*taken = t.taken;
+	if (rc != 0 || !t.taken)
+		return rc;
+	if ((rc = store_get(s, c.id, o)) != 0)
 		return rc;
 	return c.done ? 0 : STORE_ECONFLICT;
 }

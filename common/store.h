@@ -122,6 +122,12 @@ typedef int (*store_unfinished_fn)(const struct store_unfinished *u,
  */
 typedef size_t (*store_take_fn)(void *arg, struct order **orders,
     size_t max, int64_t *now_ms);
+/*
+ * Hands store_cancel_from the order to cancel, once the write transaction
+ * has begun: its id in *id and the time in *now_ms; false: none, and
+ * nothing is written.
+ */
+typedef bool (*store_take_id_fn)(void *arg, uint64_t *id, int64_t *now_ms);
 
 /*
  * Create dir's environment if needed and check its schema. An environment
@@ -173,6 +179,14 @@ int store_get(struct store *s, uint64_t id, struct order *o);
 /* Pending -> Cancelled; STORE_ECONFLICT (o filled) if not Pending. */
 int store_cancel(struct store *s, uint64_t id, int64_t now_ms,
     struct order *o);
+/*
+ * store_cancel of the order take names once the writer lock is held, so
+ * that a caller waiting for the lock can still withdraw it; *taken says
+ * whether take named one (if the transaction cannot begin, take is not
+ * called and *taken is false).
+ */
+int store_cancel_from(struct store *s, store_take_id_fn take, void *arg,
+    struct order *o, bool *taken);
 /*
  * Claim: Pending, or Processing with a lapsed lease, -> Processing until
  * lease_until_ms, attempt + 1. Others are left alone (done = false).

@@ -48,16 +48,15 @@ def body(i):
     return {"user_id": 500 + i, "item_ids": [i + 1], "total_amount": 2.5}
 
 
-def check_503(what, r, elapsed):
+def check_503(what, r, elapsed, says="not stored"):
     if r.status != 503:
         h.fail("%s: expected 503, got %s %r" % (what, r.status, r.raw[:200]))
     ra = r.headers.get("retry-after", "")
     if not ra.isdigit() or int(ra) < 1:
         h.fail("%s: 503 without a Retry-After in seconds: %r" % (what, r.headers))
     detail = r.body.get("detail") if isinstance(r.body, dict) else None
-    if not isinstance(detail, str) or "not stored" not in detail:
-        h.fail("%s: 503 detail does not say the order was not stored: %r"
-               % (what, r.raw[:200]))
+    if not isinstance(detail, str) or says not in detail:
+        h.fail("%s: 503 detail does not say %r: %r" % (what, says, r.raw[:200]))
     if not TIMEOUT_MS / 1000 * 0.9 <= elapsed <= TIMEOUT_MS / 1000 + MARGIN:
         h.fail("%s: 503 after %.2f s, expected about %.1f s (at most %.1f)"
                % (what, elapsed, TIMEOUT_MS / 1000, TIMEOUT_MS / 1000 + MARGIN))
@@ -71,11 +70,11 @@ def timeouts(s):
 
 
 def stalled_creates(s, acked):
-    """Phase 1: N creates while the lock is held, reads meanwhile."""
+    """Phase 1: N creates and a cancel while the lock is held, reads
+    meanwhile."""
     known = acked[0]
     before = s.metrics()["total_orders"]
     results = [None] * N
-    barrier = threading.Barrier(N + 1)
 
     def create(i):
         c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
@@ -89,8 +88,20 @@ def stalled_creates(s, acked):
         results[i] = (r, time.monotonic() - t0, time.monotonic())
         c.close()
 
+    cancelled = []
+
+    def cancel():
+        c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+        barrier.wait()
+        t0 = time.monotonic()
+        r = c.request("POST", "/orders/%s/cancel/" % known, retry=False)
+        cancelled.append((r, time.monotonic() - t0))
+        c.close()
+
     with f.WriterHold(s.datadir):
+        barrier = threading.Barrier(N + 2)
         threads = [threading.Thread(target=create, args=(i,)) for i in range(N)]
+        threads.append(threading.Thread(target=cancel))
         for t in threads:
             t.start()
         barrier.wait()
@@ -110,6 +121,11 @@ def stalled_creates(s, acked):
             if res is None or isinstance(res[0], Exception):
                 h.fail("create %d while the writer lock is held: %r" % (i, res))
             check_503("create %d while the writer lock is held" % i, res[0], res[1])
+        # A cancel waits for the writer lock as a create does.
+        if len(cancelled) != 1:
+            h.fail("the cancel while the writer lock is held: %r" % cancelled)
+        check_503("a cancel while the writer lock is held", *cancelled[0],
+                  says="not cancelled")
         first_503 = min(res[2] for res in results)
         if max(read_done) >= first_503:
             h.fail("the reads did not answer while the creates were waiting")
@@ -134,8 +150,13 @@ def stalled_creates(s, acked):
                                    retry=False).status == 200,
                  5, "/readyz 200 after the writer lock is released")
 
-    # Released: creates work again, and the keys of the 503'd creates were
-    # never stored, so their retries create new orders.
+    # Released: the cancel changed nothing (the order was Completed; a
+    # retry is a 409 now), creates work again, and the keys of the 503'd
+    # creates were never stored, so their retries create new orders.
+    r = s.request("POST", "/orders/%s/cancel/" % known, check=False, retry=False)
+    if r.status != 409 or s.status(known) != "Completed":
+        h.fail("the cancel after the release: %s, %s is %s"
+               % (r.status, known, s.status(known)))
     c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
     for i in range(N):
         hdrs = {"Idempotency-Key": "stall-%d" % i} if i % 2 == 0 else None
@@ -254,7 +275,9 @@ def main():
         stalls = text.count("no commit began within %d ms" % TIMEOUT_MS)
         if stalls != 2:
             h.fail("expected one log line per stall (2), found %d" % stalls)
-        if "commits resumed; %d creates timed out meanwhile" % N not in text:
+        resumed = ("commits resumed; %d creates and cancels timed out "
+                   "meanwhile" % (N + 1))
+        if resumed not in text:
             h.fail("no 'commits resumed' line after the first stall")
         release_at_deadlines(s, acked)
         stop_while_held(s)
