@@ -36,6 +36,7 @@ struct request {
 	struct conn *cn;	/* NULL: civetweb gave none */
 	const char *method;
 	bool head;		/* HEAD: headers as for GET, no body */
+	bool http10;		/* HTTP/1.0: no chunks, keep-alive on request */
 	enum route route;
 	const char *content_type;
 	int64_t started_us;	/* monotonic, for the access log */
@@ -121,21 +122,20 @@ head_printf(struct request *r, struct strbuf *out, int status,
     const char *extra, long long length)
 {
 	bool keeps = client_keeps_alive(r);
-	bool http10 = strcmp(r->ri->http_version, "1.0") == 0;
 
-	if (length < 0 && http10)
+	if (length < 0 && r->http10)
 		r->closing = true;
 	strbuf_printf(out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: %s\r\n", status, status_text(status),
 	    r->content_type);
 	if (length >= 0)
 		strbuf_printf(out, "Content-Length: %lld\r\n", length);
-	else if (!http10)
+	else if (!r->http10)
 		strbuf_puts(out, "Transfer-Encoding: chunked\r\n");
 	strbuf_printf(out, "Cache-Control: no-store\r\n%s%s\r\n",
 	    extra != NULL ? extra : "",
 	    r->closing || !keeps ? "Connection: close\r\n"
-	    : http10 ? "Connection: keep-alive\r\n" : "");
+	    : r->http10 ? "Connection: keep-alive\r\n" : "");
 }
 
 /*
@@ -707,12 +707,10 @@ static bool
 write_chunk(struct request *r, struct strbuf *chunk, const char *data,
     size_t len)
 {
-	bool http10 = strcmp(r->ri->http_version, "1.0") == 0;
-
-	if (!http10)
+	if (!r->http10)
 		strbuf_printf(chunk, "%zx\r\n", len);
 	strbuf_append(chunk, data, len);
-	if (!http10)
+	if (!r->http10)
 		strbuf_puts(chunk, "\r\n");
 	return !strbuf_failed(chunk) &&
 	    mg_write(r->conn, chunk->data, chunk->len) == (int)chunk->len;
@@ -764,12 +762,12 @@ list_stream(struct request *r, struct store_filter *f, struct list_state *ls)
 			ok = write_chunk(r, &out, r->body.data, r->body.len);
 			sent += r->body.len;
 			strbuf_reset(&out);
-			if (ok && strcmp(r->ri->http_version, "1.0") != 0)
+			if (ok && !r->http10)
 				ok = mg_write(r->conn, "0\r\n\r\n", 5) == 5;
 		}
 	}
 	strbuf_finish(&out);
-	if (!ok || strcmp(r->ri->http_version, "1.0") == 0)
+	if (!ok || r->http10)
 		r->closing = true;
 	return answered(r, 200, sent);
 }
@@ -986,16 +984,41 @@ dispatch(struct request *r)
 	}
 }
 
+/*
+ * A whole answer, outside a request's handling, into out: a JSON detail,
+ * extra header lines (or NULL), and the connection closed after it.
+ * false: out of memory, out is not to be sent.
+ */
+static bool
+closing_answer(struct strbuf *out, int status, const char *detail,
+    const char *extra)
+{
+	struct strbuf body;
+	bool ok;
+
+	strbuf_init(&body);
+	strbuf_puts(&body, "{\"detail\": ");
+	strbuf_json_string(&body, detail);
+	strbuf_puts(&body, "}");
+	strbuf_printf(out, "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n%s"
+	    "Connection: close\r\n\r\n", status, status_text(status),
+	    body.len, extra != NULL ? extra : "");
+	strbuf_append(out, body.data, body.len);
+	ok = !strbuf_failed(&body) && !strbuf_failed(out);
+	strbuf_finish(&body);
+	return ok;
+}
+
 /* The answer to a connection over its address's share of threads. */
-#define REFUSAL_BODY "{\"detail\": \"Too many connections from this " \
-    "address; try again later.\"}"
-_Static_assert(sizeof(REFUSAL_BODY) - 1 == 70, "the refusal's length");
-static const char refusal[] = "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: application/json\r\n"
-    "Content-Length: 70\r\n"
-    "Cache-Control: no-store\r\n"
-    "Retry-After: 1\r\n"
-    "Connection: close\r\n\r\n" REFUSAL_BODY;
+static bool
+refusal(struct strbuf *out)
+{
+	return closing_answer(out, 503, "Too many connections from this address; "
+	    "try again later.", "Retry-After: 1\r\n");
+}
 
 /*
  * Every request comes here, through begin_request: unlike a handler set
@@ -1025,13 +1048,17 @@ begin_request(struct mg_connection *conn)
 			return 400;
 		/* Refused, but its socket was not found to say so. */
 		r.cn->refused_unsent = false;
-		mg_write(conn, refusal, strlen(refusal));
+		strbuf_init(&r.body);
+		if (refusal(&r.body))
+			mg_write(conn, r.body.data, r.body.len);
+		strbuf_finish(&r.body);
 		return 503;
 	}
 	r.method = r.ri->request_method;
 	r.content_type = "application/json";
 	r.started_us = clock_monotonic_us();
 	r.head = strcmp(r.method, "HEAD") == 0;
+	r.http10 = strcmp(r.ri->http_version, "1.0") == 0;
 	strbuf_init(&r.body);
 	/* Counted before stopping is read: http_stop waits for it, or it sees
 	 * stopping. */
@@ -1070,6 +1097,7 @@ init_connection(const struct mg_connection *conn, void **data)
 {
 	static __thread struct conn cn;
 	static struct log_limit refusals = LOG_LIMIT_INIT;
+	struct strbuf answer;
 	const struct mg_request_info *ri = conn_info(conn);
 	struct http_context *ctx = mg_get_user_data(mg_get_context(conn));
 
@@ -1083,7 +1111,13 @@ init_connection(const struct mg_connection *conn, void **data)
 	    "%s: it holds %u HTTP threads already "
 	    "(--max-connections-per-address)", ri->remote_addr,
 	    ctx->cfg->max_conns_per_address);
-	cn.refused_unsent = !conn_refuse(&cn, ri, refusal, strlen(refusal));
+	strbuf_init(&answer);
+	if (refusal(&answer))
+		cn.refused_unsent = !conn_refuse(&cn, ri, answer.data,
+		    answer.len);
+	else
+		cn.closing = cn.refused_unsent = true;
+	strbuf_finish(&answer);
 	return 0;
 }
 
@@ -1104,19 +1138,16 @@ connection_close(const struct mg_connection *conn)
 		return;
 	if (!cn->answered && !cn->closing && ri->request_uri != NULL &&
 	    ri->local_uri == NULL && ri->http_version != NULL) {
-		static const char body[] = "{\"detail\": \"The request target "
-		    "must be a path on this server; this is not a proxy.\"}";
-		char answer[256];
-		int len = snprintf(answer, sizeof(answer), "HTTP/1.1 400 %s\r\n"
-		    "Content-Type: application/json\r\n"
-		    "Content-Length: %zu\r\n"
-		    "Cache-Control: no-store\r\n"
-		    "Connection: close\r\n\r\n%s", status_text(400),
-		    sizeof(body) - 1, body);
 		struct http_context *ctx = ri->user_data;
+		struct strbuf answer;
 
+		strbuf_init(&answer);
 		/* civetweb hands a const connection, but writing is fine. */
-		mg_write((struct mg_connection *)conn, answer, (size_t)len);
+		if (closing_answer(&answer, 400, "The request target must be "
+		    "a path on this server; this is not a proxy.", NULL))
+			mg_write((struct mg_connection *)conn, answer.data,
+			    answer.len);
+		strbuf_finish(&answer);
 		metrics_count_request(&ctx->requests, ROUTE_NONE, 400);
 	}
 	conn_release(cn);
@@ -1131,31 +1162,18 @@ static int
 http_error(struct mg_connection *conn, int status, const char *errmsg)
 {
 	struct conn *cn = mg_get_user_connection_data(conn);
-	struct strbuf body, out;
+	struct strbuf out;
 
 	if (cn != NULL) {
 		if (cn->closing)
 			return 0;	/* nothing more is said on it */
 		cn->answered = true;
 	}
-
-	strbuf_init(&body);
 	strbuf_init(&out);
-	strbuf_puts(&body, "{\"detail\": ");
-	strbuf_json_string(&body, errmsg != NULL && errmsg[0] != '\0' ? errmsg
-	    : status_text(status));
-	strbuf_puts(&body, "}");
-	strbuf_printf(&out, "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
-	    "Cache-Control: no-store\r\n"
-	    "Connection: close\r\n\r\n", status, status_text(status),
-	    body.len);
-	strbuf_append(&out, body.data, body.len);
-	if (!strbuf_failed(&out))
+	if (closing_answer(&out, status, errmsg != NULL && errmsg[0] != '\0'
+	    ? errmsg : status_text(status), NULL))
 		mg_write(conn, out.data, out.len);
 	strbuf_finish(&out);
-	strbuf_finish(&body);
 	return 0;
 }
 

@@ -74,6 +74,11 @@ def answered_within_a_second(s, what):
     return max(took, took2)
 
 
+def refused_count(s):
+    """order-api's count of connections refused over the share."""
+    return f.prometheus(s, "http_connections_refused_total") or 0
+
+
 def refused_ones(socks, wait=3.0):
     """How many of socks got a 503 JSON with Retry-After and were closed;
     how many are still open with nothing said."""
@@ -99,7 +104,7 @@ def refused_ones(socks, wait=3.0):
 
 
 def idle_from_one_address(s, n):
-    before = f.prometheus(s, "http_connections_refused_total") or 0
+    before = refused_count(s)
     socks = open_idle(s.port, n)
     try:
         took = answered_within_a_second(s, "%d idle connections from 127.0.0.2" % n)
@@ -107,7 +112,7 @@ def idle_from_one_address(s, n):
         expect(silent == SHARE and refused == n - SHARE,
                "%d idle connections from one address: %d hold a thread, %d "
                "were refused; expected %d and %d" % (n, silent, refused, SHARE, n - SHARE))
-        counted = f.prometheus(s, "http_connections_refused_total") - before
+        counted = refused_count(s) - before
         expect(counted == n - SHARE,
                "/metrics counts %d refused connections, expected %d" % (counted, n - SHARE))
     finally:
@@ -118,8 +123,6 @@ def idle_from_one_address(s, n):
 
 def share_comes_back(s):
     """The idle connections are gone: 127.0.0.2 may hold 48 threads again."""
-    def holders():
-        return f.prometheus(s, "http_connections_refused_total")
     results = []
     barrier = threading.Barrier(SHARE)
 
@@ -135,7 +138,7 @@ def share_comes_back(s):
 
     # civetweb notices the closed idle sockets when it next reads them.
     h.wait_until(lambda: _served_from(s, "127.0.0.2"), 5, "127.0.0.2 served again")
-    before = holders()
+    before = refused_count(s)
     ts = [threading.Thread(target=client) for _ in range(SHARE)]
     for t in ts:
         t.start()
@@ -144,7 +147,7 @@ def share_comes_back(s):
     ok = sum(1 for r in results if r == b"HTTP/1.1 200")
     expect(ok == SHARE, "%d keep-alive clients from 127.0.0.2: %d served (%r)"
            % (SHARE, ok, results[:5]))
-    expect(holders() == before, "connections were refused with the share free")
+    expect(refused_count(s) == before, "connections were refused with the share free")
     print("the idle connections gone: %d clients from 127.0.0.2 served" % ok)
 
 
