@@ -930,7 +930,7 @@ handle_prometheus(struct request *r)
 	store_usage(r->ctx->store, &snap.map_used_bytes, &snap.map_size_bytes);
 	committer_stats(r->ctx->committer, &snap.committer);
 	snap.now_ms = clock_realtime_ms();
-	snap.in_flight = atomic_load(&r->ctx->in_flight);
+	snap.in_flight = atomic_load(&r->ctx->active_requests);
 	metrics_prometheus(&snap, &r->body);
 	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	return respond(r, 200, NULL);
@@ -1062,7 +1062,7 @@ begin_request(struct mg_connection *conn)
 	strbuf_init(&r.body);
 	/* Counted before stopping is read: http_stop waits for it, or it sees
 	 * stopping. */
-	atomic_fetch_add(&r.ctx->in_flight, 1);
+	atomic_fetch_add(&r.ctx->active_requests, 1);
 	if ((status = check_framing(&r)) != 0) {
 		/* answered */
 	} else if (atomic_load(&r.ctx->stopping)) {
@@ -1072,7 +1072,7 @@ begin_request(struct mg_connection *conn)
 	} else {
 		status = dispatch(&r);
 	}
-	atomic_fetch_sub(&r.ctx->in_flight, 1);
+	atomic_fetch_sub(&r.ctx->active_requests, 1);
 	strbuf_finish(&r.body);
 	return status;
 }
@@ -1360,7 +1360,7 @@ http_stop(struct http_server *srv)
 	drain_deadline = clock_monotonic_ms() +
 	    (int64_t)srv->ctx->cfg->request_timeout_ms +
 	    (int64_t)srv->ctx->cfg->commit_timeout_ms + 1000;
-	while ((left = atomic_load(&srv->ctx->in_flight)) > 0 &&
+	while ((left = atomic_load(&srv->ctx->active_requests)) > 0 &&
 	    clock_monotonic_ms() < drain_deadline)
 		nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
 	if (left > 0)

@@ -32,7 +32,7 @@ struct http_context {
 	struct store *store;
 	struct committer *committer;
 	atomic_bool stopping;		/* /readyz answers 503 once set */
-	atomic_uint in_flight;		/* requests being answered */
+	atomic_uint active_requests;	/* requests being answered now */
 	atomic_bool access_log;		/* a line per request at info */
 	struct metrics_requests requests;	/* for GET /metrics */
 	struct auth *auth;		/* NULL: no token needed */
