@@ -51,7 +51,6 @@
 #define STORE_MAX_READERS 1024
 #define STORE_OPEN_TRIES 20
 #define STATUS_KEY_LEN 9
-#define USER_KEY_LEN 16
 #define USER_STATUS_KEY_LEN 17
 
 struct reader {
@@ -61,8 +60,7 @@ struct reader {
 
 struct store {
 	MDB_env *env;
-	MDB_dbi meta, orders, by_status, by_user, by_user_status, idem,
-	    idem_time;
+	MDB_dbi meta, orders, by_status, by_user_status, idem, idem_time;
 	unsigned upgraded_from;	/* schema version before this open, or 0 */
 	int64_t idem_ttl_ms;
 	unsigned generation;
@@ -203,13 +201,6 @@ status_key(unsigned char key[STATUS_KEY_LEN], enum order_status status,
 {
 	key[0] = (unsigned char)status;
 	put_u64be(key + 1, id);
-}
-
-static void
-user_key(unsigned char key[USER_KEY_LEN], uint64_t user_id, uint64_t id)
-{
-	put_u64be(key, user_id);
-	put_u64be(key + 8, id);
 }
 
 static void
@@ -511,12 +502,11 @@ meta_put_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t value)
 static int map_error(int rc);
 
 /*
- * Bring an environment of schema version from up to this one, inside the
- * caller's write transaction. Version 1 had no by_user_status: build it
- * from the orders.
+ * Version 1 had no by_user_status: build it from the orders, inside the
+ * caller's write transaction.
  */
 static int
-schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
+build_by_user_status(struct store *s, MDB_txn *txn)
 {
 	unsigned char ukey[USER_STATUS_KEY_LEN];
 	struct record_head h;
@@ -524,8 +514,6 @@ schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 	MDB_val k, v, e = mkval("", 0);
 	int rc;
 
-	if (from != 1)
-		return STORE_ESCHEMA;
 	if ((rc = mdb_drop(txn, s->by_user_status, 0)) != 0 ||
 	    (rc = mdb_cursor_open(txn, s->orders, &cur)) != 0)
 		return rc;
@@ -549,6 +537,30 @@ schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/*
+ * Bring an environment of schema version from up to this one, inside the
+ * caller's write transaction: version 1 gets by_user_status, and versions
+ * 1 and 2 lose by_user (version 3 lists a user's orders from
+ * by_user_status alone).
+ */
+static int
+schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
+{
+	MDB_dbi by_user;
+	int rc;
+
+	if (from != 1 && from != 2)
+		return STORE_ESCHEMA;
+	if (from == 1 && (rc = build_by_user_status(s, txn)) != 0)
+		return rc;
+	rc = mdb_dbi_open(txn, "by_user", 0, &by_user);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	return mdb_drop(txn, by_user, 1);
+}
+
 static int
 schema_init(struct store *s)
 {
@@ -565,7 +577,6 @@ schema_init(struct store *s)
 	    &s->orders)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "by_status", MDB_CREATE,
 	    &s->by_status)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_user", MDB_CREATE, &s->by_user)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "by_user_status", MDB_CREATE,
 	    &s->by_user_status)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "idem", MDB_CREATE, &s->idem)) != 0 ||
@@ -863,8 +874,7 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
     int64_t now_ms, unsigned char *rec)
 {
 	size_t len = RECORD_HEADER + (size_t)o->n_items * 8;
-	unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
-	unsigned char uskey[USER_STATUS_KEY_LEN];
+	unsigned char skey[STATUS_KEY_LEN], uskey[USER_STATUS_KEY_LEN];
 	int64_t created = now_ms;
 	MDB_val k, v;
 	int rc;
@@ -893,13 +903,9 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
 	v = mkval(&created, sizeof(created));
 	if ((rc = mdb_put(txn, s->by_status, &k, &v, 0)) != 0)
 		return rc;
-	user_key(ukey, o->user_id, id);
-	k = mkval(ukey, sizeof(ukey));
-	v = mkval("", 0);
-	if ((rc = mdb_put(txn, s->by_user, &k, &v, 0)) != 0)
-		return rc;
 	user_status_key(uskey, o->user_id, ORDER_PENDING, id);
 	k = mkval(uskey, sizeof(uskey));
+	v = mkval("", 0);
 	if ((rc = mdb_put(txn, s->by_user_status, &k, &v, 0)) != 0)
 		return rc;
 	return o->idem_key != NULL ? idem_put(s, txn, o, now_ms) : 0;
@@ -1395,99 +1401,149 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 }
 
 /*
- * Walk the narrowest index (by_user_status for a user and a status, else
- * by_user or by_status) or the orders themselves from f->after, oldest
- * first. Each index's key ends with the order id, big-endian, so key order
- * is id order within the prefix.
+ * One index range of a list: the entries whose keys start with key's
+ * first prefix_len bytes, each key ending with an order id (big-endian,
+ * so key order is id order within the range).
+ */
+struct range {
+	MDB_cursor *cur;
+	unsigned char key[USER_STATUS_KEY_LEN];
+	size_t prefix_len;
+	uint64_t id;		/* the entry at the cursor; 0: none left */
+};
+
+/* Move r's cursor (MDB_SET_RANGE from r->key, or MDB_NEXT); set r->id. */
+static int
+range_step(struct range *r, MDB_cursor_op op)
+{
+	MDB_val k = mkval(r->key, r->prefix_len + 8), v;
+	int rc = mdb_cursor_get(r->cur, &k, &v, op);
+
+	r->id = 0;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (k.mv_size == r->prefix_len + 8 &&
+	    memcmp(k.mv_data, r->key, r->prefix_len) == 0)
+		r->id = get_u64be((const unsigned char *)k.mv_data +
+		    r->prefix_len);
+	return 0;
+}
+
+/*
+ * The ranges of the list f asks for, each from f->after: by_user_status
+ * for a user (one range for one status, else the user's four merged by
+ * id), by_status for a status alone. 0 ranges: no filter, walk the orders.
+ */
+static size_t
+list_ranges(struct store *s, const struct store_filter *f,
+    struct range r[ORDER_STATUS_COUNT], MDB_dbi *dbi)
+{
+	size_t n = 0;
+
+	if (f->user_id != 0) {
+		*dbi = s->by_user_status;
+		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
+			if (f->by_status && (enum order_status)st != f->status)
+				continue;
+			user_status_key(r[n].key, f->user_id,
+			    (enum order_status)st, f->after + 1);
+			r[n++].prefix_len = 9;
+		}
+	} else if (f->by_status) {
+		*dbi = s->by_status;
+		status_key(r[n].key, f->status, f->after + 1);
+		r[n++].prefix_len = 1;
+	}
+	return n;
+}
+
+/*
+ * Walk the ranges of f (list_ranges) or the orders themselves from
+ * f->after, oldest first, handing fn up to f->limit orders; *next is the
+ * last id handed when more follow, else 0.
  */
 int
 store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
     void *arg, uint64_t *next)
 {
-	unsigned char start[USER_STATUS_KEY_LEN];
-	size_t prefix_len, key_len, after_key;
+	struct range r[ORDER_STATUS_COUNT] = { 0 };
+	size_t n_ranges, i;
 	struct order o;
-	MDB_cursor *cur;
+	MDB_cursor *all = NULL;
 	MDB_txn *txn;
-	MDB_dbi dbi;
+	MDB_dbi dbi = s->orders;
 	MDB_val k, v;
-	uint64_t last = 0, after = f->after;
+	size_t key;
+	uint64_t last = 0;
 	uint32_t emitted = 0;
 	int rc;
 
 	*next = 0;
-	if (after == UINT64_MAX)
+	if (f->after == UINT64_MAX)
 		return 0;
-	if (f->user_id != 0 && f->by_status) {
-		dbi = s->by_user_status;
-		user_status_key(start, f->user_id, f->status, after + 1);
-		prefix_len = 9;
-		key_len = USER_STATUS_KEY_LEN;
-	} else if (f->user_id != 0) {
-		dbi = s->by_user;
-		user_key(start, f->user_id, after + 1);
-		prefix_len = 8;
-		key_len = USER_KEY_LEN;
-	} else if (f->by_status) {
-		dbi = s->by_status;
-		status_key(start, f->status, after + 1);
-		prefix_len = 1;
-		key_len = STATUS_KEY_LEN;
-	} else {
-		dbi = s->orders;
-		prefix_len = 0;
-		key_len = sizeof(size_t);
-	}
+	n_ranges = list_ranges(s, f, r, &dbi);
 	if ((rc = read_begin(s, &txn)) != 0)
 		return rc;
 	order_init(&o);
-	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
-		goto out;
-	after_key = (size_t)after + 1;
-	k = dbi == s->orders ? mkval(&after_key, sizeof(after_key))
-	    : mkval(start, key_len);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	if (n_ranges == 0) {
+		if ((rc = mdb_cursor_open(txn, s->orders, &all)) != 0)
+			goto out;
+		key = (size_t)f->after + 1;
+		k = mkval(&key, sizeof(key));
+		rc = mdb_cursor_get(all, &k, &v, MDB_SET_RANGE);
+	}
+	for (i = 0; i < n_ranges && rc == 0; i++)
+		if ((rc = mdb_cursor_open(txn, dbi, &r[i].cur)) == 0)
+			rc = range_step(&r[i], MDB_SET_RANGE);
+	while (rc == 0) {
+		struct range *low = NULL;
 		uint64_t id;
 
-		if (k.mv_size != key_len ||
-		    memcmp(k.mv_data, start, prefix_len) != 0)
-			break;
-		if (dbi == s->orders) {
-			size_t native;
-
-			memcpy(&native, k.mv_data, sizeof(native));
-			id = native;
-			rc = record_decode(id, &v, &o);
+		if (n_ranges == 0) {
+			if (k.mv_size != sizeof(key))
+				break;
+			memcpy(&key, k.mv_data, sizeof(key));
+			id = key;
 		} else {
-			size_t native;
-			MDB_val ok, ov;
-
-			id = get_u64be((const unsigned char *)k.mv_data +
-			    prefix_len);
-			native = (size_t)id;
-			ok = mkval(&native, sizeof(native));
-			rc = mdb_get(txn, s->orders, &ok, &ov);
-			if (rc == 0)
-				rc = record_decode(id, &ov, &o);
+			/* The lowest id at any cursor: the next oldest order. */
+			for (i = 0; i < n_ranges; i++)
+				if (r[i].id != 0 &&
+				    (low == NULL || r[i].id < low->id))
+					low = &r[i];
+			if (low == NULL)
+				break;
+			id = low->id;
+			key = (size_t)id;
+			k = mkval(&key, sizeof(key));
+			if ((rc = mdb_get(txn, s->orders, &k, &v)) != 0)
+				break;
 		}
-		if (rc != 0)
+		if ((rc = record_decode(id, &v, &o)) != 0)
 			break;
-		if (f->by_status && o.status != f->status)
-			continue;
-		if (emitted == f->limit) {
-			*next = last;
-			break;
+		/* The index and the record change together: always true. */
+		if (!f->by_status || o.status == f->status) {
+			if (emitted == f->limit) {
+				*next = last;
+				break;
+			}
+			if ((rc = fn(&o, arg)) != 0)
+				break;
+			last = id;
+			emitted++;
 		}
-		if ((rc = fn(&o, arg)) != 0)
-			break;
-		last = id;
-		emitted++;
+		rc = low != NULL ? range_step(low, MDB_NEXT)
+		    : mdb_cursor_get(all, &k, &v, MDB_NEXT);
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
-	mdb_cursor_close(cur);
 out:
+	for (i = 0; i < n_ranges; i++)
+		if (r[i].cur != NULL)
+			mdb_cursor_close(r[i].cur);
+	if (all != NULL)
+		mdb_cursor_close(all);
 	order_finish(&o);
 	read_end(s, txn);
 	return rc;

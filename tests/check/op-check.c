@@ -18,7 +18,6 @@
  *              header + u64 items[n_items]
  *   by_status  status u8 + id BE u64 -> Pending: created_ms,
  *              Processing: lease_until_ms (i64, host order), else empty
- *   by_user    user_id BE u64 + id BE u64 -> empty
  *   by_user_status  user_id BE u64 + status u8 + id BE u64 -> empty
  *   idem       key -> id u64, created_ms i64, SHA-256 (32 bytes)
  *   idem_time  created_ms BE i64 + key -> empty
@@ -30,10 +29,10 @@
  * histogram bucket recounted from created/completed times, the
  * histogram's sum = completed_total); ids are 1 .. next_id - 1 with no gap;
  * every order has exactly one by_status entry (its status, with the due
- * time for Pending and Processing), one by_user entry and one
- * by_user_status entry (its user and status), and no index entry is left
- * over; every idem entry names an existing order created at
- * the key's time and has its idem_time entry, and every idem_time entry
+ * time for Pending and Processing) and one by_user_status entry (its user
+ * and status), and no index entry is left over, nor the by_user database
+ * that schema 3 dropped; every idem entry names an existing order created
+ * at the key's time and has its idem_time entry, and every idem_time entry
  * has its idem key. With --expect-total N there are N orders; with
  * --expect-completed-ids FILE (one ORD<n> or <n> a line) each listed order
  * exists and is Completed.
@@ -57,9 +56,8 @@
 #define RECORD_VERSION 1
 #define RECORD_HEADER 64
 #define STATUS_KEY_LEN 9
-#define USER_KEY_LEN 16
 #define USER_STATUS_KEY_LEN 17
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define DIGEST_LEN 32
 #define IDEM_VALUE_LEN (8 + 8 + DIGEST_LEN)
 #define CNT_SLOTS 10
@@ -189,7 +187,7 @@ head_decode(const unsigned char *p, struct head *h)
 struct env {
 	MDB_env *env;
 	MDB_txn *txn;
-	MDB_dbi meta, orders, by_status, by_user, by_user_status, idem,
+	MDB_dbi meta, orders, by_status, by_user_status, idem,
 	    idem_time;
 };
 
@@ -264,6 +262,7 @@ read_ids(const char *path, struct idlist *l)
 static int
 open_env(struct env *e, const char *dir)
 {
+	MDB_dbi by_user;
 	unsigned flags;
 	int rc;
 
@@ -285,7 +284,6 @@ open_env(struct env *e, const char *dir)
 		{ "meta", offsetof(struct env, meta), 0 },
 		{ "orders", offsetof(struct env, orders), MDB_INTEGERKEY },
 		{ "by_status", offsetof(struct env, by_status), 0 },
-		{ "by_user", offsetof(struct env, by_user), 0 },
 		{ "by_user_status", offsetof(struct env, by_user_status), 0 },
 		{ "idem", offsetof(struct env, idem), 0 },
 		{ "idem_time", offsetof(struct env, idem_time), 0 },
@@ -306,6 +304,10 @@ open_env(struct env *e, const char *dir)
 			report("database %s has flags 0x%x, expected 0x%x",
 			    dbs[i].name, flags, dbs[i].flags);
 	}
+	/* Schema 3 has no by_user: an upgrade that kept it went wrong. */
+	if (mdb_dbi_open(e->txn, "by_user", 0, &by_user) == 0)
+		report("database by_user is left over: schema %d has none",
+		    SCHEMA_VERSION);
 	return 0;
 }
 
@@ -402,7 +404,7 @@ struct recount {
 	uint64_t processing_ms_sum;
 	uint64_t min_id, max_id;
 	uint64_t bad_records;
-	uint64_t by_status_entries, by_user_entries, by_user_status_entries;
+	uint64_t by_status_entries, by_user_status_entries;
 	uint64_t idem_entries;
 	uint64_t idem_time_entries;
 	uint64_t expected_completed_missing, expected_completed_not_done;
@@ -496,11 +498,11 @@ check_record(uint64_t id, const struct head *h, size_t size)
 	}
 }
 
-/* The order's by_status, by_user and by_user_status entries. */
+/* The order's by_status and by_user_status entries. */
 static int
 check_order_indexes(struct env *e, uint64_t id, const struct head *h)
 {
-	unsigned char skey[STATUS_KEY_LEN], ukey[USER_KEY_LEN];
+	unsigned char skey[STATUS_KEY_LEN];
 	unsigned char uskey[USER_STATUS_KEY_LEN];
 	MDB_val k, v;
 	int rc;
@@ -534,19 +536,6 @@ check_order_indexes(struct env *e, uint64_t id, const struct head *h)
 		report("ORD%" PRIu64 ": by_status %s value has %zu bytes, "
 		    "expected none", id, status_name(h->status), v.mv_size);
 	}
-
-	put_be64(ukey, h->user_id);
-	put_be64(ukey + 8, id);
-	k = mkval(ukey, sizeof(ukey));
-	rc = mdb_get(e->txn, e->by_user, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		report("ORD%" PRIu64 ": no by_user entry for user %" PRIu64,
-		    id, h->user_id);
-	else if (rc != 0)
-		return rc;
-	else if (v.mv_size != 0)
-		report("ORD%" PRIu64 ": by_user value has %zu bytes, expected "
-		    "none", id, v.mv_size);
 
 	put_be64(uskey, h->user_id);
 	uskey[8] = (unsigned char)h->status;
@@ -637,7 +626,7 @@ walk_orders(struct env *e, struct recount *r)
 }
 
 /*
- * Every by_status, by_user and by_user_status entry belongs to an order
+ * Every by_status and by_user_status entry belongs to an order
  * that has it.
  */
 static int
@@ -679,39 +668,6 @@ walk_indexes(struct env *e, struct recount *r)
 			report("by_status: extra %s entry for ORD%" PRIu64
 			    ", which is %s", status_name(p[0]), id,
 			    status_name(h.status));
-	}
-	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-
-	if ((rc = mdb_cursor_open(e->txn, e->by_user, &cur)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		const unsigned char *p = k.mv_data;
-		struct head h;
-		uint64_t user, id;
-		enum presence found;
-
-		r->by_user_entries++;
-		if (k.mv_size != USER_KEY_LEN) {
-			report("by_user: key of %zu bytes, expected %d",
-			    k.mv_size, USER_KEY_LEN);
-			continue;
-		}
-		user = be64(p);
-		id = be64(p + 8);
-		if ((rc = order_head(e, id, &h, &found)) != 0)
-			break;
-		if (found == UNDECODABLE)
-			continue;
-		if (found == ABSENT)
-			report("by_user: entry (user %" PRIu64 ", ORD%" PRIu64
-			    ") for an order that does not exist", user, id);
-		else if (h.user_id != user)
-			report("by_user: entry (user %" PRIu64 ", ORD%" PRIu64
-			    ") but the order's user is %" PRIu64, user, id,
-			    h.user_id);
 	}
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND)
@@ -916,9 +872,6 @@ compare(const struct meta *m, const struct recount *r)
 	if (r->by_status_entries != r->orders)
 		report("by_status has %" PRIu64 " entries for %" PRIu64
 		    " orders", r->by_status_entries, r->orders);
-	if (r->by_user_entries != r->orders)
-		report("by_user has %" PRIu64 " entries for %" PRIu64 " orders",
-		    r->by_user_entries, r->orders);
 	if (r->by_user_status_entries != r->orders)
 		report("by_user_status has %" PRIu64 " entries for %" PRIu64
 		    " orders", r->by_user_status_entries, r->orders);

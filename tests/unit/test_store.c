@@ -1084,6 +1084,59 @@ make_v1(const char *path)
 	set_schema(path, &v1, sizeof(v1));
 }
 
+/*
+ * Make s's environment a version 2 one: with the by_user index (user_id +
+ * id, both big-endian, to an empty value) that version 3 dropped.
+ */
+static void
+make_v2(const char *path)
+{
+	const uint32_t v2 = 2;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	test_assert(mdb_env_create(&env) == 0);
+	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
+	test_assert(mdb_env_open(env, path, 0, 0660) == 0);
+	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+	test_assert(mdb_dbi_open(txn, "by_user", MDB_CREATE, &dbi) == 0);
+	for (uint64_t id = 1; id <= 30; id++) {
+		unsigned char key[16];
+		MDB_val k = { .mv_size = 16, .mv_data = key };
+		MDB_val v = { .mv_size = 0, .mv_data = (void *)"" };
+
+		for (int b = 0; b < 8; b++) {
+			key[b] = (unsigned char)(7 >> (56 - 8 * b));
+			key[8 + b] = (unsigned char)(id >> (56 - 8 * b));
+		}
+		test_assert(mdb_put(txn, dbi, &k, &v, 0) == 0);
+	}
+	test_assert(mdb_txn_commit(txn) == 0);
+	mdb_env_close(env);
+	set_schema(path, &v2, sizeof(v2));
+}
+
+/* Does the environment at path have a database of this name? */
+static bool
+has_db(const char *path, const char *name)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	test_assert(mdb_env_create(&env) == 0);
+	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
+	test_assert(mdb_env_open(env, path, MDB_RDONLY, 0660) == 0);
+	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	rc = mdb_dbi_open(txn, name, 0, &dbi);
+	test_assert(rc == 0 || rc == MDB_NOTFOUND);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc == 0;
+}
+
 /* schema_version as stored. */
 static uint32_t
 stored_schema(const char *path)
@@ -1117,8 +1170,9 @@ TEST(test_upgrade)
 	user_status_lists(before);
 	store_close(s);
 	s = NULL;
+	make_v2(up_dir);	/* version 1 had by_user too */
 	make_v1(up_dir);
-	test_assert(stored_schema(up_dir) == 1);
+	test_assert(stored_schema(up_dir) == 1 && has_db(up_dir, "by_user"));
 	rc = store_open(&s, up_dir, MAP_SIZE, 0);
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
 	test_assert(store_upgraded_from(s) == 1);
@@ -1137,6 +1191,40 @@ TEST(test_upgrade)
 	store_close(s);
 	s = NULL;
 	test_assert(stored_schema(up_dir) == STORE_SCHEMA_VERSION);
+	test_assert(!has_db(up_dir, "by_user"));
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 0);
+	check_all_lists();
+}
+
+/* A version 2 environment loses by_user at open; the lists stay. */
+TEST(test_upgrade_v2)
+{
+	static struct idlist before[3][ORDER_STATUS_COUNT];
+	static struct idlist after[3][ORDER_STATUS_COUNT];
+	int rc;
+
+	user_status_lists(before);
+	store_close(s);
+	s = NULL;
+	make_v2(up_dir);
+	test_assert(stored_schema(up_dir) == 2 && has_db(up_dir, "by_user"));
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 2);
+	user_status_lists(after);
+	for (int u = 0; u < 3; u++)
+		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
+			test_assert(after[u][st].n == before[u][st].n);
+			test_assert(memcmp(after[u][st].ids, before[u][st].ids,
+			    before[u][st].n * 8) == 0);
+		}
+	check_all_lists();
+	store_close(s);
+	s = NULL;
+	test_assert(stored_schema(up_dir) == STORE_SCHEMA_VERSION);
+	test_assert(!has_db(up_dir, "by_user"));
 	rc = store_open(&s, up_dir, MAP_SIZE, 0);
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
 	test_assert(store_upgraded_from(s) == 0);
@@ -1240,6 +1328,7 @@ main(void)
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
 	RUN(test_list_user_status);
 	RUN(test_upgrade);
+	RUN(test_upgrade_v2);
 	store_close(s);
 	test_assert(test_rmtree(up_dir) == 0);
 	return 0;
