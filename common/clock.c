@@ -28,3 +28,9 @@ clock_monotonic_us(void)
 {
 	return clock_us(CLOCK_MONOTONIC);
 }
+
+int64_t
+clock_coarse_ms(void)
+{
+	return clock_us(CLOCK_MONOTONIC_COARSE) / 1000;
+}

@@ -15,5 +15,11 @@ int64_t clock_realtime_ms(void);
 int64_t clock_monotonic_ms(void);
 /* The same clock in microseconds, for timing requests. */
 int64_t clock_monotonic_us(void);
+/*
+ * The monotonic clock as the kernel last ticked it (a few milliseconds
+ * behind at most), read without touching the hardware: for a deadline
+ * checked in a tight loop.
+ */
+int64_t clock_coarse_ms(void);
 
 #endif
