@@ -3,6 +3,7 @@
  * environment.
  *
  *   op-check DATA_DIR [--expect-total N] [--expect-completed-ids FILE]
+ *            [--expect-ids FILE]
  *
  * It opens the environment read-only and reads it in one read transaction,
  * independently of common/store.c (only the status enum comes from
@@ -35,7 +36,9 @@
  * at the key's time and has its idem_time entry, and every idem_time entry
  * has its idem key. With --expect-total N there are N orders; with
  * --expect-completed-ids FILE (one ORD<n> or <n> a line) each listed order
- * exists and is Completed.
+ * exists and is Completed; with --expect-ids FILE (one ORD<n> or <n> a
+ * line, which may name a status after it: "ORD7 Cancelled") each listed
+ * order exists, with that status if one is named.
  *
  * Prints every discrepancy, then a one-line summary. Exit status: 0
  * consistent, 1 a discrepancy or an unreadable environment, 2 usage.
@@ -191,22 +194,43 @@ struct env {
 	    idem_time;
 };
 
-/* Set by --expect-completed-ids: ids that must be Completed. */
+/* Set by --expect-completed-ids (ids that must be Completed) and by
+ * --expect-ids (ids that must exist, each with a status or ANY_STATUS). */
+#define ANY_STATUS (-1)
+
+struct expect {
+	uint64_t id;
+	int status;
+};
+
 struct idlist {
-	uint64_t *ids;
+	struct expect *v;
 	size_t n, cap;
 };
 
 static int
-cmp_u64(const void *a, const void *b)
+cmp_expect(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	const struct expect *x = a, *y = b;
 
-	return x < y ? -1 : x > y;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return (x->status > y->status) - (x->status < y->status);
 }
 
+/* "Pending" and so on: the status, or -1. */
 static int
-read_ids(const char *path, struct idlist *l)
+status_parse(const char *s)
+{
+	for (int i = 0; i < ORDER_STATUS_COUNT; i++)
+		if (strcmp(s, status_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Read one id a line into l; with statuses, a status name may follow. */
+static int
+read_ids(const char *path, struct idlist *l, bool statuses)
 {
 	FILE *f = fopen(path, "r");
 	char line[256];
@@ -220,6 +244,7 @@ read_ids(const char *path, struct idlist *l)
 		char *s = line, *end;
 		unsigned long long v;
 		size_t len;
+		int status = ANY_STATUS;
 
 		lineno++;
 		len = strcspn(s, "\r\n");
@@ -234,28 +259,40 @@ read_ids(const char *path, struct idlist *l)
 		v = strtoull(s, &end, 10);
 		while (*end == ' ' || *end == '\t')
 			end++;
+		if (statuses && *end != '\0') {
+			size_t n = strcspn(end, " \t");
+
+			if (end[n + strspn(end + n, " \t")] == '\0') {
+				end[n] = '\0';
+				status = status_parse(end);
+				if (status >= 0)
+					end += n;
+			}
+		}
 		if (s[0] < '0' || s[0] > '9' || errno != 0 || *end != '\0' ||
 		    v == 0) {
-			fprintf(stderr, "op-check: %s:%lu: not an order id: %s\n",
-			    path, lineno, line);
+			fprintf(stderr, "op-check: %s:%lu: not an order id%s: "
+			    "%s\n", path, lineno,
+			    statuses ? " (and a status)" : "", line);
 			fclose(f);
 			return -1;
 		}
 		if (l->n == l->cap) {
 			size_t cap = l->cap ? 2 * l->cap : 1024;
-			uint64_t *ids = realloc(l->ids, cap * sizeof(*ids));
+			struct expect *v2 = realloc(l->v, cap * sizeof(*v2));
 
-			if (ids == NULL) {
+			if (v2 == NULL) {
 				fclose(f);
 				return -1;
 			}
-			l->ids = ids;
+			l->v = v2;
 			l->cap = cap;
 		}
-		l->ids[l->n++] = v;
+		l->v[l->n++] = (struct expect){ .id = v, .status = status };
 	}
 	fclose(f);
-	qsort(l->ids, l->n, sizeof(*l->ids), cmp_u64);
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_expect);
 	return 0;
 }
 
@@ -408,6 +445,7 @@ struct recount {
 	uint64_t idem_entries;
 	uint64_t idem_time_entries;
 	uint64_t expected_completed_missing, expected_completed_not_done;
+	uint64_t expected_missing, expected_wrong_status;
 };
 
 /* How order_head found an order. */
@@ -884,23 +922,62 @@ check_expected_completed(struct env *e, const struct idlist *l,
 	for (size_t i = 0; i < l->n; i++) {
 		struct head h;
 		enum presence found;
+		uint64_t id = l->v[i].id;
 
-		if (i > 0 && l->ids[i] == l->ids[i - 1])
+		if (i > 0 && id == l->v[i - 1].id)
 			continue;
-		int rc = order_head(e, l->ids[i], &h, &found);
+		int rc = order_head(e, id, &h, &found);
 
 		if (rc != 0)
 			return rc;
 		if (found == ABSENT) {
 			r->expected_completed_missing++;
 			report("ORD%" PRIu64 " was acknowledged but does not "
-			    "exist", l->ids[i]);
+			    "exist", id);
 		} else if (found != PRESENT || h.status != ORDER_COMPLETED) {
 			r->expected_completed_not_done++;
 			report("ORD%" PRIu64 " was acknowledged but is %s, "
-			    "expected Completed", l->ids[i],
+			    "expected Completed", id,
 			    found != PRESENT ? "undecodable"
 			    : status_name(h.status));
+		}
+	}
+	return 0;
+}
+
+/* --expect-ids: each listed order exists, with its status if one is
+ * named. An id listed twice (any status, then Cancelled) is checked once
+ * for each line, and reported missing once. */
+static int
+check_expected(struct env *e, const struct idlist *l, struct recount *r)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct head h;
+		enum presence found;
+		uint64_t id = l->v[i].id;
+		int want = l->v[i].status;
+		bool repeat = i > 0 && id == l->v[i - 1].id;
+		int rc = order_head(e, id, &h, &found);
+
+		if (rc != 0)
+			return rc;
+		if (found == ABSENT) {
+			if (!repeat) {
+				r->expected_missing++;
+				report("ORD%" PRIu64 " was acknowledged but "
+				    "does not exist", id);
+			}
+		} else if (found != PRESENT) {
+			if (!repeat) {
+				r->expected_wrong_status++;
+				report("ORD%" PRIu64 " was acknowledged but is "
+				    "undecodable", id);
+			}
+		} else if (want != ANY_STATUS && h.status != (unsigned)want) {
+			r->expected_wrong_status++;
+			report("ORD%" PRIu64 " was acknowledged as %s but is %s",
+			    id, status_name((unsigned)want),
+			    status_name(h.status));
 		}
 	}
 	return 0;
@@ -911,6 +988,7 @@ usage(FILE *f)
 {
 	fputs("usage: op-check DATA_DIR [--expect-total N] "
 	    "[--expect-completed-ids FILE]\n"
+	    "                [--expect-ids FILE]\n"
 	    "Checks an order-processing LMDB environment (read-only): "
 	    "counters against a\nrecount, indexes against the orders, "
 	    "idempotency keys. Exit 0 if consistent,\n1 if not, 2 on a usage "
@@ -920,10 +998,10 @@ usage(FILE *f)
 int
 main(int argc, char **argv)
 {
-	const char *dir = NULL, *ids_path = NULL;
+	const char *dir = NULL, *ids_path = NULL, *exist_path = NULL;
 	bool expect_total = false;
 	uint64_t total = 0;
-	struct idlist ids = { 0 };
+	struct idlist ids = { 0 }, exist = { 0 };
 	struct env e = { 0 };
 	struct meta m;
 	struct recount r = { 0 };
@@ -949,6 +1027,9 @@ main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--expect-completed-ids") == 0 &&
 		    i + 1 < argc) {
 			ids_path = argv[++i];
+		} else if (strcmp(argv[i], "--expect-ids") == 0 &&
+		    i + 1 < argc) {
+			exist_path = argv[++i];
 		} else if (argv[i][0] == '-' || dir != NULL) {
 			usage(stderr);
 			return 2;
@@ -960,8 +1041,10 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (ids_path != NULL && read_ids(ids_path, &ids) != 0) {
-		free(ids.ids);
+	if ((ids_path != NULL && read_ids(ids_path, &ids, false) != 0) ||
+	    (exist_path != NULL && read_ids(exist_path, &exist, true) != 0)) {
+		free(ids.v);
+		free(exist.v);
 		return 2;
 	}
 
@@ -972,18 +1055,21 @@ main(int argc, char **argv)
 			mdb_txn_abort(e.txn);
 		if (e.env != NULL)
 			mdb_env_close(e.env);
-		free(ids.ids);
+		free(ids.v);
+		free(exist.v);
 		return 1;
 	}
 	if ((rc = check_meta(&e, &m)) != 0 ||
 	    (rc = walk_orders(&e, &r)) != 0 ||
 	    (rc = walk_indexes(&e, &r)) != 0 ||
 	    (rc = walk_idem(&e, &r)) != 0 ||
-	    (rc = check_expected_completed(&e, &ids, &r)) != 0) {
+	    (rc = check_expected_completed(&e, &ids, &r)) != 0 ||
+	    (rc = check_expected(&e, &exist, &r)) != 0) {
 		printf("op-check: %s: read error: %s\n", dir, mdb_strerror(rc));
 		mdb_txn_abort(e.txn);
 		mdb_env_close(e.env);
-		free(ids.ids);
+		free(ids.v);
+		free(exist.v);
 		return 1;
 	}
 	compare(&m, &r);
@@ -1000,12 +1086,15 @@ main(int argc, char **argv)
 	    m.cnt[CNT_LEASE_EXPIRIES], m.cnt[CNT_RELEASED]);
 	if (ids_path != NULL)
 		printf(", %zu expected Completed", ids.n);
+	if (exist_path != NULL)
+		printf(", %zu expected to exist", exist.n);
 	if (discrepancies == 0)
 		printf(": consistent\n");
 	else
 		printf(": %llu discrepancies\n", discrepancies);
 	mdb_txn_abort(e.txn);
 	mdb_env_close(e.env);
-	free(ids.ids);
+	free(ids.v);
+	free(exist.v);
 	return discrepancies == 0 ? 0 : 1;
 }
