@@ -119,16 +119,6 @@ def rss(out, pids):
 
 # ------------------------------------------------------------------ report
 
-def status(url):
-    try:
-        code, _ = http_get(url, timeout=2.0)
-    except urllib.error.HTTPError as e:
-        code = e.code
-    except (OSError, ValueError):
-        code = 0
-    print("%03d" % code)
-
-
 def table(results_path):
     rows = []
     with open(results_path) as f:
