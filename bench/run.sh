@@ -1253,8 +1253,8 @@ if [[ -n $REDIS_WHY ]]; then
 else
 	redis_how="redis-server with appendonly yes and appendfsync always, its data on the daemons' file system, driven by redis-benchmark -P 1 -t lpush -d 80: every LPUSH (an 80-byte value) is answered only after its append to the AOF is fsynced, one fsync per event-loop turn for every client served in that turn (as every 201 of order-api waits for the synced commit it shares with the creates of its group)."
 fi
-rounds_how="$ROUNDS interleaved round(s) (Redis, create at $CONNS_LOW connections, Redis, create at $CONNS_HIGH, the order in each pair swapped every round)"
-((CONNS_LOW == CONNS_HIGH)) && rounds_how="$ROUNDS interleaved round(s) (Redis, then create, at $CONNS_LOW connections, the order swapped every round)"
+rounds_how="$ROUNDS interleaved round(s) (Redis, create at $CONNS_LOW connections, Redis, create at $CONNS_HIGH, the order in each pair swapped in the even rounds)"
+((CONNS_LOW == CONNS_HIGH)) && rounds_how="$ROUNDS interleaved round(s) (Redis, then create, at $CONNS_LOW connections, the order swapped in the even rounds)"
 "${UTIL[@]}" wrap <<EOT
 
 order-processing benchmark, how to read it:
