@@ -4,10 +4,12 @@ packages="gcc libc6-dev meson ninja-build pkg-config libcivetweb-dev
 liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
 # What the tests need besides: man-page lint, systemd-analyze, a Debian
 # root booted under systemd-nspawn for the unit tests, libFuzzer (clang),
-# cppcheck, wrk for the benchmark's smoke run, and nginx (with openssl for
-# a throw-away certificate) for the test of the shipped reverse proxy.
+# cppcheck, wrk and Redis (the reference it measures creates against) for
+# the benchmark's smoke run, and nginx (with openssl for a throw-away
+# certificate) for the test of the shipped reverse proxy.
 test_packages="mandoc systemd debootstrap systemd-container util-linux
-clang libclang-rt-14-dev cppcheck lmdb-utils wrk nginx openssl"
+clang libclang-rt-14-dev cppcheck lmdb-utils wrk redis-server redis-tools
+nginx openssl"
 
 # install_deps [extra packages...]
 install_deps() {
