@@ -304,6 +304,11 @@ cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$RUN/ceiling" "$HERE/ceiling.c" \
 cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$RUN/synccommit" "$HERE/synccommit.c" -llmdb \
 	>"$RUN/synccommit-build.log" 2>&1 ||
 	{ cat "$RUN/synccommit-build.log" >&2; fatal "cannot build bench/synccommit.c (needs liblmdb-dev)"; }
+cc -O2 -std=gnu11 -Wall -Wextra -Werror -o "$RUN/pagecost" "$HERE/pagecost.c" \
+	>"$RUN/pagecost-build.log" 2>&1 ||
+	{ cat "$RUN/pagecost-build.log" >&2; fatal "cannot build bench/pagecost.c"; }
+STORECOMMIT_BIN="$BUILD_DIR/bench/storecommit"
+[[ -x $STORECOMMIT_BIN ]] || fatal "no $STORECOMMIT_BIN (build it or drop --no-build)"
 
 # ------------------------------------------------------------------ settings
 FSTYPE=$(stat -f -c %T "$RUN")
@@ -1025,6 +1030,28 @@ else
 	broken_row "synced LMDB commits (bench/synccommit.c)" 1 "$SYNC_LINE"
 fi
 rm -rf "$RUN/synccommit-data"
+
+# What the disk charges by the pages a flush carries (bench/pagecost.c),
+# and what the real store's commit of K orders costs (bench/storecommit):
+# a commit pays about one device write per scattered page it dirties, so
+# these two lines say why create is where it is.
+say "flush cost by pages, and the store's commits ($(( SMOKE ? 2 : 10 )) s)"
+mkdir -p "$RUN/pagecost-data" "$RUN/storecommit-data"
+if PAGE_LINE=$("$RUN/pagecost" "$RUN/pagecost-data" $(( SMOKE ? 1 : 4 )) 2>&1); then
+	echo "disk: ${PAGE_LINE#pagecost: } (bench/pagecost.c, 4 KiB pages at random offsets of a 64 MiB file, or in one run)" >>"$EXTRAS"
+else
+	broken_row "flush cost by pages (bench/pagecost.c)" 1 "$PAGE_LINE"
+fi
+STORE_SECONDS=2
+((SMOKE)) && STORE_SECONDS=0.3
+if STORE_OUT=$("$STORECOMMIT_BIN" "$RUN/storecommit-data" $(( SMOKE ? 1000 : 100000 )) \
+	"$STORE_SECONDS" 1 8 32 2>&1); then
+	printf '%s\n' "$STORE_OUT" | sed -e 's/^storecommit: \(.*\):$/store (bench\/storecommit.c): \1:/' \
+		-e 's/^  /store:   /' >>"$EXTRAS"
+else
+	broken_row "the store's synced commits (bench/storecommit)" 1 "$STORE_OUT"
+fi
+rm -rf "$RUN/pagecost-data" "$RUN/storecommit-data"
 
 # ------------------------------------------------------------------ GETs, metrics with ~1k orders
 human() { # 1000000 -> 1M, 29490 -> 29k, 500 -> 500
