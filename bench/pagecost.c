@@ -30,18 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timing.h"
+
 #define PAGE 4096
 #define FILE_PAGES (64 * 256)	/* 64 MiB */
 #define MAX_RUN 32
-
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 static void
 fail(const char *what)
@@ -58,7 +51,7 @@ fail(const char *what)
 static double
 flush_cost(int fd, const char *buf, int n, int scattered, double seconds)
 {
-	double start = now_us(), end = start + seconds * 1e6, t;
+	double start = now_ms() * 1e3, end = start + seconds * 1e6, t;
 	long rounds = 0;
 
 	do {
@@ -79,7 +72,7 @@ flush_cost(int fd, const char *buf, int n, int scattered, double seconds)
 		if (fdatasync(fd) != 0)
 			fail("fdatasync");
 		rounds++;
-	} while ((t = now_us()) < end);
+	} while ((t = now_ms() * 1e3) < end);
 	return (t - start) / (double)rounds;
 }
 

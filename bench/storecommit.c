@@ -21,27 +21,11 @@
 
 #include "order.h"
 #include "store.h"
+#include "timing.h"
 
 #define MAX_K 4096
 #define MAX_SAMPLES 100000
 #define USERS 997
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 static struct order orders[MAX_K];
 static struct order *ptrs[MAX_K];

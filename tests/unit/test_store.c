@@ -659,6 +659,18 @@ TEST(test_reopen)
 	order_finish(&b);
 }
 
+/* The environment at path opened with plain LMDB (flags 0 or MDB_RDONLY). */
+static MDB_env *
+plain_env(const char *path, unsigned flags)
+{
+	MDB_env *env;
+
+	test_assert(mdb_env_create(&env) == 0);
+	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
+	test_assert(mdb_env_open(env, path, flags, 0660) == 0);
+	return env;
+}
+
 /* Open dir with plain LMDB and put or delete meta's schema_version. */
 static void
 set_schema(const char *path, const void *value, size_t len)
@@ -669,9 +681,7 @@ set_schema(const char *path, const void *value, size_t len)
 	MDB_val k = { .mv_size = 14, .mv_data = (void *)"schema_version" };
 	MDB_val v = { .mv_size = len, .mv_data = (void *)value };
 
-	test_assert(mdb_env_create(&env) == 0);
-	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
-	test_assert(mdb_env_open(env, path, 0, 0660) == 0);
+	env = plain_env(path, 0);
 	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
 	test_assert(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
 	if (value != NULL)
@@ -1069,9 +1079,7 @@ make_v1(const char *path)
 	MDB_txn *txn;
 	MDB_dbi dbi;
 
-	test_assert(mdb_env_create(&env) == 0);
-	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
-	test_assert(mdb_env_open(env, path, 0, 0660) == 0);
+	env = plain_env(path, 0);
 	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
 	test_assert(mdb_dbi_open(txn, "by_user_status", 0, &dbi) == 0);
 	test_assert(mdb_drop(txn, dbi, 1) == 0);
@@ -1096,9 +1104,7 @@ make_v2(const char *path)
 	MDB_txn *txn;
 	MDB_dbi dbi;
 
-	test_assert(mdb_env_create(&env) == 0);
-	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
-	test_assert(mdb_env_open(env, path, 0, 0660) == 0);
+	env = plain_env(path, 0);
 	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
 	test_assert(mdb_dbi_open(txn, "by_user", MDB_CREATE, &dbi) == 0);
 	for (uint64_t id = 1; id <= 30; id++) {
@@ -1126,9 +1132,7 @@ has_db(const char *path, const char *name)
 	MDB_dbi dbi;
 	int rc;
 
-	test_assert(mdb_env_create(&env) == 0);
-	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
-	test_assert(mdb_env_open(env, path, MDB_RDONLY, 0660) == 0);
+	env = plain_env(path, MDB_RDONLY);
 	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
 	rc = mdb_dbi_open(txn, name, 0, &dbi);
 	test_assert(rc == 0 || rc == MDB_NOTFOUND);
@@ -1147,9 +1151,7 @@ stored_schema(const char *path)
 	MDB_val k = { .mv_size = 14, .mv_data = (void *)"schema_version" }, v;
 	uint32_t version;
 
-	test_assert(mdb_env_create(&env) == 0);
-	test_assert(mdb_env_set_maxdbs(env, 8) == 0);
-	test_assert(mdb_env_open(env, path, MDB_RDONLY, 0660) == 0);
+	env = plain_env(path, MDB_RDONLY);
 	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
 	test_assert(mdb_dbi_open(txn, "meta", 0, &dbi) == 0);
 	test_assert(mdb_get(txn, dbi, &k, &v) == 0 && v.mv_size == 4);
@@ -1159,23 +1161,28 @@ stored_schema(const char *path)
 	return version;
 }
 
-/* A version 1 environment is upgraded at open: the same lists after. */
-TEST(test_upgrade)
+/*
+ * Turn s's environment into one of schema version (1 or 2) and open it:
+ * it is upgraded, with the same (user, status) lists as before.
+ */
+static void
+upgrade_from(unsigned version)
 {
 	static struct idlist before[3][ORDER_STATUS_COUNT];
 	static struct idlist after[3][ORDER_STATUS_COUNT];
-	struct store_claim c[2] = { { .id = 21 }, { .id = 22 } };
 	int rc;
 
 	user_status_lists(before);
 	store_close(s);
 	s = NULL;
 	make_v2(up_dir);	/* version 1 had by_user too */
-	make_v1(up_dir);
-	test_assert(stored_schema(up_dir) == 1 && has_db(up_dir, "by_user"));
+	if (version == 1)
+		make_v1(up_dir);
+	test_assert(stored_schema(up_dir) == version &&
+	    has_db(up_dir, "by_user"));
 	rc = store_open(&s, up_dir, MAP_SIZE, 0);
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
-	test_assert(store_upgraded_from(s) == 1);
+	test_assert(store_upgraded_from(s) == version);
 	user_status_lists(after);
 	for (int u = 0; u < 3; u++)
 		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
@@ -1184,10 +1191,14 @@ TEST(test_upgrade)
 			    before[u][st].n * 8) == 0);
 		}
 	check_all_lists();
-	/* The upgraded index keeps up with new changes. */
-	test_assert(store_claim(s, c, 2, T0 + 200000, T0 + 200000 + LEASE) ==
-	    0 && c[0].done && c[1].done);
-	check_all_lists();
+}
+
+/* The upgrade was stored: the next open finds this version, no by_user. */
+static void
+reopen_upgraded(void)
+{
+	int rc;
+
 	store_close(s);
 	s = NULL;
 	test_assert(stored_schema(up_dir) == STORE_SCHEMA_VERSION);
@@ -1198,37 +1209,24 @@ TEST(test_upgrade)
 	check_all_lists();
 }
 
+/* A version 1 environment is upgraded at open: the same lists after. */
+TEST(test_upgrade)
+{
+	struct store_claim c[2] = { { .id = 21 }, { .id = 22 } };
+
+	upgrade_from(1);
+	/* The upgraded index keeps up with new changes. */
+	test_assert(store_claim(s, c, 2, T0 + 200000, T0 + 200000 + LEASE) ==
+	    0 && c[0].done && c[1].done);
+	check_all_lists();
+	reopen_upgraded();
+}
+
 /* A version 2 environment loses by_user at open; the lists stay. */
 TEST(test_upgrade_v2)
 {
-	static struct idlist before[3][ORDER_STATUS_COUNT];
-	static struct idlist after[3][ORDER_STATUS_COUNT];
-	int rc;
-
-	user_status_lists(before);
-	store_close(s);
-	s = NULL;
-	make_v2(up_dir);
-	test_assert(stored_schema(up_dir) == 2 && has_db(up_dir, "by_user"));
-	rc = store_open(&s, up_dir, MAP_SIZE, 0);
-	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
-	test_assert(store_upgraded_from(s) == 2);
-	user_status_lists(after);
-	for (int u = 0; u < 3; u++)
-		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
-			test_assert(after[u][st].n == before[u][st].n);
-			test_assert(memcmp(after[u][st].ids, before[u][st].ids,
-			    before[u][st].n * 8) == 0);
-		}
-	check_all_lists();
-	store_close(s);
-	s = NULL;
-	test_assert(stored_schema(up_dir) == STORE_SCHEMA_VERSION);
-	test_assert(!has_db(up_dir, "by_user"));
-	rc = store_open(&s, up_dir, MAP_SIZE, 0);
-	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
-	test_assert(store_upgraded_from(s) == 0);
-	check_all_lists();
+	upgrade_from(2);
+	reopen_upgraded();
 }
 
 /* What take_orders hands to store_create_from, and what it was asked. */
