@@ -1107,13 +1107,13 @@ make_v2(const char *path)
 	env = plain_env(path, 0);
 	test_assert(mdb_txn_begin(env, NULL, 0, &txn) == 0);
 	test_assert(mdb_dbi_open(txn, "by_user", MDB_CREATE, &dbi) == 0);
-	for (uint64_t id = 1; id <= 30; id++) {
+	for (uint64_t id = 1, user = 7; id <= 30; id++) {
 		unsigned char key[16];
 		MDB_val k = { .mv_size = 16, .mv_data = key };
 		MDB_val v = { .mv_size = 0, .mv_data = (void *)"" };
 
 		for (int b = 0; b < 8; b++) {
-			key[b] = (unsigned char)(7 >> (56 - 8 * b));
+			key[b] = (unsigned char)(user >> (56 - 8 * b));
 			key[8 + b] = (unsigned char)(id >> (56 - 8 * b));
 		}
 		test_assert(mdb_put(txn, dbi, &k, &v, 0) == 0);
