@@ -1105,22 +1105,31 @@ create_target() { # create_target CONNS: the ceiling's and Redis's
 # create_rounds: ROUNDS rounds of the Redis case and the create case at each
 # connection count (16 then 64), Redis first in odd rounds and second in
 # even ones, so that neither always runs on the machine the other left; a
-# fresh Redis with a new data directory each round.  order-api (API_PID)
-# keeps its store across the rounds.  The table gets the medians.
+# fresh Redis with a new data directory each round, and likewise a fresh
+# order-api on a new data directory and queue, so that no round runs on
+# a store the others grew.  The table gets the medians.
 create_rounds() {
-	local r conns kind order rss=() f vm best="" best_vm=-1
+	local r conns kind order rss=() f vm best="" best_vm=-1 api_why data
 	for ((r = 1; r <= ROUNDS; r++)); do
 		ROUND=$r
 		REDIS_START_WHY=""
 		if [[ -z $REDIS_WHY ]] && ! start_redis "$r"; then
 			REDIS_START_WHY=$START_WHY
 		fi
+		api_why=""
+		data="$RUN/data-create-r$r"
+		new_queue "create-r$r"
+		start_api "create-r$r" "$data" "$Q" || api_why=$START_WHY
 		order="redis create"
 		((r % 2)) || order="create redis"
 		for conns in $CONNS_EACH; do
 			for kind in $order; do
 				if [[ $kind == redis ]]; then
 					redis_case "$conns"
+					continue
+				fi
+				if [[ -n $api_why ]]; then
+					case_broken "create" "$conns" "$api_why"
 					continue
 				fi
 				if ((conns == CONNS_HIGH)); then
@@ -1134,6 +1143,8 @@ create_rounds() {
 		done
 		stop_redis
 		[[ -n $REDIS_DIR ]] && rm -rf "$REDIS_DIR"
+		stop_api
+		rm -rf "$data"
 	done
 	ROUND=""
 	"${UTIL[@]}" rounds "$ROUNDS_TSV" >>"$RESULTS" || fatal "util.py rounds failed"
@@ -1145,12 +1156,12 @@ create_rounds() {
 }
 
 # ------------------------------------------------------------------ create, GETs, metrics with many orders
+create_rounds
+
 new_queue many
 DATA_MANY="$RUN/data-many"
 if start_api many "$DATA_MANY" "$Q" --map-size 16G; then
 	echo "  order-api: $(grep -o 'serving .*' "$API_LOG" | tail -1)" >>"$SETTINGS"
-	create_rounds
-
 	say "filling up to $ORDERS_MANY orders (cap $FILL_CAP s)"
 	if fill "$API_URL" "$ORDERS_MANY"; then
 		fill_note="$F_TOTAL orders stored"
@@ -1170,7 +1181,6 @@ if start_api many "$DATA_MANY" "$Q" --map-size 16G; then
 	fi
 	stop_api
 else
-	phase_broken "$START_WHY" "create:$CONNS_LOW" "create:$CONNS_HIGH"
 	get_broken "$START_WHY" "$(human "$ORDERS_MANY")"
 fi
 rm -rf "$DATA_MANY" # it can be gigabytes
