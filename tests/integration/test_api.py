@@ -328,8 +328,9 @@ def listing(s):
         r = s.request("GET", "/api/orders/?%s" % q)
         expect_detail_error(r, 400, "list ?%s" % q)
 
-    # pagination walks every order of the user once, oldest first
-    for limit in (1, 2, 3, 7, 100):
+    # pagination walks every order of the user once, oldest first, whatever
+    # their statuses (Pending, Cancelled, maybe Processing now)
+    def walk_user(limit):
         walked = []
         after = None
         for _ in range(20):
@@ -345,6 +346,9 @@ def listing(s):
                 break
             assert page and after == page[-1], "%s: next %r, last on page %r" % (q, after, page)
         assert walked == ids, "pagination limit=%d walked %r, expected %r" % (limit, walked, ids)
+
+    for limit in (1, 2, 3, 7, 100):
+        walk_user(limit)
     # after accepts the numeric form too
     r = expect(s.request("GET", "/api/orders/?user_id=%d&after=%s" % (user, num(ids[2]))), 200,
                "after=<n>")
@@ -365,6 +369,9 @@ def listing(s):
     assert [o["order_id"] for o in r.body["results"]] == rest, (r.body, rest)
     r = expect(s.request("GET", "/orders/?user_id=%d&status=Pending" % user), 200, "status=Pending")
     assert r.body["results"] == [] and r.body["next"] is None, r.body
+    # Completed and Cancelled interleaved by id: the user's list still in id order
+    for limit in (1, 2, 100):
+        walk_user(limit)
     r = expect(s.request("GET", "/orders/?status=Completed&limit=5"), 200, "status=Completed all")
     assert 1 <= len(r.body["results"]) <= 5, r.body
     for o in r.body["results"]:
