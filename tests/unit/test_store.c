@@ -1067,6 +1067,24 @@ user_status_lists(struct idlist lists[3][ORDER_STATUS_COUNT])
 		}
 }
 
+/* Does the environment at path have a database of this name? */
+static bool
+has_db(const char *path, const char *name)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	env = plain_env(path, MDB_RDONLY);
+	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
+	rc = mdb_dbi_open(txn, name, 0, &dbi);
+	test_assert(rc == 0 || rc == MDB_NOTFOUND);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc == 0;
+}
+
 /*
  * Make s's environment a version 1 one, as the release before the
  * by_user_status index wrote it: no such database, schema_version 1.
@@ -1084,11 +1102,8 @@ make_v1(const char *path)
 	test_assert(mdb_dbi_open(txn, "by_user_status", 0, &dbi) == 0);
 	test_assert(mdb_drop(txn, dbi, 1) == 0);
 	test_assert(mdb_txn_commit(txn) == 0);
-	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
-	test_assert(mdb_dbi_open(txn, "by_user_status", 0, &dbi) ==
-	    MDB_NOTFOUND);
-	mdb_txn_abort(txn);
 	mdb_env_close(env);
+	test_assert(!has_db(path, "by_user_status"));
 	set_schema(path, &v1, sizeof(v1));
 }
 
@@ -1121,24 +1136,6 @@ make_v2(const char *path)
 	test_assert(mdb_txn_commit(txn) == 0);
 	mdb_env_close(env);
 	set_schema(path, &v2, sizeof(v2));
-}
-
-/* Does the environment at path have a database of this name? */
-static bool
-has_db(const char *path, const char *name)
-{
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	int rc;
-
-	env = plain_env(path, MDB_RDONLY);
-	test_assert(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0);
-	rc = mdb_dbi_open(txn, name, 0, &dbi);
-	test_assert(rc == 0 || rc == MDB_NOTFOUND);
-	mdb_txn_abort(txn);
-	mdb_env_close(env);
-	return rc == 0;
 }
 
 /* schema_version as stored. */
