@@ -12,32 +12,39 @@
 
 #include "clock.h"
 #include "log.h"
+#include "orderlog.h"
 #include "queue.h"
 
-/* The most orders one transaction takes; more wait for the next one. */
-#define COMMIT_BATCH_MAX 4096
-/* How often the committer checks that its queue is still the named one. */
+/* The most creates one journal record takes; more wait for the next. */
+#define INTAKE_BATCH_MAX 4096
+/* The most orders one LMDB transaction applies. */
+#define APPLY_MAX 16384
+/*
+ * How long journaled orders may wait to be applied when no read waits
+ * for them: the more orders one transaction applies, the more of them
+ * share each index page it writes.
+ */
+#define APPLY_DELAY_MS 250
+/* How often the apply thread checks that its queue is still the named one. */
 #define QUEUE_REFRESH_MS 1000
-/* After a failed commit, how often an idle committer tries store_probe. */
-#define PROBE_INTERVAL_MS 1000
+/* After a failed apply, how long until it is tried again. */
+#define RETRY_INTERVAL_MS 1000
+/* Buckets of the table of Idempotency-Keys journaled, not yet applied. */
+#define KEY_BUCKETS 1024
 
 /*
- * A handler waiting for its order's commit, on the handler's stack. The
+ * A handler waiting for its create or cancel, on the handler's stack. The
  * committer fills in rc and wake[] for a whole batch, then wakes only the
  * first waiter; each waiter, once woken, wakes the two below it in the
  * batch (a binary tree: 64 handlers are awake after 6 rounds). So the
- * committer pays one wake-up per commit instead of one per order, and goes
- * back to LMDB while the handlers wake each other on the other cores.
+ * committer pays one wake-up per batch instead of one per order.
  *
- * Deadlines: the committer takes its batch off the FIFO only once its
- * write transaction has begun, that is once it holds LMDB's writer lock
- * (store_create_from calls take_batch then). Until that moment a waiter
- * is only on the FIFO, and one whose deadline passes there takes itself
- * off (under the lock, so it is never in a batch) and answers that
- * nothing was stored: another process may hold the writer lock for ever,
- * stopped or hung, and the handler threads must not all wait for it.
- * A waiter already taken is in a transaction and waits for its outcome,
- * which no longer depends on anyone else.
+ * Deadlines (cancels): the apply thread takes a cancel off its FIFO only
+ * once its write transaction has begun, that is once it holds LMDB's
+ * writer lock. Until then a cancel whose deadline passes takes itself off
+ * (under the lock) and answers that nothing was changed: another process
+ * may hold the writer lock for ever, and the handler threads must not all
+ * wait for it.
  */
 struct waiter {
 	struct waiter *next;		/* FIFO link, under the lock */
@@ -49,28 +56,55 @@ struct waiter {
 	_Atomic uint32_t done;		/* 0 until rc is set: a futex */
 };
 
-/* The waiters of one transaction (committer thread only). */
-struct batch {
-	struct committer *c;
-	struct waiter **waiters;
-	size_t n;
-	bool taken;			/* take_batch ran */
+/* An Idempotency-Key journaled and not yet applied. */
+struct pending_key {
+	struct pending_key *chain;	/* in its bucket */
+	struct pending_key *next;	/* in its batch */
+	uint64_t id;
+	uint8_t digest[ORDER_DIGEST_LEN];
+	char key[];
+};
+
+/* One journal record's orders, until they are in LMDB. */
+struct jbatch {
+	struct jbatch *next;
+	uint64_t end_lsn;		/* just after the record */
+	uint64_t last_id;
+	int64_t journaled_ms;		/* monotonic */
+	size_t n;			/* orders */
+	struct pending_key *keys;
+	size_t len;
+	unsigned char payload[];	/* orderlog's encoding */
 };
 
 struct committer {
 	struct store *store;
+	struct journal *journal;
 	struct queue queue;
-	pthread_t thread;
+	unsigned timeout_ms;
+	pthread_t intake_thread, apply_thread;
 	pthread_mutex_t lock;
-	pthread_cond_t work_cond;	/* signalled when a waiter arrives */
-	struct waiter *head, **tail;	/* FIFO of orders to commit */
-	bool stopping;
-	unsigned timeout_ms;		/* a waiter's time on the FIFO */
-	bool stalled;			/* creates time out; under lock */
-	uint64_t stall_timeouts;	/* how many since; under lock */
-	struct committer_stats stats;	/* under lock */
-	int last_queue_err;		/* committer thread only */
-	struct log_limit commit_log;	/* committer thread only */
+	pthread_cond_t intake_cond;	/* a create arrived, or stopping */
+	pthread_cond_t apply_cond;	/* a batch or cancel arrived */
+	pthread_cond_t applied_cond;	/* applied_id moved, or an error */
+	struct waiter *creates, **creates_tail;	/* FIFOs, under the lock */
+	struct waiter *cancels, **cancels_tail;
+	struct jbatch *batches, **batches_tail;	/* journaled, oldest first */
+	uint64_t unapplied;		/* orders in batches; under the lock */
+	struct pending_key *keys[KEY_BUCKETS];	/* under the lock */
+	bool stopping;			/* under the lock */
+	bool intake_done;		/* the intake thread has ended */
+	unsigned readers_waiting;	/* in wait_applied; under the lock */
+	int64_t apply_delay_ms;
+	/* The last id journaled (answered), and the last in LMDB. */
+	_Atomic uint64_t journaled_id, applied_id;
+	atomic_int broken;		/* the journal failed */
+	uint64_t next_id;		/* intake thread only */
+	bool stalled;			/* under the lock */
+	int apply_error;		/* last apply's error; under the lock */
+	struct committer_stats stats;	/* under the lock */
+	int last_queue_err;		/* apply thread only */
+	struct log_limit apply_log;	/* apply thread only */
 };
 
 /* Sleep until w->done is set (a spurious return just loops). */
@@ -113,6 +147,70 @@ waiter_wake(struct waiter *w)
 {
 	atomic_store_explicit(&w->done, 1, memory_order_release);
 	syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Answer a batch of n waiters with their rc set: wake the tree's root. */
+static void
+wake_batch(struct waiter **batch, size_t n)
+{
+	if (n == 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		batch[i]->wake[0] = 2 * i + 1 < n ? batch[2 * i + 1] : NULL;
+		batch[i]->wake[1] = 2 * i + 2 < n ? batch[2 * i + 2] : NULL;
+	}
+	waiter_wake(batch[0]);
+}
+
+/* pthread_cond_timedwait until the monotonic deadline_ms. */
+static int
+cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+    int64_t deadline_ms)
+{
+	struct timespec until = {
+		.tv_sec = deadline_ms / 1000,
+		.tv_nsec = (deadline_ms % 1000) * 1000000,
+	};
+
+	return pthread_cond_timedwait(cond, lock, &until);
+}
+
+static unsigned
+key_bucket(const char *key)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % KEY_BUCKETS;
+}
+
+/* A journaled key not yet applied; under the lock. */
+static struct pending_key *
+key_find(struct committer *c, const char *key)
+{
+	struct pending_key *k;
+
+	for (k = c->keys[key_bucket(key)]; k != NULL; k = k->chain)
+		if (strcmp(k->key, key) == 0)
+			return k;
+	return NULL;
+}
+
+/* Drop batch b's keys from the table; under the lock. */
+static void
+keys_drop(struct committer *c, struct jbatch *b)
+{
+	for (struct pending_key *k = b->keys, *next; k != NULL; k = next) {
+		struct pending_key **p = &c->keys[key_bucket(k->key)];
+
+		next = k->next;
+		while (*p != k)
+			p = &(*p)->chain;
+		*p = k->chain;
+		free(k);
+	}
+	b->keys = NULL;
 }
 
 static void
@@ -162,85 +260,390 @@ ring_worker(struct committer *c, const uint64_t *ids, size_t n)
 }
 
 /*
- * store_create_from's take: cut up to max waiters off the FIFO into the
- * batch (the rest stays queued). From here on they wait for this commit.
+ * Why creates are refused now, or 0; under the lock. Journaled orders
+ * that waited past the timeout for their transaction stall the intake
+ * (logged once per stall).
  */
-static size_t
-take_batch(void *arg, struct order **orders, size_t max, int64_t *now_ms)
+static int
+intake_refusal(struct committer *c, int64_t now_ms, bool *stall_began)
 {
-	struct batch *b = arg;
-	struct committer *c = b->c;
-	struct waiter *w;
-	size_t n = 0;
-
-	pthread_mutex_lock(&c->lock);
-	/* Creates only: a cancel has a transaction of its own. */
-	for (w = c->head; w != NULL && n < max && w->cancel_id == 0;
-	    w = w->next) {
-		w->taken = true;
-		b->waiters[n] = w;
-		orders[n++] = w->order;
+	*stall_began = false;
+	if (store_broken(c->store) != 0)
+		return store_broken(c->store);
+	if (c->apply_error != 0)
+		return c->apply_error;
+	if (c->batches != NULL &&
+	    now_ms - c->batches->journaled_ms > (int64_t)c->timeout_ms) {
+		*stall_began = !c->stalled;
+		c->stalled = true;
+		return COMMITTER_ETIMEDOUT;
 	}
-	c->head = w;
-	if (w == NULL)
-		c->tail = &c->head;
-	pthread_mutex_unlock(&c->lock);
-	b->n = n;
-	b->taken = true;
-	*now_ms = clock_realtime_ms();
-	return n;
+	return 0;
 }
 
 /*
- * Record a commit's outcome (n orders; 0: a probe) for committer_stats and
- * log a failed commit, at most once in LOG_LIMIT_MS for the same error.
+ * Journal the fresh orders (ids given, created_ms set here): one record,
+ * one flush, then hand them to the apply thread. Returns 0, or the
+ * refusal every create of the batch gets.
+ */
+static int
+intake_journal(struct committer *c, struct order **fresh, size_t n_fresh)
+{
+	struct jbatch *b;
+	struct pending_key *keys = NULL;
+	uint64_t lsn, end_lsn;
+	int64_t now_ms = clock_realtime_ms();
+	size_t len;
+	int rc;
+
+	for (size_t i = 0; i < n_fresh; i++)
+		fresh[i]->created_ms = now_ms;
+	len = orderlog_size(fresh, n_fresh);
+	if ((b = malloc(sizeof(*b) + len)) == NULL)
+		return ENOMEM;
+	b->len = len;
+	b->n = n_fresh;
+	b->last_id = fresh[n_fresh - 1]->id;
+	b->keys = NULL;
+	orderlog_encode(b->payload, fresh, n_fresh);
+	for (size_t i = 0; i < n_fresh; i++) {
+		struct pending_key *k;
+		size_t klen;
+
+		if (fresh[i]->idem_key == NULL)
+			continue;
+		klen = strlen(fresh[i]->idem_key);
+		if ((k = malloc(sizeof(*k) + klen + 1)) == NULL) {
+			rc = ENOMEM;
+			goto fail;
+		}
+		k->id = fresh[i]->id;
+		memcpy(k->digest, fresh[i]->idem_digest, ORDER_DIGEST_LEN);
+		memcpy(k->key, fresh[i]->idem_key, klen + 1);
+		k->next = keys;
+		keys = k;
+	}
+
+	rc = journal_append(c->journal, b->payload, len, &lsn, &end_lsn);
+	if (rc == ENOSPC) {
+		rc = COMMITTER_ETIMEDOUT;	/* nothing was written */
+		goto fail;
+	}
+	if (rc == EMSGSIZE || rc == ENOMEM)
+		goto fail;
+	if (rc != 0) {
+		/* Written in part, or flushed with an error: unknown. */
+		if (atomic_exchange(&c->broken, rc) == 0)
+			log_error("could not write the journal: %s; %zu "
+			    "orders may or may not be stored, and the "
+			    "process ends to recover from the file",
+			    strerror(rc), n_fresh);
+		rc = COMMITTER_EUNKNOWN;
+		goto fail;
+	}
+	c->next_id = b->last_id + 1;
+	b->end_lsn = end_lsn;
+	b->journaled_ms = clock_monotonic_ms();
+	b->next = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	b->keys = keys;
+	for (struct pending_key *k = keys; k != NULL; k = k->next) {
+		unsigned h = key_bucket(k->key);
+
+		k->chain = c->keys[h];
+		c->keys[h] = k;
+	}
+	*c->batches_tail = b;
+	c->batches_tail = &b->next;
+	c->unapplied += n_fresh;
+	c->stats.journal_writes++;
+	atomic_store_explicit(&c->journaled_id, b->last_id,
+	    memory_order_release);
+	pthread_cond_signal(&c->apply_cond);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+fail:
+	while (keys != NULL) {
+		struct pending_key *next = keys->next;
+
+		free(keys);
+		keys = next;
+	}
+	free(b);
+	return rc;
+}
+
+/*
+ * One batch of creates: refuse them, or settle their keys, give the new
+ * orders ids, journal them and answer all.
  */
 static void
-commit_done(struct committer *c, int rc, size_t n)
+intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
+    struct order **fresh, size_t n)
+{
+	size_t n_fresh = 0;
+	uint64_t unapplied;
+	bool stall_began;
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	rc = intake_refusal(c, clock_monotonic_ms(), &stall_began);
+	unapplied = c->unapplied;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct order *o = orders[i];
+		struct pending_key *k;
+
+		o->idem_result = ORDER_IDEM_NEW;
+		if (o->idem_key == NULL ||
+		    (k = key_find(c, o->idem_key)) == NULL)
+			continue;
+		if (memcmp(k->digest, o->idem_digest, ORDER_DIGEST_LEN) == 0) {
+			o->idem_result = ORDER_IDEM_REPLAY;
+			o->id = k->id;
+		} else {
+			o->idem_result = ORDER_IDEM_MISMATCH;
+			o->id = 0;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (stall_began)
+		log_warn("journaled orders waited more than %u ms for their "
+		    "LMDB commit (LMDB's writer lock is held elsewhere, or a "
+		    "commit is slow): creates answer 503 until it is done",
+		    c->timeout_ms);
+
+	/*
+	 * Keys not found above are looked up in LMDB by a read transaction
+	 * that begins after that look: a key whose batch was applied and
+	 * left the table meanwhile is in LMDB by then.
+	 */
+	if (rc == 0)
+		rc = store_admit(c->store, orders, n, unapplied,
+		    clock_realtime_ms());
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct order *o = orders[i];
+		size_t j;
+
+		if (o->idem_result != ORDER_IDEM_NEW)
+			continue;
+		/* A key twice in one batch (a handler's in-flight check
+		 * keeps that from happening): the second is answered as a
+		 * retry of the first. */
+		for (j = 0; o->idem_key != NULL && j < n_fresh; j++)
+			if (fresh[j]->idem_key != NULL &&
+			    strcmp(fresh[j]->idem_key, o->idem_key) == 0)
+				break;
+		if (o->idem_key != NULL && j < n_fresh) {
+			bool same = memcmp(fresh[j]->idem_digest,
+			    o->idem_digest, ORDER_DIGEST_LEN) == 0;
+
+			o->idem_result = same ? ORDER_IDEM_REPLAY :
+			    ORDER_IDEM_MISMATCH;
+			o->id = same ? fresh[j]->id : 0;
+			continue;
+		}
+		o->id = c->next_id + n_fresh;
+		fresh[n_fresh++] = o;
+	}
+	if (rc == 0 && n_fresh > 0)
+		rc = intake_journal(c, fresh, n_fresh);
+	if (rc == COMMITTER_ETIMEDOUT) {
+		pthread_mutex_lock(&c->lock);
+		c->stats.timeouts += n;
+		pthread_mutex_unlock(&c->lock);
+	}
+	for (size_t i = 0; i < n; i++)
+		batch[i]->rc = rc;
+	wake_batch(batch, n);
+}
+
+static void *
+intake_run(void *arg)
+{
+	struct committer *c = arg;
+	struct waiter **batch = calloc(INTAKE_BATCH_MAX, sizeof(*batch));
+	struct order **orders = calloc(INTAKE_BATCH_MAX, sizeof(*orders));
+	struct order **fresh = calloc(INTAKE_BATCH_MAX, sizeof(*fresh));
+
+	if (batch == NULL || orders == NULL || fresh == NULL)
+		fatalx("committer: out of memory");
+	for (;;) {
+		struct waiter *w;
+		size_t n = 0;
+
+		pthread_mutex_lock(&c->lock);
+		while (c->creates == NULL && !c->stopping)
+			pthread_cond_wait(&c->intake_cond, &c->lock);
+		if (c->creates == NULL) {
+			c->intake_done = true;
+			pthread_cond_signal(&c->apply_cond);
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		for (w = c->creates; w != NULL && n < INTAKE_BATCH_MAX;
+		    w = w->next) {
+			w->taken = true;
+			batch[n] = w;
+			orders[n++] = w->order;
+		}
+		c->creates = w;
+		if (w == NULL)
+			c->creates_tail = &c->creates;
+		pthread_mutex_unlock(&c->lock);
+		intake_batch(c, batch, orders, fresh, n);
+	}
+	free(batch);
+	free(orders);
+	free(fresh);
+	return NULL;
+}
+
+/* Commits work again: end a stall of refused creates, if any. */
+static void
+stall_end(struct committer *c)
+{
+	bool was;
+
+	pthread_mutex_lock(&c->lock);
+	was = c->stalled;
+	c->stalled = false;
+	pthread_mutex_unlock(&c->lock);
+	if (was)
+		log_info("journaled orders reach LMDB again; creates are "
+		    "accepted");
+}
+
+/* The apply thread's decoded orders, reused from one apply to the next. */
+struct apply_buf {
+	struct order *orders;
+	struct order **ptrs;
+	uint64_t *ids;
+	size_t cap;
+};
+
+static int
+apply_reserve(struct apply_buf *a, size_t n)
+{
+	size_t cap = a->cap;
+	struct order *orders;
+	struct order **ptrs;
+	uint64_t *ids;
+
+	if (n <= a->cap)
+		return 0;
+	while (cap < n)
+		cap = cap == 0 ? 1024 : cap * 2;
+	if ((orders = reallocarray(a->orders, cap, sizeof(*orders))) == NULL)
+		return ENOMEM;
+	a->orders = orders;
+	for (size_t i = a->cap; i < cap; i++)
+		order_init(&a->orders[i]);
+	if ((ptrs = reallocarray(a->ptrs, cap, sizeof(*ptrs))) == NULL)
+		return ENOMEM;
+	a->ptrs = ptrs;
+	if ((ids = reallocarray(a->ids, cap, sizeof(*ids))) == NULL)
+		return ENOMEM;
+	a->ids = ids;
+	a->cap = cap;
+	return 0;
+}
+
+/*
+ * Apply the batches from first to last (n orders) in one transaction. On
+ * success they leave the list, the ids move, the journal may write over
+ * them, and the worker is rung. The intake may append batches after last
+ * meanwhile; nothing else changes the list.
+ */
+static int
+apply_batches(struct committer *c, struct apply_buf *a, struct jbatch *first,
+    struct jbatch *last, size_t n)
+{
+	struct jbatch *b;
+	size_t k = 0;
+	int rc;
+
+	if ((rc = apply_reserve(a, n)) != 0)
+		return rc;
+	for (b = first; ; b = b->next) {
+		size_t got;
+
+		if ((rc = orderlog_decode(b->payload, b->len, a->orders + k,
+		    n - k, &got)) != 0)
+			return rc;
+		k += got;
+		if (b == last)
+			break;
+	}
+	for (size_t i = 0; i < k; i++) {
+		a->ptrs[i] = &a->orders[i];
+		a->ids[i] = a->orders[i].id;
+	}
+	if ((rc = store_apply(c->store, a->ptrs, k, last->end_lsn)) != 0)
+		return rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->batches = last->next;
+	if (c->batches == NULL)
+		c->batches_tail = &c->batches;
+	for (b = first; ; b = b->next) {
+		keys_drop(c, b);
+		if (b == last)
+			break;
+	}
+	c->unapplied -= k;
+	c->stats.commits++;
+	c->stats.orders += k;
+	atomic_store_explicit(&c->applied_id, last->last_id,
+	    memory_order_release);
+	pthread_cond_broadcast(&c->applied_cond);
+	pthread_mutex_unlock(&c->lock);
+	journal_applied(c->journal, last->end_lsn);
+	for (b = first; ; ) {
+		struct jbatch *next = b->next;
+		bool done = b == last;
+
+		free(b);
+		if (done)
+			break;
+		b = next;
+	}
+	ring_worker(c, a->ids, k);
+	return 0;
+}
+
+/* Record an apply's outcome for committer_stats and the log. */
+static void
+apply_done(struct committer *c, int rc, size_t n)
 {
 	int before;
 
 	pthread_mutex_lock(&c->lock);
-	if (rc == 0 && n > 0) {
-		c->stats.commits++;
-		c->stats.orders += n;
-	}
-	before = c->stats.last_commit_error;
+	before = c->apply_error;
+	c->apply_error = rc;
 	c->stats.last_commit_error = rc;
+	if (rc != 0)
+		pthread_cond_broadcast(&c->applied_cond);
 	pthread_mutex_unlock(&c->lock);
-	if (rc != 0 && n > 0)
-		log_limited(&c->commit_log, LOG_LEVEL_ERROR, rc,
-		    "could not commit %zu orders: %s", n, store_strerror(rc));
-	else if (rc == 0 && before != 0)
+	if (rc != 0)
+		log_limited(&c->apply_log, LOG_LEVEL_ERROR, rc,
+		    "could not commit %zu journaled orders to LMDB: %s; "
+		    "trying again in %d ms, creates refused meanwhile", n,
+		    store_strerror(rc), RETRY_INTERVAL_MS);
+	else if (before != 0)
 		log_info("commits succeed again");
+	if (rc == 0)
+		stall_end(c);
 }
 
-/* Commits begin again: end a stall of timed-out creates, if any. */
-static void
-stall_end(struct committer *c)
-{
-	uint64_t timed_out = 0;
-
-	pthread_mutex_lock(&c->lock);
-	if (c->stalled) {
-		timed_out = c->stall_timeouts;
-		c->stalled = false;
-		c->stall_timeouts = 0;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (timed_out > 0)
-		log_info("commits resumed; %llu creates and cancels timed "
-		    "out meanwhile", (unsigned long long)timed_out);
-}
-
-/* One cancel and its transaction (committer thread only). */
+/* One cancel and its transaction (apply thread only). */
 struct cancel {
 	struct committer *c;
 	struct waiter *w;		/* taken, or NULL */
 };
 
 /*
- * store_cancel_from's take: the cancel at the head of the FIFO, if it is
+ * store_cancel_from's take: the cancel at the head of its FIFO, if it is
  * still there (it may have timed out meanwhile).
  */
 static bool
@@ -251,22 +654,22 @@ take_cancel(void *arg, uint64_t *id, int64_t *now_ms)
 	struct waiter *w;
 
 	pthread_mutex_lock(&c->lock);
-	if ((w = c->head) != NULL && w->cancel_id != 0) {
+	if ((w = c->cancels) != NULL) {
 		w->taken = true;
-		c->head = w->next;
-		if (c->head == NULL)
-			c->tail = &c->head;
+		c->cancels = w->next;
+		if (c->cancels == NULL)
+			c->cancels_tail = &c->cancels;
 		k->w = w;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (w == NULL || w->cancel_id == 0)
+	if (w == NULL)
 		return false;
 	*id = w->cancel_id;
 	*now_ms = clock_realtime_ms();
 	return true;
 }
 
-/* Run the cancel at the head of the FIFO in a transaction of its own. */
+/* Run the cancel at the head of its FIFO in a transaction of its own. */
 static void
 run_cancel(struct committer *c)
 {
@@ -287,8 +690,6 @@ run_cancel(struct committer *c)
 	/* No transaction began: the cancel waiting gets the error. */
 	if (!taken && rc != 0 && take_cancel(&k, &id, &now_ms))
 		taken = true;
-	if (rc == 0 || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND)
-		stall_end(c);
 	if (taken && k.w != NULL) {
 		order_finish(k.w->order);
 		*k.w->order = scratch;
@@ -299,22 +700,32 @@ run_cancel(struct committer *c)
 	order_finish(&scratch);
 }
 
+/*
+ * Stopping, with nothing more to come from the intake: a failed apply is
+ * not tried again, the journal keeps its orders for the next start.
+ */
+static bool
+quit_on_failure(struct committer *c)
+{
+	bool done;
+
+	pthread_mutex_lock(&c->lock);
+	done = c->intake_done;
+	pthread_mutex_unlock(&c->lock);
+	return done;
+}
+
 static void *
-committer_run(void *arg)
+apply_run(void *arg)
 {
 	struct committer *c = arg;
-	struct order **orders = calloc(COMMIT_BATCH_MAX, sizeof(*orders));
-	struct waiter **batch = calloc(COMMIT_BATCH_MAX, sizeof(*batch));
-	uint64_t *ids = calloc(COMMIT_BATCH_MAX, sizeof(*ids));
-	int64_t next_refresh = 0, next_probe = 0;
+	struct apply_buf a = { 0 };
+	int64_t next_refresh = 0, next_retry = 0;
 
-	if (orders == NULL || batch == NULL || ids == NULL)
-		fatalx("committer: out of memory");
 	for (;;) {
-		struct batch b = { .c = c, .waiters = batch };
-		bool cancel;
-		size_t n, n_ids = 0;
-		int64_t now_ms;
+		struct jbatch *first, *last = NULL;
+		bool cancel, failing, quit;
+		size_t n = 0;
 		int rc;
 
 		if (clock_monotonic_ms() >= next_refresh) {
@@ -323,113 +734,124 @@ committer_run(void *arg)
 		}
 
 		pthread_mutex_lock(&c->lock);
-		while (c->head == NULL && !c->stopping) {
-			struct timespec until;
+		for (;;) {
+			int64_t now = clock_monotonic_ms(), until;
 
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += 1;
-			if (pthread_cond_timedwait(&c->work_cond, &c->lock,
-			    &until) == ETIMEDOUT)
+			failing = c->apply_error != 0;
+			if (c->cancels != NULL)
 				break;
-		}
-		if (c->head == NULL) {
-			bool stop = c->stopping;
-			bool failing = c->stats.last_commit_error != 0 ||
-			    c->stalled;
-
-			pthread_mutex_unlock(&c->lock);
-			if (stop)
+			if (c->batches != NULL && !failing && (c->stopping ||
+			    c->readers_waiting > 0 ||
+			    c->unapplied >= APPLY_MAX / 2 ||
+			    now >= c->batches->journaled_ms + c->apply_delay_ms))
 				break;
-			/*
-			 * Without new orders, only a probe can show that
-			 * commits work again (and make /readyz say so).
-			 */
-			if (failing && clock_monotonic_ms() >= next_probe) {
-				rc = store_probe(c->store);
-				commit_done(c, rc, 0);
-				if (rc == 0)
-					stall_end(c);
-				next_probe = clock_monotonic_ms() +
-				    PROBE_INTERVAL_MS;
-			}
-			continue;
+			if (c->batches != NULL && failing &&
+			    (now >= next_retry || c->intake_done))
+				break;
+			if (c->batches == NULL && c->intake_done)
+				break;
+			until = next_refresh;
+			if (c->batches != NULL && failing && next_retry < until)
+				until = next_retry;
+			if (c->batches != NULL && !failing &&
+			    c->batches->journaled_ms + c->apply_delay_ms < until)
+				until = c->batches->journaled_ms +
+				    c->apply_delay_ms;
+			if (until <= now)
+				break;
+			cond_wait_until(&c->apply_cond, &c->lock, until);
 		}
-		cancel = c->head->cancel_id != 0;
+		cancel = c->cancels != NULL;
+		quit = c->batches == NULL && c->cancels == NULL &&
+		    c->intake_done;
+		first = c->batches;
+		/* Every batch journaled so far, up to APPLY_MAX orders. */
+		for (struct jbatch *b = first; b != NULL && (n == 0 ||
+		    n + b->n <= APPLY_MAX); b = b->next) {
+			n += b->n;
+			last = b;
+		}
 		pthread_mutex_unlock(&c->lock);
+		if (quit)
+			break;
 		if (cancel) {
 			run_cancel(c);
 			continue;
 		}
+		if (first == NULL || (failing && clock_monotonic_ms() <
+		    next_retry && !quit_on_failure(c)))
+			continue;
 
-		/* This blocks while another process holds the writer lock. */
-		rc = store_create_from(c->store, take_batch, &b, orders,
-		    COMMIT_BATCH_MAX);
-		/* No transaction began: refuse what is queued, unstored. */
-		if (!b.taken)
-			take_batch(&b, orders, COMMIT_BATCH_MAX, &now_ms);
-		n = b.n;
-		/* A transaction that took nothing tells nothing of the disk. */
-		if (n > 0 || rc != 0) {
-			commit_done(c, rc, n);
-			next_probe = clock_monotonic_ms() + PROBE_INTERVAL_MS;
-		}
-
-		/* A transaction began: the writer lock is free again. */
+		rc = apply_batches(c, &a, first, last, n);
+		apply_done(c, rc, n);
 		if (rc == 0)
-			stall_end(c);
-		if (n == 0)
-			continue;	/* every waiter timed out meanwhile */
-		/* The orders live on their handlers' stacks: read them now. */
-		for (size_t i = 0; i < n; i++) {
-			struct waiter *bw = batch[i];
-
-			if (rc == 0 &&
-			    orders[i]->idem_result == ORDER_IDEM_NEW)
-				ids[n_ids++] = orders[i]->id;
-			bw->rc = rc;
-			bw->wake[0] = 2 * i + 1 < n ? batch[2 * i + 1] : NULL;
-			bw->wake[1] = 2 * i + 2 < n ? batch[2 * i + 2] : NULL;
-		}
-		waiter_wake(batch[0]);
-
-		if (n_ids > 0)
-			ring_worker(c, ids, n_ids);
+			continue;
+		next_retry = clock_monotonic_ms() + RETRY_INTERVAL_MS;
+		if (quit_on_failure(c) || store_fatal(rc))
+			break;
 	}
-	free(orders);
-	free(batch);
-	free(ids);
+	for (size_t i = 0; i < a.cap; i++)
+		order_finish(&a.orders[i]);
+	free(a.orders);
+	free(a.ptrs);
+	free(a.ids);
 	return NULL;
 }
 
 int
-committer_create(struct committer **cp, struct store *s,
+committer_create(struct committer **cp, struct store *s, struct journal *j,
     const char *queue_name, unsigned timeout_ms)
 {
 	struct committer *c = calloc(1, sizeof(*c));
 	pthread_condattr_t attr;
+	uint64_t lsn, next_id;
 	int rc;
 
 	if (c == NULL)
 		return ENOMEM;
+	if ((rc = store_journal_state(s, &lsn, &next_id)) != 0) {
+		free(c);
+		return rc;
+	}
 	c->store = s;
-	c->tail = &c->head;
+	c->journal = j;
+	c->next_id = next_id;
+	atomic_init(&c->journaled_id, next_id - 1);
+	atomic_init(&c->applied_id, next_id - 1);
+	atomic_init(&c->broken, 0);
+	c->creates_tail = &c->creates;
+	c->cancels_tail = &c->cancels;
+	c->batches_tail = &c->batches;
 	c->timeout_ms = timeout_ms;
+	c->apply_delay_ms = APPLY_DELAY_MS;
 	c->last_queue_err = -1;
 	queue_init(&c->queue, queue_name);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->work_cond, &attr);
+	pthread_cond_init(&c->intake_cond, &attr);
+	pthread_cond_init(&c->apply_cond, &attr);
+	pthread_cond_init(&c->applied_cond, &attr);
 	pthread_condattr_destroy(&attr);
-	rc = pthread_create(&c->thread, NULL, committer_run, c);
-	if (rc != 0) {
-		pthread_cond_destroy(&c->work_cond);
-		pthread_mutex_destroy(&c->lock);
-		free(c);
-		return rc;
+	if ((rc = pthread_create(&c->apply_thread, NULL, apply_run, c)) != 0)
+		goto fail;
+	if ((rc = pthread_create(&c->intake_thread, NULL, intake_run, c)) != 0) {
+		pthread_mutex_lock(&c->lock);
+		c->intake_done = true;
+		pthread_cond_signal(&c->apply_cond);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->apply_thread, NULL);
+		goto fail;
 	}
 	*cp = c;
 	return 0;
+fail:
+	pthread_cond_destroy(&c->intake_cond);
+	pthread_cond_destroy(&c->apply_cond);
+	pthread_cond_destroy(&c->applied_cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return rc;
 }
 
 int
@@ -441,8 +863,11 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	c->stopping = true;
-	pthread_cond_signal(&c->work_cond);
+	pthread_cond_signal(&c->intake_cond);
+	pthread_cond_signal(&c->apply_cond);
 	pthread_mutex_unlock(&c->lock);
+	/* The intake waits for nobody but the disk. */
+	pthread_join(c->intake_thread, NULL);
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += wait_ms / 1000;
 	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
@@ -451,80 +876,153 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 		until.tv_nsec -= 1000000000;
 	}
 	/* Blocked in LMDB (the writer lock held elsewhere): left as it is. */
-	if (pthread_timedjoin_np(c->thread, NULL, &until) != 0)
+	if (pthread_timedjoin_np(c->apply_thread, NULL, &until) != 0)
 		return ETIMEDOUT;
 	queue_close(&c->queue);
-	pthread_cond_destroy(&c->work_cond);
+	while (c->batches != NULL) {
+		struct jbatch *next = c->batches->next;
+
+		keys_drop(c, c->batches);
+		free(c->batches);
+		c->batches = next;
+	}
+	pthread_cond_destroy(&c->intake_cond);
+	pthread_cond_destroy(&c->apply_cond);
+	pthread_cond_destroy(&c->applied_cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 	return 0;
 }
 
-/* Take w, which is not in a batch, off the FIFO; under the lock. */
-static void
-withdraw(struct committer *c, struct waiter *w)
+int
+committer_submit(struct committer *c, struct order *o)
 {
-	struct waiter **p = &c->head;
-
-	while (*p != w)
-		p = &(*p)->next;
-	*p = w->next;
-	if (c->tail == &w->next)
-		c->tail = p;
-}
-
-/* Queue a create of o (cancel_id 0) or a cancel, and wait for it. */
-static int
-submit(struct committer *c, struct order *o, uint64_t cancel_id)
-{
-	struct waiter w = { .order = o, .cancel_id = cancel_id };
-	int64_t deadline_ms = clock_monotonic_ms() + c->timeout_ms;
-	bool withdrawn = false, first = false;
+	struct waiter w = { .order = o };
 
 	pthread_mutex_lock(&c->lock);
-	*c->tail = &w;
-	c->tail = &w.next;
-	if (c->head == &w)
-		pthread_cond_signal(&c->work_cond);
+	*c->creates_tail = &w;
+	c->creates_tail = &w.next;
+	if (c->creates == &w)
+		pthread_cond_signal(&c->intake_cond);
 	pthread_mutex_unlock(&c->lock);
-	if (!waiter_sleep_until(&w, deadline_ms)) {
-		pthread_mutex_lock(&c->lock);
-		if (!w.taken) {
-			withdraw(c, &w);
-			withdrawn = true;
-			first = !c->stalled;
-			c->stalled = true;
-			c->stall_timeouts++;
-			if (cancel_id == 0)
-				c->stats.timeouts++;
-		}
-		pthread_mutex_unlock(&c->lock);
-		if (withdrawn) {
-			if (first)
-				log_warn("no commit began within %u ms (LMDB's "
-				    "writer lock is held elsewhere, or a "
-				    "commit is slow): creates and cancels "
-				    "answer 503 until one does", c->timeout_ms);
-			return COMMITTER_ETIMEDOUT;
-		}
-		waiter_sleep(&w);
-	}
+	waiter_sleep(&w);
 	for (int i = 0; i < 2; i++)
 		if (w.wake[i] != NULL)
 			waiter_wake(w.wake[i]);
 	return w.rc;
 }
 
-int
-committer_submit(struct committer *c, struct order *o)
+/* Take w, which is not taken, off the cancels' FIFO; under the lock. */
+static void
+withdraw(struct committer *c, struct waiter *w)
 {
-	return submit(c, o, 0);
+	struct waiter **p = &c->cancels;
+
+	while (*p != w)
+		p = &(*p)->next;
+	*p = w->next;
+	if (c->cancels_tail == &w->next)
+		c->cancels_tail = p;
 }
 
 int
 committer_cancel(struct committer *c, uint64_t id, struct order *o)
 {
-	return submit(c, o, id);
+	struct waiter w = { .order = o, .cancel_id = id };
+	int64_t deadline_ms;
+	bool withdrawn = false;
+	int rc;
+
+	/* An order still on its way to LMDB is cancelled once there. */
+	if ((rc = committer_wait_order(c, id)) != 0)
+		return rc;
+	deadline_ms = clock_monotonic_ms() + c->timeout_ms;
+	pthread_mutex_lock(&c->lock);
+	*c->cancels_tail = &w;
+	c->cancels_tail = &w.next;
+	pthread_cond_signal(&c->apply_cond);
+	pthread_mutex_unlock(&c->lock);
+	if (!waiter_sleep_until(&w, deadline_ms)) {
+		pthread_mutex_lock(&c->lock);
+		if (!w.taken) {
+			withdraw(c, &w);
+			withdrawn = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (withdrawn)
+			return COMMITTER_ETIMEDOUT;
+		waiter_sleep(&w);
+	}
+	return w.rc;
+}
+
+/* Wait until applied_id reaches id: 0, the timeout, or the apply's error. */
+static int
+wait_applied(struct committer *c, uint64_t id)
+{
+	int64_t deadline_ms;
+	int rc = 0;
+
+	if (atomic_load_explicit(&c->applied_id, memory_order_acquire) >= id)
+		return 0;
+	deadline_ms = clock_monotonic_ms() + c->timeout_ms;
+	pthread_mutex_lock(&c->lock);
+	/* A read waits: the apply thread goes now, not after its delay. */
+	if (c->readers_waiting++ == 0)
+		pthread_cond_signal(&c->apply_cond);
+	while (atomic_load_explicit(&c->applied_id, memory_order_acquire) < id) {
+		if (c->apply_error != 0) {
+			rc = c->apply_error;
+			break;
+		}
+		if (cond_wait_until(&c->applied_cond, &c->lock,
+		    deadline_ms) == ETIMEDOUT &&
+		    atomic_load(&c->applied_id) < id) {
+			rc = COMMITTER_ETIMEDOUT;
+			break;
+		}
+	}
+	c->readers_waiting--;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int
+committer_wait_order(struct committer *c, uint64_t id)
+{
+	if (id > atomic_load_explicit(&c->journaled_id, memory_order_acquire))
+		return 0;	/* never answered 201: LMDB says what it is */
+	return wait_applied(c, id);
+}
+
+int
+committer_wait_all(struct committer *c)
+{
+	return wait_applied(c, atomic_load_explicit(&c->journaled_id,
+	    memory_order_acquire));
+}
+
+int
+committer_counters(struct committer *c, struct store_counters *out)
+{
+	uint64_t journaled;
+	int rc;
+
+	if ((rc = store_counters(c->store, out)) != 0)
+		return rc;
+	/*
+	 * Read after the counters' snapshot: every order journaled by then
+	 * and not in that snapshot (ids from its next_id on) is added.
+	 */
+	journaled = atomic_load_explicit(&c->journaled_id,
+	    memory_order_acquire);
+	if (journaled >= out->next_id) {
+		uint64_t extra = journaled - out->next_id + 1;
+
+		out->by_status[ORDER_PENDING] += extra;
+		out->created_total += extra;
+	}
+	return 0;
 }
 
 void
@@ -533,5 +1031,12 @@ committer_stats(struct committer *c, struct committer_stats *st)
 	pthread_mutex_lock(&c->lock);
 	*st = c->stats;
 	st->stalled = c->stalled;
+	st->unapplied = c->unapplied;
 	pthread_mutex_unlock(&c->lock);
+}
+
+int
+committer_broken(struct committer *c)
+{
+	return atomic_load(&c->broken);
 }

@@ -241,6 +241,20 @@ respond_store_error(struct request *r, int rc, const char *what)
 	    "stored. Try again later.", "Retry-After: 5\r\n");
 }
 
+/*
+ * A read that waited for recent orders to reach LMDB (committer_wait_*)
+ * and could not.
+ */
+static int
+respond_wait_error(struct request *r, int rc)
+{
+	if (rc == COMMITTER_ETIMEDOUT)
+		return respond_detail(r, 503, "Orders accepted in the last "
+		    "moments are not readable yet: they could not be "
+		    "committed in time. Try again.", "Retry-After: 1\r\n");
+	return respond_store_error(r, rc, "commit accepted orders");
+}
+
 static int
 respond_method_not_allowed(struct request *r, const char *allow)
 {
@@ -517,6 +531,11 @@ create_order(struct request *r, const char *body, size_t len,
 		status = respond_detail(r, 503, "The order was not stored: "
 		    "it could not be committed in time. Try again.",
 		    "Retry-After: 1\r\n");
+	else if (rc == COMMITTER_EUNKNOWN)
+		status = respond_detail(r, 500, "The order may or may not "
+		    "have been stored: the journal could not be written. "
+		    "Retry with the same Idempotency-Key, or look the order "
+		    "up.", NULL);
 	else if (rc != 0)
 		status = respond_store_error(r, rc, "store a new order");
 	else if (o.idem_result == ORDER_IDEM_MISMATCH)
@@ -625,6 +644,9 @@ handle_order(struct request *r, enum route route, uint64_t id)
 			status = respond_detail(r, 409, detail, NULL);
 			goto out;
 		}
+	} else if ((rc = committer_wait_order(r->ctx->committer, id)) != 0) {
+		status = respond_wait_error(r, rc);
+		goto out;
 	} else {
 		rc = store_get(r->ctx->store, id, &o);
 	}
@@ -834,6 +856,8 @@ handle_list(struct request *r)
 		return respond_field_error(r, "after",
 		    "Give an order id such as ORD123.");
 
+	if ((rc = committer_wait_all(r->ctx->committer)) != 0)
+		return respond_wait_error(r, rc);
 	ls.limit = f.limit;
 	strbuf_puts(&r->body, "{\"results\": [");
 	rc = store_list(r->ctx->store, &f, list_one, &ls, &next);
@@ -851,7 +875,7 @@ handle_metrics(struct request *r)
 	struct store_counters c;
 	int rc;
 
-	if ((rc = store_counters(r->ctx->store, &c)) != 0)
+	if ((rc = committer_counters(r->ctx->committer, &c)) != 0)
 		return respond_store_error(r, rc, "read the counters");
 	metrics_json(&c, &r->body);
 	return respond(r, 200, NULL);
@@ -903,8 +927,9 @@ handle_readyz(struct request *r)
 		    store_strerror(cs.last_commit_error));
 		why = buf;
 	} else if (cs.stalled) {
-		why = "creates time out: no commit could begin within "
-		    "--commit-timeout-ms (LMDB's writer lock is held)";
+		why = "creates time out: accepted orders waited more than "
+		    "--commit-timeout-ms for their LMDB commit (LMDB's "
+		    "writer lock is held)";
 	} else if (store_counters(r->ctx->store, &c) != 0)
 		why = "LMDB cannot be read";
 	else if (!cs.queue_open)
@@ -926,7 +951,7 @@ handle_prometheus(struct request *r)
 	struct metrics_snapshot snap = { .requests = &r->ctx->requests };
 	int rc;
 
-	if ((rc = store_counters(r->ctx->store, &snap.counters)) != 0)
+	if ((rc = committer_counters(r->ctx->committer, &snap.counters)) != 0)
 		return respond_store_error(r, rc, "read the counters");
 	store_usage(r->ctx->store, &snap.map_used_bytes, &snap.map_size_bytes);
 	committer_stats(r->ctx->committer, &snap.committer);

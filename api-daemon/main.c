@@ -3,6 +3,7 @@
  */
 #include <civetweb.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "orderlog.h"
 #include "proc.h"
 #include "store.h"
 
@@ -52,6 +54,9 @@ main(int argc, char **argv)
 	struct committer *committer = NULL;
 	struct http_server *srv = NULL;
 	struct store *store = NULL;
+	struct journal *journal = NULL;
+	char journal_path[PATH_MAX];
+	uint64_t replayed;
 	struct config cfg;
 	sigset_t signals;
 	int64_t watchdog_ms;
@@ -86,11 +91,32 @@ main(int argc, char **argv)
 		log_info("upgraded the LMDB environment in %s from schema "
 		    "version %u to %d", cfg.data_dir, store_upgraded_from(store),
 		    STORE_SCHEMA_VERSION);
-	rc = committer_create(&committer, store, cfg.queue,
+	/*
+	 * Orders answered 201 before a crash or power cut may be only in
+	 * the journal: apply them before anything else.
+	 */
+	if ((size_t)snprintf(journal_path, sizeof(journal_path), "%s/journal",
+	    cfg.data_dir) >= sizeof(journal_path)) {
+		log_error("the data directory's name is too long: %s",
+		    cfg.data_dir);
+		goto out_store;
+	}
+	rc = orderlog_recover(store, journal_path,
+	    cfg.journal_size - cfg.journal_size % 4096, &journal, &replayed);
+	if (rc != 0) {
+		log_error("could not recover the journal %s: %s", journal_path,
+		    rc == EBUSY ? "another order-api uses this data directory"
+		    : store_strerror(rc));
+		goto out_store;
+	}
+	if (replayed > 0)
+		log_info("applied %llu orders from the journal %s to LMDB",
+		    (unsigned long long)replayed, journal_path);
+	rc = committer_create(&committer, store, journal, cfg.queue,
 	    cfg.commit_timeout_ms);
 	if (rc != 0) {
-		log_error("could not start the committer thread: %s",
-		    strerror(rc));
+		log_error("could not start the committer threads: %s",
+		    store_strerror(rc));
 		goto out_store;
 	}
 	mg_init_library(0);
@@ -125,6 +151,13 @@ main(int argc, char **argv)
 		sig = sigtimedwait(&signals, NULL, &ts);
 		if (watchdog_ms > 0)
 			notify_watchdog();
+		if ((rc = committer_broken(committer)) != 0) {
+			log_error("could not go on: the journal %s could not be "
+			    "written (%s); exiting with status %d to recover "
+			    "from it when started again", journal_path,
+			    strerror(rc), API_EXIT_STORE);
+			break;
+		}
 		if ((rc = store_broken(store)) != 0) {
 			log_error("could not go on: the LMDB environment in %s is "
 			    "unusable (%s); exiting with status %d to be "
@@ -173,6 +206,7 @@ out_committer:
 	}
 	mg_exit_library();
 out_store:
+	journal_close(journal);
 	store_close(store);
 out:
 	if (status == 0)

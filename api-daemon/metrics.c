@@ -148,9 +148,18 @@ metrics_prometheus(const struct metrics_snapshot *s, struct strbuf *out)
 	    "Group commits (LMDB write transactions of POSTed orders) of "
 	    "this order-api.",
 	    s->committer.commits);
+	single(out, "journal_writes_total", "counter",
+	    "Records written to this order-api's journal, one flush each "
+	    "(a record holds every create that was waiting).",
+	    s->committer.journal_writes);
+	single(out, "journal_unapplied_orders", "gauge",
+	    "Orders answered 201 that are in the journal and not yet in "
+	    "LMDB.",
+	    s->committer.unapplied);
 	single(out, "create_timeouts_total", "counter",
-	    "Creates answered 503 by this order-api because no commit "
-	    "began in time (not stored).",
+	    "Creates answered 503 by this order-api because accepted orders "
+	    "waited too long for their commit, or the journal was full of "
+	    "them (not stored).",
 	    s->committer.timeouts);
 	single(out, "queue_full_total", "counter",
 	    "Queue sends by this order-api that found the queue full.",

@@ -74,6 +74,7 @@ enum {
 	OPT_COMMIT_TIMEOUT,
 	OPT_KEEPALIVE_TIMEOUT,
 	OPT_PER_ADDRESS,
+	OPT_JOURNAL_SIZE,
 };
 
 static const struct option_def options[] = {
@@ -133,6 +134,10 @@ static const struct option_def options[] = {
 	  PLACE_ANY, parse_unsigned, FIELD(commit_timeout_ms), 100, 3600000,
 	  "5000", "the most a create waits for its commit to begin (LMDB's "
 	  "writer lock); then it answers 503, nothing stored" },
+	{ "journal-size", OPT_JOURNAL_SIZE, "SIZE", CONFIG_API, PLACE_ANY,
+	  parse_size, FIELD(journal_size), 1UL << 16, 1UL << 36, "64M",
+	  "size of the write-ahead journal in the data directory, which "
+	  "holds new orders until they are in LMDB (a multiple of 4K)" },
 	{ "keepalive-timeout-ms", OPT_KEEPALIVE_TIMEOUT, "MS", CONFIG_API,
 	  PLACE_ANY, parse_unsigned, FIELD(keepalive_timeout_ms), 0, 3600000,
 	  "5000", "how long an idle keep-alive connection keeps its thread "

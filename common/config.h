@@ -60,6 +60,7 @@ struct config {
 	uint64_t max_header_size;	/* bytes */
 	unsigned request_timeout_ms;
 	unsigned commit_timeout_ms;	/* a create's wait for LMDB */
+	uint64_t journal_size;		/* bytes, a multiple of 4096 */
 	unsigned keepalive_timeout_ms;
 	unsigned max_conns_per_address;	/* threads one client may hold */
 

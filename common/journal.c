@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +22,8 @@ struct journal {
 	int fd;
 	uint64_t size;
 	uint64_t end;		/* where the next record would go */
-	uint64_t applied;	/* records before this may be overwritten */
+	/* Records before this may be overwritten; set by another thread. */
+	_Atomic uint64_t applied;
 	bool failed;		/* a write or flush failed: no more appends */
 	unsigned char *buf;	/* one record, header and padded payload */
 	size_t buf_cap;
@@ -207,11 +210,11 @@ create_file(const char *path, uint64_t size)
 static int
 replay_all(struct journal *j, journal_replay_fn replay, void *arg)
 {
-	uint64_t lsn = j->applied;
+	uint64_t applied = atomic_load(&j->applied), lsn = applied;
 	unsigned char head[JOURNAL_HEADER];
 	int rc;
 
-	while (lsn - j->applied < j->size) {
+	while (lsn - applied < j->size) {
 		uint64_t pos = lsn % j->size;
 		uint32_t magic, len;
 		size_t rec;
@@ -239,7 +242,8 @@ replay_all(struct journal *j, journal_replay_fn replay, void *arg)
 		if (magic != MAGIC_RECORD)
 			break;
 		if (replay != NULL &&
-		    (rc = replay(arg, lsn, j->buf + JOURNAL_HEADER, len)) != 0)
+		    (rc = replay(arg, lsn, lsn + rec, j->buf + JOURNAL_HEADER,
+		    len)) != 0)
 			return rc;
 		lsn += rec;
 	}
@@ -269,10 +273,16 @@ journal_open(struct journal **jp, const char *path, uint64_t size,
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return ENOMEM;
 	j->size = size;
-	j->applied = applied_lsn;
+	atomic_init(&j->applied, applied_lsn);
 	if ((j->fd = open(path, O_RDWR | O_CLOEXEC)) < 0) {
 		rc = errno;
 		free(j);
+		return rc;
+	}
+	/* One writer: a second process would hand out the same lsns. */
+	if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
+		rc = errno == EWOULDBLOCK ? EBUSY : errno;
+		journal_close(j);
 		return rc;
 	}
 	if ((rc = replay_all(j, replay, arg)) != 0) {
@@ -302,7 +312,7 @@ journal_append(struct journal *j, const void *payload, size_t len,
 		wrap_at = at;
 		at = next_lap(j, at);
 	}
-	if (at + rec - j->applied > j->size)
+	if (at + rec - atomic_load(&j->applied) > j->size)
 		return ENOSPC;
 	if ((rc = reserve(j, rec)) != 0)
 		return rc;
@@ -333,8 +343,11 @@ journal_append(struct journal *j, const void *payload, size_t len,
 void
 journal_applied(struct journal *j, uint64_t lsn)
 {
-	if (lsn > j->applied && lsn <= j->end)
-		j->applied = lsn;
+	uint64_t was = atomic_load(&j->applied);
+
+	while (lsn > was &&
+	    !atomic_compare_exchange_weak(&j->applied, &was, lsn))
+		;
 }
 
 uint64_t

@@ -47,8 +47,8 @@ struct journal;
  * A valid record found by journal_open from the lsn it was given:
  * nonzero stops the replay, and journal_open returns that value.
  */
-typedef int (*journal_replay_fn)(void *arg, uint64_t lsn, const void *payload,
-    size_t len);
+typedef int (*journal_replay_fn)(void *arg, uint64_t lsn, uint64_t end_lsn,
+    const void *payload, size_t len);
 
 /*
  * Open the journal file at path, creating it (written with zeros to size
@@ -56,6 +56,8 @@ typedef int (*journal_replay_fn)(void *arg, uint64_t lsn, const void *payload,
  * be a multiple of 4096 and at least JOURNAL_MIN_SIZE, and an existing
  * file must have that size (EINVAL otherwise). Then hand replay every
  * valid record from applied_lsn on, in order; appends go after the last.
+ * The file is locked (flock) while it is open: EBUSY if another process
+ * has it open.
  */
 int journal_open(struct journal **jp, const char *path, uint64_t size,
     uint64_t applied_lsn, journal_replay_fn replay, void *arg);
@@ -65,7 +67,10 @@ int journal_open(struct journal **jp, const char *path, uint64_t size,
  */
 int journal_append(struct journal *j, const void *payload, size_t len,
     uint64_t *lsn, uint64_t *end_lsn);
-/* Every record before lsn is applied: its room may be written again. */
+/*
+ * Every record before lsn is applied: its room may be written again. May
+ * be called from another thread than journal_append's.
+ */
 void journal_applied(struct journal *j, uint64_t lsn);
 /* The lsn the next append would start from (after any wrap). */
 uint64_t journal_end(const struct journal *j);

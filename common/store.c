@@ -88,6 +88,7 @@ static const char key_next_id[] = "next_id";
 static const char key_counters[] = "counters";
 static const char key_heartbeat[] = "heartbeat";
 static const char key_hist[] = "processing_hist";
+static const char key_journal_lsn[] = "journal_lsn";
 
 const char *
 store_strerror(int err)
@@ -1006,6 +1007,112 @@ store_create_from(struct store *s, store_take_fn take, void *arg,
 }
 
 int
+store_journal_state(struct store *s, uint64_t *journal_lsn, uint64_t *next_id)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	rc = meta_get_u64(s, txn, key_journal_lsn, journal_lsn);
+	if (rc == MDB_NOTFOUND) {
+		*journal_lsn = 0;
+		rc = 0;
+	}
+	if (rc == 0)
+		rc = meta_get_u64(s, txn, key_next_id, next_id);
+	read_end(s, txn);
+	return rc;
+}
+
+int
+store_admit(struct store *s, struct order *const *orders, size_t n,
+    uint64_t unapplied, int64_t now_ms)
+{
+	struct store_counters c;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = read_begin(s, &txn)) != 0)
+		return rc;
+	if ((rc = counters_get(s, txn, &c)) != 0 ||
+	    (rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
+	    c.by_status[ORDER_PROCESSING] + unapplied + n)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct order *o = orders[i];
+		uint8_t digest[ORDER_DIGEST_LEN];
+		uint64_t first;
+
+		if (o->n_items > ORDER_MAX_ITEMS) {
+			rc = EINVAL;
+			goto out;
+		}
+		if (o->idem_key == NULL || o->idem_result != ORDER_IDEM_NEW)
+			continue;
+		rc = idem_lookup(s, txn, o->idem_key, now_ms, &first, digest);
+		if (rc == 0) {
+			bool same = memcmp(digest, o->idem_digest,
+			    ORDER_DIGEST_LEN) == 0;
+
+			o->idem_result = same ? ORDER_IDEM_REPLAY
+			    : ORDER_IDEM_MISMATCH;
+			o->id = same ? first : 0;
+		} else if (rc != STORE_ENOTFOUND) {
+			goto out;
+		}
+		rc = 0;
+	}
+out:
+	read_end(s, txn);
+	return map_error(rc);
+}
+
+int
+store_apply(struct store *s, struct order *const *orders, size_t n,
+    uint64_t journal_lsn)
+{
+	unsigned char rec[RECORD_HEADER + ORDER_MAX_ITEMS * 8];
+	struct store_counters c;
+	uint64_t next_id, created = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = write_begin(s, &txn)) != 0)
+		return map_error(rc);
+	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
+	    (rc = counters_get(s, txn, &c)) != 0 ||
+	    (rc = idem_expire(s, txn, clock_realtime_ms(), 2 * n + 16)) != 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct order *o = orders[i];
+
+		/* Stored by an earlier apply: a replay after a crash. */
+		if (o->id < next_id)
+			continue;
+		if (o->n_items > ORDER_MAX_ITEMS) {
+			rc = STORE_ECORRUPT;
+			goto fail;
+		}
+		if ((rc = create_one(s, txn, o, (size_t)o->id, o->created_ms,
+		    rec)) != 0)
+			goto fail;
+		next_id = o->id + 1;
+		created++;
+	}
+	c.by_status[ORDER_PENDING] += created;
+	c.created_total += created;
+	if ((rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0 ||
+	    (rc = meta_put_u64(s, txn, key_journal_lsn, journal_lsn)) != 0 ||
+	    (rc = counters_put(s, txn, &c)) != 0)
+		goto fail;
+	return map_error(write_commit(s, txn));
+fail:
+	write_abort(s, txn);
+	return map_error(rc);
+}
+
+int
 store_idem_get(struct store *s, const char *key, uint64_t *id,
     uint8_t digest[ORDER_DIGEST_LEN])
 {
@@ -1559,6 +1666,8 @@ store_counters(struct store *s, struct store_counters *c)
 	if ((rc = read_begin(s, &txn)) != 0)
 		return rc;
 	rc = counters_get(s, txn, c);
+	if (rc == 0)
+		rc = meta_get_u64(s, txn, key_next_id, &c->next_id);
 	if (rc == 0) {
 		rc = mdb_get(txn, s->meta, &k, &v);
 		if (rc == 0 && v.mv_size == sizeof(c->heartbeat_ms))

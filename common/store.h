@@ -4,7 +4,9 @@
  * Databases (schema version STORE_SCHEMA_VERSION, checked at open):
  *   meta       "schema_version" -> u32, "next_id" -> u64,
  *              "counters" -> u64[10] (store.c), "heartbeat" -> i64 ms,
- *              "processing_hist" -> u64[STORE_HIST_BUCKETS] (absent: 0s)
+ *              "processing_hist" -> u64[STORE_HIST_BUCKETS] (absent: 0s),
+ *              "journal_lsn" -> u64: how far order-api's journal is
+ *              applied (absent: 0; see store_apply)
  *   orders     id (native u64, MDB_INTEGERKEY) -> order record (store.c)
  *   by_status  status u8 + id (big-endian u64) -> for Pending, created_ms;
  *              for Processing, lease_until_ms; else empty. The Pending and
@@ -90,6 +92,7 @@ struct store_counters {
 	/* Completed orders by processing time, per bucket (not cumulative). */
 	uint64_t processing_hist[STORE_HIST_BUCKETS];
 	int64_t heartbeat_ms;		/* last worker heartbeat, 0: never */
+	uint64_t next_id;		/* the id the next new order gets */
 };
 
 /* A claim or a finish of one order, in a batch. */
@@ -172,6 +175,33 @@ int store_create(struct store *s, struct order *const *orders, size_t n,
  */
 int store_create_from(struct store *s, store_take_fn take, void *arg,
     struct order **orders, size_t max);
+/*
+ * Creates through a write-ahead journal (order-api's): the caller admits
+ * orders with store_admit, gives them ids and created_ms itself, makes
+ * them durable in its journal, answers, and later applies them with
+ * store_apply in one transaction that also records how far the journal
+ * is applied ("journal_lsn"), so that after a crash it replays the
+ * journal from there.
+ *
+ * store_admit: would these n orders be accepted now, with unapplied more
+ * already journaled? STORE_EFULL or STORE_EDISKFULL as store_create would
+ * refuse them; for each order with an idem_key and idem_result NEW, looks
+ * the key up and sets idem_result (and id) as store_create does. Reads
+ * only.
+ */
+int store_admit(struct store *s, struct order *const *orders, size_t n,
+    uint64_t unapplied, int64_t now_ms);
+/*
+ * Store the orders (ids increasing, created_ms set; Pending) and their
+ * Idempotency-Keys in one transaction, next_id after the last, and
+ * journal_lsn; orders whose id is below next_id are already stored and
+ * skipped. Never refused for room: they were admitted.
+ */
+int store_apply(struct store *s, struct order *const *orders, size_t n,
+    uint64_t journal_lsn);
+/* The recorded journal_lsn (0 if none) and next_id. */
+int store_journal_state(struct store *s, uint64_t *journal_lsn,
+    uint64_t *next_id);
 /*
  * Look an Idempotency-Key up: its order and body digest, or
  * STORE_ENOTFOUND (never seen, or expired).

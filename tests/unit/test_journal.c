@@ -25,12 +25,14 @@ struct seen {
 };
 
 static int
-record(void *arg, uint64_t lsn, const void *payload, size_t len)
+record(void *arg, uint64_t lsn, uint64_t end_lsn, const void *payload,
+    size_t len)
 {
 	struct seen *s = arg;
 	const unsigned char *p = payload;
 
 	test_assert(s->n < MAX_SEEN);
+	test_assert(end_lsn == lsn + JOURNAL_HEADER + ((len + 7) & ~(size_t)7));
 	s->lsn[s->n] = lsn;
 	s->len[s->n] = len;
 	s->first[s->n] = len > 0 ? p[0] : 0;
@@ -171,6 +173,19 @@ TEST(test_full)
 	journal_close(j);
 }
 
+/* One process at a time: a second open of the same file is refused. */
+TEST(test_locked)
+{
+	struct journal *j, *k;
+
+	fresh();
+	test_assert(journal_open(&j, path, SMALL, 0, NULL, NULL) == 0);
+	test_assert(journal_open(&k, path, SMALL, 0, NULL, NULL) == EBUSY);
+	journal_close(j);
+	test_assert(journal_open(&k, path, SMALL, 0, NULL, NULL) == 0);
+	journal_close(k);
+}
+
 /* A torn last record is not replayed, and the next append takes its place. */
 TEST(test_torn)
 {
@@ -233,6 +248,7 @@ main(void)
 	test_cleanup = cleanup;
 	RUN(test_crc32c);
 	RUN(test_append_replay);
+	RUN(test_locked);
 	RUN(test_laps);
 	RUN(test_full);
 	RUN(test_torn);
