@@ -21,8 +21,11 @@
 #define APPLY_MAX 16384
 /*
  * How long journaled orders may wait to be applied when no read waits
- * for them: the more orders one transaction applies, the more of them
- * share each index page it writes.
+ * for them (at most a quarter of the timeout): the more orders one
+ * transaction applies, the more of them share each index page it
+ * writes, and the fewer of LMDB's scattered writes share the disk with
+ * the journal's flushes. Measured on this project's benchmark machine, 16
+ * connections: 250 ms gave about 15 % more creates than 20 ms.
  */
 #define APPLY_DELAY_MS 250
 /* How often the apply thread checks that its queue is still the named one. */
@@ -68,6 +71,7 @@ struct pending_key {
 /* One journal record's orders, until they are in LMDB. */
 struct jbatch {
 	struct jbatch *next;
+	uint64_t room;			/* store_record_room of its orders */
 	uint64_t end_lsn;		/* just after the record */
 	uint64_t last_id;
 	int64_t journaled_ms;		/* monotonic */
@@ -91,6 +95,7 @@ struct committer {
 	struct waiter *cancels, **cancels_tail;
 	struct jbatch *batches, **batches_tail;	/* journaled, oldest first */
 	uint64_t unapplied;		/* orders in batches; under the lock */
+	uint64_t unapplied_room;	/* their store_record_room; same */
 	struct pending_key *keys[KEY_BUCKETS];	/* under the lock */
 	bool stopping;			/* under the lock */
 	bool intake_done;		/* the intake thread has ended */
@@ -102,6 +107,8 @@ struct committer {
 	uint64_t next_id;		/* intake thread only */
 	bool stalled;			/* under the lock */
 	int apply_error;		/* last apply's error; under the lock */
+	/* The last store_admit's refusal (no room), or 0; under the lock. */
+	int admit_error;
 	struct committer_stats stats;	/* under the lock */
 	int last_queue_err;		/* apply thread only */
 	struct log_limit apply_log;	/* apply thread only */
@@ -305,6 +312,9 @@ intake_journal(struct committer *c, struct order **fresh, size_t n_fresh)
 	b->n = n_fresh;
 	b->last_id = fresh[n_fresh - 1]->id;
 	b->keys = NULL;
+	b->room = 0;
+	for (size_t i = 0; i < n_fresh; i++)
+		b->room += store_record_room(fresh[i]);
 	orderlog_encode(b->payload, fresh, n_fresh);
 	for (size_t i = 0; i < n_fresh; i++) {
 		struct pending_key *k;
@@ -357,6 +367,7 @@ intake_journal(struct committer *c, struct order **fresh, size_t n_fresh)
 	*c->batches_tail = b;
 	c->batches_tail = &b->next;
 	c->unapplied += n_fresh;
+	c->unapplied_room += b->room;
 	c->stats.journal_writes++;
 	atomic_store_explicit(&c->journaled_id, b->last_id,
 	    memory_order_release);
@@ -375,6 +386,24 @@ fail:
 }
 
 /*
+ * Record store_admit's outcome: a refusal for lack of room shows in
+ * /readyz as the last commit's failure until an admit (or the apply
+ * thread's check once a second) finds room again.
+ */
+static void
+admit_done(struct committer *c, int rc)
+{
+	int before;
+
+	pthread_mutex_lock(&c->lock);
+	before = c->admit_error;
+	c->admit_error = rc;
+	pthread_mutex_unlock(&c->lock);
+	if (rc == 0 && before != 0)
+		log_info("there is room for new orders again");
+}
+
+/*
  * One batch of creates: refuse them, or settle their keys, give the new
  * orders ids, journal them and answer all.
  */
@@ -383,13 +412,14 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
     struct order **fresh, size_t n)
 {
 	size_t n_fresh = 0;
-	uint64_t unapplied;
+	uint64_t unapplied, room;
 	bool stall_began;
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
 	rc = intake_refusal(c, clock_monotonic_ms(), &stall_began);
 	unapplied = c->unapplied;
+	room = c->unapplied_room;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct order *o = orders[i];
 		struct pending_key *k;
@@ -418,9 +448,13 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 	 * that begins after that look: a key whose batch was applied and
 	 * left the table meanwhile is in LMDB by then.
 	 */
-	if (rc == 0)
-		rc = store_admit(c->store, orders, n, unapplied,
+	for (size_t i = 0; i < n; i++)
+		room += store_record_room(orders[i]);
+	if (rc == 0) {
+		rc = store_admit(c->store, orders, n, unapplied, room,
 		    clock_realtime_ms());
+		admit_done(c, rc);
+	}
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct order *o = orders[i];
 		size_t j;
@@ -592,6 +626,11 @@ apply_batches(struct committer *c, struct apply_buf *a, struct jbatch *first,
 			break;
 	}
 	c->unapplied -= k;
+	for (b = first; ; b = b->next) {
+		c->unapplied_room -= b->room;
+		if (b == last)
+			break;
+	}
 	c->stats.commits++;
 	c->stats.orders += k;
 	atomic_store_explicit(&c->applied_id, last->last_id,
@@ -621,7 +660,6 @@ apply_done(struct committer *c, int rc, size_t n)
 	pthread_mutex_lock(&c->lock);
 	before = c->apply_error;
 	c->apply_error = rc;
-	c->stats.last_commit_error = rc;
 	if (rc != 0)
 		pthread_cond_broadcast(&c->applied_cond);
 	pthread_mutex_unlock(&c->lock);
@@ -715,6 +753,28 @@ quit_on_failure(struct committer *c)
 	return done;
 }
 
+/*
+ * Creates are refused for lack of room: see once a second whether there
+ * is room again, so that /readyz says so without waiting for a create.
+ */
+static void
+recheck_room(struct committer *c, int64_t *next_check)
+{
+	uint64_t unapplied, room;
+	int refused;
+
+	pthread_mutex_lock(&c->lock);
+	refused = c->admit_error;
+	unapplied = c->unapplied;
+	room = c->unapplied_room;
+	pthread_mutex_unlock(&c->lock);
+	if (refused == 0)
+		return;
+	admit_done(c, store_admit(c->store, NULL, 0, unapplied + 1, room,
+	    clock_realtime_ms()));
+	*next_check = clock_monotonic_ms() + RETRY_INTERVAL_MS;
+}
+
 static void *
 apply_run(void *arg)
 {
@@ -778,6 +838,8 @@ apply_run(void *arg)
 			run_cancel(c);
 			continue;
 		}
+		if (first == NULL && clock_monotonic_ms() >= next_retry)
+			recheck_room(c, &next_retry);
 		if (first == NULL || (failing && clock_monotonic_ms() <
 		    next_retry && !quit_on_failure(c)))
 			continue;
@@ -823,7 +885,8 @@ committer_create(struct committer **cp, struct store *s, struct journal *j,
 	c->cancels_tail = &c->cancels;
 	c->batches_tail = &c->batches;
 	c->timeout_ms = timeout_ms;
-	c->apply_delay_ms = APPLY_DELAY_MS;
+	c->apply_delay_ms = timeout_ms / 4 < APPLY_DELAY_MS ? timeout_ms / 4 :
+	    APPLY_DELAY_MS;
 	c->last_queue_err = -1;
 	queue_init(&c->queue, queue_name);
 	pthread_mutex_init(&c->lock, NULL);
@@ -1030,6 +1093,8 @@ committer_stats(struct committer *c, struct committer_stats *st)
 {
 	pthread_mutex_lock(&c->lock);
 	*st = c->stats;
+	st->last_commit_error = c->apply_error != 0 ? c->apply_error :
+	    c->admit_error;
 	st->stalled = c->stalled;
 	st->unapplied = c->unapplied;
 	pthread_mutex_unlock(&c->lock);

@@ -248,11 +248,18 @@ respond_store_error(struct request *r, int rc, const char *what)
 static int
 respond_wait_error(struct request *r, int rc)
 {
+	static struct log_limit limit = LOG_LIMIT_INIT;
+
 	if (rc == COMMITTER_ETIMEDOUT)
 		return respond_detail(r, 503, "Orders accepted in the last "
 		    "moments are not readable yet: they could not be "
 		    "committed in time. Try again.", "Retry-After: 1\r\n");
-	return respond_store_error(r, rc, "commit accepted orders");
+	log_limited(&limit, LOG_LEVEL_ERROR, rc, "could not read orders "
+	    "accepted in the last moments: their commit failed: %s",
+	    store_strerror(rc));
+	return respond_detail(r, 503, "Storage is unavailable: orders "
+	    "accepted in the last moments are kept and not readable yet. "
+	    "Try again later.", "Retry-After: 5\r\n");
 }
 
 static int

@@ -104,7 +104,7 @@ main(int argc, char **argv)
 	rc = orderlog_recover(store, journal_path,
 	    cfg.journal_size - cfg.journal_size % 4096, &journal, &replayed);
 	if (rc != 0) {
-		log_error("could not recover the journal %s: %s", journal_path,
+		log_error("could not open the journal %s: %s", journal_path,
 		    rc == EBUSY ? "another order-api uses this data directory"
 		    : store_strerror(rc));
 		goto out_store;

@@ -741,11 +741,13 @@ store_close(struct store *s)
  * to Completed): until the pages that Pending entries leave behind are
  * merged, those moves grow the trees.
  * The same room is kept on the disk, which may fill before the map does.
+ * pending_bytes is room for orders admitted but not yet stored.
  */
 static int
-room_for_orders(struct store *s, uint64_t unfinished)
+room_for_orders(struct store *s, uint64_t unfinished, uint64_t pending_bytes)
 {
-	uint64_t reserve = unfinished * STORE_UNFINISHED_RESERVE;
+	uint64_t reserve = unfinished * STORE_UNFINISHED_RESERVE +
+	    pending_bytes;
 	MDB_envinfo info;
 	struct statvfs vfs;
 	MDB_stat st;
@@ -926,7 +928,7 @@ create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
 	    (rc = counters_get(s, txn, &c)) != 0)
 		goto fail;
 	if ((rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
-	    c.by_status[ORDER_PROCESSING] + n)) != 0)
+	    c.by_status[ORDER_PROCESSING] + n, 0)) != 0)
 		goto fail;
 	if ((rc = idem_expire(s, txn, now_ms, 2 * n + 16)) != 0)
 		goto fail;
@@ -1027,7 +1029,7 @@ store_journal_state(struct store *s, uint64_t *journal_lsn, uint64_t *next_id)
 
 int
 store_admit(struct store *s, struct order *const *orders, size_t n,
-    uint64_t unapplied, int64_t now_ms)
+    uint64_t unapplied, uint64_t pending_bytes, int64_t now_ms)
 {
 	struct store_counters c;
 	MDB_txn *txn;
@@ -1037,7 +1039,8 @@ store_admit(struct store *s, struct order *const *orders, size_t n,
 		return rc;
 	if ((rc = counters_get(s, txn, &c)) != 0 ||
 	    (rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
-	    c.by_status[ORDER_PROCESSING] + unapplied + n)) != 0)
+	    c.by_status[ORDER_PROCESSING] + unapplied + n,
+	    pending_bytes)) != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
@@ -1066,6 +1069,17 @@ store_admit(struct store *s, struct order *const *orders, size_t n,
 out:
 	read_end(s, txn);
 	return map_error(rc);
+}
+
+uint64_t
+store_record_room(const struct order *o)
+{
+	uint64_t key = o->idem_key != NULL ? strlen(o->idem_key) : 0;
+
+	/* Twice the bytes written: a leaf that splits copies half a page. */
+	return 2 * (RECORD_HEADER + (uint64_t)o->n_items * 8 + 8 +
+	    STATUS_KEY_LEN + 8 + USER_STATUS_KEY_LEN + 2 * key +
+	    IDEM_VALUE_LEN + 8);
 }
 
 int
@@ -1709,7 +1723,7 @@ store_probe(struct store *s)
 	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
 	    (rc = counters_get(s, txn, &c)) != 0 ||
 	    (rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
-	    c.by_status[ORDER_PROCESSING] + 1)) != 0 ||
+	    c.by_status[ORDER_PROCESSING] + 1, 0)) != 0 ||
 	    (rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0) {
 		write_abort(s, txn);
 		return map_error(rc);

@@ -184,13 +184,19 @@ int store_create_from(struct store *s, store_take_fn take, void *arg,
  * journal from there.
  *
  * store_admit: would these n orders be accepted now, with unapplied more
- * already journaled? STORE_EFULL or STORE_EDISKFULL as store_create would
- * refuse them; for each order with an idem_key and idem_result NEW, looks
- * the key up and sets idem_result (and id) as store_create does. Reads
- * only.
+ * already journaled, and pending_bytes kept free (in the map and on the
+ * disk) for the records of both (store_record_room)? STORE_EFULL or
+ * STORE_EDISKFULL as store_create would refuse them; for each order with
+ * an idem_key and idem_result NEW, looks the key up and sets idem_result
+ * (and id) as store_create does. Reads only.
  */
 int store_admit(struct store *s, struct order *const *orders, size_t n,
-    uint64_t unapplied, int64_t now_ms);
+    uint64_t unapplied, uint64_t pending_bytes, int64_t now_ms);
+/*
+ * Room to keep for storing order o: its record and index entries, and
+ * the copies of the pages they land on while the tree changes.
+ */
+uint64_t store_record_room(const struct order *o);
 /*
  * Store the orders (ids increasing, created_ms set; Pending) and their
  * Idempotency-Keys in one transaction, next_id after the last, and

@@ -47,7 +47,7 @@ def main():
         try:
             s.datadir = os.path.join(mnt, "data")
             # A map far larger than the disk: the disk, not the map, fills.
-            s.start_api(extra=["--map-size", "64M"])
+            s.start_api(extra=["--map-size", "64M", "--journal-size", "256K"])
             acked = []
             refusal = None
             body = {"user_id": 1, "item_ids": list(range(1, 200)),

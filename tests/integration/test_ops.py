@@ -37,6 +37,15 @@ import harness as h  # noqa: E402
 problems = []
 
 
+
+def create_read(s, **kw):
+    """Create an order and read it back: the read waits until the order is
+    in LMDB, which sends its id to the queue then rather than with the
+    next batch."""
+    oid = s.create_order(**kw)
+    s.status(oid)
+    return oid
+
 def expect(cond, msg):
     """A soft check: record the failure and go on."""
     if not cond:
@@ -503,8 +512,8 @@ def part_api_daemon(s, detached):
     for with_log in (True, False):
         pf2 = os.path.join(d, "api2.pid")
         lf2 = os.path.join(d, "api2.log")
-        argv2 = [h.ORDER_API, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
-                 "-l", "127.0.0.1:%d" % s.port, "-d", "-p", pf2]
+        argv2 = [h.ORDER_API, "-c", "/dev/null", "-D", os.path.join(d, "data2"),
+                 "-q", s.queue, "-l", "127.0.0.1:%d" % s.port, "-d", "-p", pf2]
         if with_log:
             argv2 += ["--log-file", lf2]
         rc4, err4, secs4 = run_cmd(argv2)
@@ -517,6 +526,16 @@ def part_api_daemon(s, detached):
                                 " ".join(argv2)))
         expect(not os.path.exists(pf2), "%s: left its pidfile %s" % (what, pf2))
         expect(secs4 < 10, "%s: took %.1f s" % (what, secs4))
+    expect(healthz(s.port) == 200, "the first order-api stopped serving")
+
+    # another order-api on the same data directory (its own port): refused,
+    # since both would hand out the same ids from the one journal
+    argv5 = [h.ORDER_API, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
+             "-l", "127.0.0.1:%d" % h.free_port()]
+    rc5, err5, _ = run_cmd(argv5)
+    expect(rc5 == 1 and "another order-api uses this data directory" in err5,
+           "a second order-api on the same data directory: exit %s stderr %r, expected 1 "
+           "and 'another order-api uses this data directory'" % (rc5, err5))
     expect(healthz(s.port) == 200, "the first order-api stopped serving")
 
     stop_detached(pid, pidfile, logfile, "order-api -d")
@@ -711,8 +730,10 @@ def part_sighup_and_metrics(s):
            "/metrics before any worker ran: heartbeat age %r, expected NaN" % hb)
     expect(sample(smp, P + "orders_created_total") == 0, "fresh store: created_total != 0")
 
-    # no worker: the queue (10 messages) fills after a dozen sequential POSTs
-    ids += [s.create_order(user_id=1, item_ids=[i + 1]) for i in range(12)]
+    # no worker: the queue (10 messages) fills after a dozen sequential
+    # POSTs, each read back (the read makes it reach LMDB at once, and its
+    # id goes out as one message)
+    ids += [create_read(s, user_id=1, item_ids=[i + 1]) for i in range(12)]
     time.sleep(0.3)
     expect(count_lines(api_log, r"access:") == 0,
            "order-api at info without access-log logged access lines:\n%s" % h.tail(api_log, 5))
@@ -745,7 +766,7 @@ def part_sighup_and_metrics(s):
     s.request("GET", "/healthz")
     expect_log(api_log, r'info: access: 127\.0\.0\.1 "GET /healthz" 200 [0-9]+ [0-9.]+ ms$',
                "order-api access line after access-log = yes")
-    ids += [s.create_order(user_id=2, item_ids=[i + 1]) for i in range(2)]
+    ids += [create_read(s, user_id=2, item_ids=[i + 1]) for i in range(2)]
     expect_log(api_log, r'access: 127\.0\.0\.1 "POST /api/orders/" 201 ', "access line of POST",
                count=2)
     expect_log(api_log, r"order-api: debug: queue .* is full",
