@@ -14,7 +14,9 @@
  *              "counters" u64[10] host order: by status[4], created_total,
  *              completed_total, processing_ms_sum, lease_expiries_total,
  *              released_total, unused;
- *              "processing_hist" u64[11] (absent: zeros)
+ *              "processing_hist" u64[11] (absent: zeros),
+ *              "journal_lsn" u64 (absent: 0): how far order-api's journal
+ *              is applied (orders past it are in the journal only)
  *   orders     id (native size_t, MDB_INTEGERKEY) -> 64-byte little-endian
  *              header + u64 items[n_items]
  *   by_status  status u8 + id BE u64 -> Pending: created_ms,
@@ -434,6 +436,12 @@ check_meta(struct env *e, struct meta *m)
 	rc = meta_get(e, "heartbeat", &v);
 	if (rc == 0 && v.mv_size != 8)
 		report("meta heartbeat has %zu bytes, expected 8", v.mv_size);
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+
+	rc = meta_get(e, "journal_lsn", &v);
+	if (rc == 0 && v.mv_size != 8)
+		report("meta journal_lsn has %zu bytes, expected 8", v.mv_size);
 	else if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
 	return 0;
