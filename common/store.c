@@ -1710,28 +1710,6 @@ store_heartbeat(struct store *s, int64_t now_ms)
 }
 
 int
-store_probe(struct store *s)
-{
-	struct store_counters c;
-	uint64_t next_id;
-	MDB_txn *txn;
-	int rc;
-
-	if ((rc = write_begin(s, &txn)) != 0)
-		return map_error(rc);
-	/* next_id written back unchanged: a real commit that stores nothing. */
-	if ((rc = meta_get_u64(s, txn, key_next_id, &next_id)) != 0 ||
-	    (rc = counters_get(s, txn, &c)) != 0 ||
-	    (rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
-	    c.by_status[ORDER_PROCESSING] + 1, 0)) != 0 ||
-	    (rc = meta_put_u64(s, txn, key_next_id, next_id)) != 0) {
-		write_abort(s, txn);
-		return map_error(rc);
-	}
-	return map_error(write_commit(s, txn));
-}
-
-int
 store_reader_check(struct store *s, int *cleared)
 {
 	return mdb_reader_check(s->env, cleared);

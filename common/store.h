@@ -260,12 +260,6 @@ int store_list(struct store *s, const struct store_filter *f,
 int store_counters(struct store *s, struct store_counters *c);
 /* Record that a worker is alive now. */
 int store_heartbeat(struct store *s, int64_t now_ms);
-/*
- * Would a create of one order commit now? A write transaction with the
- * checks of store_create that stores nothing, committed like one (page
- * writes, sync, meta page): 0 or the error a create would meet.
- */
-int store_probe(struct store *s);
 /* Clear reader slots of dead processes; *cleared says how many. */
 int store_reader_check(struct store *s, int *cleared);
 /* Bytes of the map in use and the map size. */
