@@ -404,6 +404,33 @@ admit_done(struct committer *c, int rc)
 }
 
 /*
+ * Answer a batch whose new orders are refused with rc: those found to be
+ * retries of journaled orders (a replay, or a mismatch) are answered as
+ * such, the rest get rc.
+ */
+static void
+refuse_new(struct committer *c, struct waiter **batch, struct order **orders,
+    size_t n, int rc)
+{
+	size_t refused = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool retry = orders[i]->idem_key != NULL &&
+		    orders[i]->idem_result != ORDER_IDEM_NEW &&
+		    rc != COMMITTER_EUNKNOWN;
+
+		batch[i]->rc = retry ? 0 : rc;
+		refused += !retry;
+	}
+	if (rc == COMMITTER_ETIMEDOUT) {
+		pthread_mutex_lock(&c->lock);
+		c->stats.timeouts += refused;
+		pthread_mutex_unlock(&c->lock);
+	}
+	wake_batch(batch, n);
+}
+
+/*
  * One batch of creates: refuse them, or settle their keys, give the new
  * orders ids, journal them and answer all.
  */
@@ -420,7 +447,8 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 	rc = intake_refusal(c, clock_monotonic_ms(), &stall_began);
 	unapplied = c->unapplied;
 	room = c->unapplied_room;
-	for (size_t i = 0; rc == 0 && i < n; i++) {
+	/* Even when refusing: a retry of a journaled order is a replay. */
+	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
 		struct pending_key *k;
 
@@ -442,6 +470,10 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 		    "LMDB commit (LMDB's writer lock is held elsewhere, or a "
 		    "commit is slow): creates answer 503 until it is done",
 		    c->timeout_ms);
+	if (rc != 0) {
+		refuse_new(c, batch, orders, n, rc);
+		return;
+	}
 
 	/*
 	 * Keys not found above are looked up in LMDB by a read transaction
@@ -482,13 +514,17 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 	}
 	if (rc == 0 && n_fresh > 0)
 		rc = intake_journal(c, fresh, n_fresh);
-	if (rc == COMMITTER_ETIMEDOUT) {
-		pthread_mutex_lock(&c->lock);
-		c->stats.timeouts += n;
-		pthread_mutex_unlock(&c->lock);
+	if (rc != 0) {
+		/* A twin of an order not journaled is not a retry either. */
+		for (size_t i = 0; i < n; i++)
+			if (orders[i]->idem_result == ORDER_IDEM_REPLAY &&
+			    orders[i]->id >= c->next_id)
+				orders[i]->idem_result = ORDER_IDEM_NEW;
+		refuse_new(c, batch, orders, n, rc);
+		return;
 	}
 	for (size_t i = 0; i < n; i++)
-		batch[i]->rc = rc;
+		batch[i]->rc = 0;
 	wake_batch(batch, n);
 }
 

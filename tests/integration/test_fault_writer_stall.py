@@ -256,6 +256,15 @@ def stalled_creates(s, acked):
         if total != before + N:
             h.fail("total_orders %d, expected %d: the %d refused creates "
                    "were counted" % (total, before + N, N))
+        # Still a replay while new creates are refused: that order is stored.
+        r = s.request("POST", "/orders/", body(0),
+                      headers={"Idempotency-Key": key_of("a", 0)}, retry=False)
+        if (r.status != 201 or "idempotent-replayed" not in r.headers
+                or r.body["order_id"] != first[0]):
+            h.fail("a retry of journaled order %s while creates time out: %s %r %r"
+                   % (first[0], r.status, r.headers, r.raw[:200]))
+        if timeouts(s) != t_before + N:
+            h.fail("a replay while creates time out was counted as a timeout")
         r = s.request("GET", "/readyz", check=False, retry=False)
         if r.status != 503 or "creates time out" not in str(r.body):
             h.fail("/readyz while creates time out: %s %r" % (r.status, r.body))
