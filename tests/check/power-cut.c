@@ -1,7 +1,8 @@
 /*
  * power-cut: what a power cut could leave on the disk, checked.
  *
- *   power-cut TRACE --op-check PATH --work DIR [--rebuilt NAME]...
+ *   power-cut TRACE --op-check PATH --work DIR [--recover PATH]
+ *             [--rebuilt NAME]... [--sized NAME=BYTES]...
  *             [--from-mark LABEL] [--boundaries N] [--random N]
  *             [--cut K]... [--seed S] [--jobs N] [--keep N]
  *
@@ -10,13 +11,17 @@
  * order, in one total order (powertrace.h; powertrace.c records it). A cut
  * K is the moment between record K - 1 and record K: power fails there. For
  * each cut checked, power-cut builds in a fresh directory under DIR each
- * traced file as the cut could have left it, runs op-check on that
- * directory with the orders acknowledged before K (--expect-ids: each
- * exists, and a cancelled one is Cancelled), and counts a failure for any
- * discrepancy (op-check also recounts every counter and index). The
- * directories of the first --keep failures (3) stay for a look; the rest
- * are removed. Exit status: 0 every cut passed, 1 some failed, 2 a usage
- * error or a trace it cannot model.
+ * traced file as the cut could have left it; with --recover, runs "PATH
+ * DIR" on that directory first, as the daemon's next start would (op-recover
+ * applies order-api's write-ahead journal to LMDB), and a recovery that
+ * fails fails the cut, its output shown; then runs op-check on it with the
+ * orders acknowledged before K (--expect-ids: each exists, and a cancelled
+ * one is Cancelled), and counts a failure for any discrepancy (op-check
+ * also recounts every counter and index). The directories of the first
+ * --keep failures (3) stay for a look, as the recovery left them (the cut
+ * itself: rebuild it with --cut, below); the rest are removed. Exit
+ * status: 0 every cut passed, 1 some failed, 2 a usage error or a trace it
+ * cannot model.
  *
  * Which cuts: every flush boundary after the first PT_MARK named LABEL (or
  * from the start): just before each flush begins, just before and just
@@ -57,6 +62,14 @@
  *     file is a length that may have landed or not; one that shortens a
  *     file power-cut builds is refused (exit 2), as is a file written
  *     through a shared writable mapping (its writes are not in the trace).
+ *   - A file named with --sized NAME=BYTES exists from the start of the
+ *     trace with BYTES zero bytes, all durable (its floor), and the
+ *     traced writes go over them. That is what order-api's journal
+ *     guarantees before it accepts an order: the file is written with
+ *     zeros under another name (journal.new, not traced), flushed,
+ *     renamed into place, and its directory flushed. (A cut before the
+ *     file was made finds it there all the same: zeros hold no record,
+ *     which the recovery takes as an empty journal.)
  *   - Files named with --rebuilt are not built from the trace: LMDB's
  *     lock.mdb is written through a mapping and built afresh at the first
  *     open after a reboot. Each cut leaves such a file absent, zero-filled
@@ -65,10 +78,14 @@
  * (powertrace's OP_POWER_LIE plays one to show that power-cut catches
  * it); a failed flush (it makes nothing durable here, while the kernel may
  * have dropped the pages it failed to write); the creation, renaming and
- * removal of files (every traced file exists); tears below a sector.
+ * removal of files (every traced file exists at every cut: empty until
+ * its writes, or as --sized says); tears below a sector.
  *
- * Output: each failing cut (its way, op-check's first lines), then a
- * summary, then one line of key=value counts for the test to read.
+ * Output: each failing cut (its way, the first lines of the recovery's
+ * and op-check's output), then a summary, then one line of key=value
+ * counts for the test to read. A line of the recovery's with " applied N "
+ * in it (op-recover prints "op-recover: applied N orders from ...") counts
+ * N orders that the cut held only in the journal.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -93,6 +110,9 @@
 #define SECTORS (PAGE / SECTOR)
 #define NONE SIZE_MAX
 #define MAX_REBUILT 8
+#define MAX_SIZED 8
+/* The exit status of a check whose recovery failed (op-check's are 0-2). */
+#define RECOVERY_FAILED 120
 #define MAX_JOBS 16
 #define SHOW_LINES 6
 
@@ -156,7 +176,12 @@ static struct file *files;
 static size_t n_files;
 static const char *rebuilt_names[MAX_REBUILT];
 static size_t n_rebuilt;
+/* --sized: each name's length, zeros durable from the start. */
+static char sized_names[MAX_SIZED][256];
+static uint64_t sized_lens[MAX_SIZED];
+static size_t n_sized;
 static const char *op_check;
+static const char *recover;
 static const char *work;
 static uint64_t seed;
 
@@ -908,6 +933,45 @@ remove_tree(const char *dir)
 	rmdir(dir);
 }
 
+/*
+ * In the check's process, its output already in the job's file: run the
+ * recovery on the cut's directory and wait for it. On failure, say so in
+ * that file and end the check with RECOVERY_FAILED.
+ */
+static void
+run_recovery(const struct job *j)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0) {
+		printf("power-cut: fork: %s\n", strerror(errno));
+		fflush(stdout);
+		_exit(RECOVERY_FAILED);
+	}
+	if (pid == 0) {
+		execl(recover, recover, j->dir, (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", recover, strerror(errno));
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			printf("power-cut: waitpid: %s\n", strerror(errno));
+			fflush(stdout);
+			_exit(RECOVERY_FAILED);
+		}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	if (WIFEXITED(status))
+		printf("power-cut: %s exited %d\n", recover,
+		    WEXITSTATUS(status));
+	else
+		printf("power-cut: %s killed by signal %d\n", recover,
+		    WTERMSIG(status));
+	fflush(stdout);
+	_exit(RECOVERY_FAILED);
+}
+
 static void
 start_check(struct job *j)
 {
@@ -922,6 +986,8 @@ start_check(struct job *j)
 	if (j->pid == 0) {
 		dup2(fd, 1);
 		dup2(fd, 2);
+		if (recover != NULL)
+			run_recovery(j);
 		execl(op_check, op_check, j->dir, "--expect-ids", j->ids,
 		    (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", op_check, strerror(errno));
@@ -933,6 +999,8 @@ start_check(struct job *j)
 struct totals {
 	size_t cuts, failures, lost_cuts, other, kept, keep;
 	uint64_t lost_orders;
+	size_t recovered_cuts;		/* the recovery applied orders */
+	uint64_t recovered_orders;
 	size_t ways[WAYS], torn, under_way;
 	size_t *required;
 };
@@ -944,9 +1012,20 @@ finish_check(struct job *j, int status, struct totals *t)
 	FILE *f = fopen(j->out, "r");
 	char line[1024], shown[SHOW_LINES][1024];
 	size_t lost = 0, n_shown = 0;
+	uint64_t recovered = 0;
 	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	bool counted = recover == NULL;
 
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		const char *applied = strstr(line, " applied ");
+		unsigned long long n;
+
+		/* The recovery's output comes first. */
+		if (!counted && applied != NULL &&
+		    sscanf(applied, " applied %llu ", &n) == 1) {
+			recovered = n;
+			counted = true;
+		}
 		/* "ORD7 was acknowledged but does not exist", "... as
 		 * Cancelled but is Pending": an answer the cut undid. */
 		if (strstr(line, " was acknowledged "))
@@ -962,6 +1041,8 @@ finish_check(struct job *j, int status, struct totals *t)
 	t->torn += j->ci.torn;
 	t->under_way += j->ci.under_way > 0;
 	t->required[t->cuts - 1] = j->ci.required;
+	t->recovered_cuts += recovered > 0;
+	t->recovered_orders += recovered;
 	if (ok) {
 		remove_tree(j->dir);
 		unlink(j->ids);
@@ -984,7 +1065,9 @@ finish_check(struct job *j, int status, struct totals *t)
 	    j->ci.pending, j->ci.pages, j->ci.torn, j->ci.under_way,
 	    j->ci.rebuilt[0] ? j->ci.rebuilt : "nothing rebuilt",
 	    j->ci.required, lost);
-	if (WIFEXITED(status))
+	if (WIFEXITED(status) && WEXITSTATUS(status) == RECOVERY_FAILED)
+		printf("not run, the recovery failed:\n");
+	else if (WIFEXITED(status))
 		printf("exit %d:\n", WEXITSTATUS(status));
 	else
 		printf("killed by signal %d:\n", WTERMSIG(status));
@@ -1083,13 +1166,15 @@ static void
 usage(FILE *f)
 {
 	fputs("usage: power-cut TRACE --op-check PATH --work DIR "
-	    "[--rebuilt NAME]...\n"
+	    "[--recover PATH]\n"
+	    "                 [--rebuilt NAME]... [--sized NAME=BYTES]...\n"
 	    "                 [--from-mark LABEL] [--boundaries N] "
 	    "[--random N] [--cut K]...\n"
 	    "                 [--seed S] [--jobs N] [--keep N]\n"
 	    "Builds what a power cut at each chosen point of TRACE could "
-	    "leave in the data\ndirectory and runs op-check on it, with the "
-	    "orders acknowledged before the cut.\nExit 0 if every cut "
+	    "leave in the data\ndirectory, runs the recovery on it if one is "
+	    "given, then op-check, with the\norders acknowledged before the "
+	    "cut.\nExit 0 if every cut "
 	    "passed, 1 if one failed, 2 on a usage or trace error.\n", f);
 }
 
@@ -1133,9 +1218,20 @@ main(int argc, char **argv)
 			op_check = v;
 		else if (strcmp(a, "--work") == 0)
 			work = v;
+		else if (strcmp(a, "--recover") == 0)
+			recover = v;
 		else if (strcmp(a, "--rebuilt") == 0 && n_rebuilt < MAX_REBUILT)
 			rebuilt_names[n_rebuilt++] = v;
-		else if (strcmp(a, "--from-mark") == 0)
+		else if (strcmp(a, "--sized") == 0 && n_sized < MAX_SIZED) {
+			const char *eq = strchr(v, '=');
+
+			if (eq == NULL || eq == v ||
+			    (size_t)(eq - v) >= sizeof(sized_names[0]))
+				die("--sized: not NAME=BYTES: %s", v);
+			memcpy(sized_names[n_sized], v, (size_t)(eq - v));
+			sized_names[n_sized][eq - v] = '\0';
+			sized_lens[n_sized++] = number(a, eq + 1);
+		} else if (strcmp(a, "--from-mark") == 0)
 			mark = v;
 		else if (strcmp(a, "--boundaries") == 0)
 			max_bounds = number(a, v);
@@ -1179,10 +1275,25 @@ main(int argc, char **argv)
 	if (map == MAP_FAILED)
 		die("%s: %s", trace, strerror(errno));
 	close(fd);
+	/* The --sized files first: they exist even if the trace never
+	 * names them. */
+	for (size_t i = 0; i < n_sized; i++)
+		if (file_index(sized_names[i], strlen(sized_names[i])) !=
+		    (int)i)
+			die("--sized %s given twice", sized_names[i]);
 	parse(map, (size_t)st.st_size);
 	pair_records();
 	for (size_t i = 0; i < n_files; i++)
 		files[i].built = !files[i].rebuilt;
+	for (size_t i = 0; i < n_sized; i++) {
+		struct file *f = &files[i];
+
+		if (f->rebuilt)
+			die("%s is both --sized and --rebuilt", f->name);
+		/* grow fills with zeros: the floor of every page. */
+		grow(f, sized_lens[i]);
+		f->dur_len = f->cur_len = sized_lens[i];
+	}
 	for (size_t i = 0; i < n_recs; i++) {
 		const struct rec *r = &recs[i];
 
@@ -1263,6 +1374,10 @@ main(int argc, char **argv)
 	    "max %zu\n", t.cuts ? t.required[0] : 0,
 	    t.cuts ? t.required[t.cuts / 2] : 0,
 	    t.cuts ? t.required[t.cuts - 1] : 0);
+	if (recover != NULL)
+		printf("power-cut: the recovery applied orders at %zu cuts "
+		    "(%" PRIu64 " orders in all)\n", t.recovered_cuts,
+		    t.recovered_orders);
 	printf("power-cut: %zu failures: %zu with acknowledged orders lost "
 	    "(%" PRIu64 " in all: missing, or not in the status answered), "
 	    "%zu other\n", t.failures, t.lost_cuts,
@@ -1270,12 +1385,14 @@ main(int argc, char **argv)
 	printf("power-cut: seed=%" PRIu64 " records=%zu writes=%zu "
 	    "sync_writes=%zu flushes=%zu acks=%zu cuts=%zu boundary_cuts=%zu "
 	    "boundaries=%zu torn=%zu required_min=%zu required_median=%zu "
-	    "required_max=%zu failures=%zu lost_cuts=%zu lost_orders=%" PRIu64
+	    "required_max=%zu recovered_cuts=%zu recovered_orders=%" PRIu64
+	    " failures=%zu lost_cuts=%zu lost_orders=%" PRIu64
 	    " other_failures=%zu\n", seed, n_recs, writes, syncs, flushes,
 	    acks, t.cuts, n_bounds, all_bounds, t.torn,
 	    t.cuts ? t.required[0] : 0, t.cuts ? t.required[t.cuts / 2] : 0,
-	    t.cuts ? t.required[t.cuts - 1] : 0, t.failures, t.lost_cuts,
-	    t.lost_orders, t.other);
+	    t.cuts ? t.required[t.cuts - 1] : 0, t.recovered_cuts,
+	    t.recovered_orders, t.failures, t.lost_cuts, t.lost_orders,
+	    t.other);
 	free(t.required);
 	free(cuts);
 	free_all();

@@ -9,7 +9,8 @@
  *   OP_POWER_TRACE  the trace file (created if missing); unset: every
  *                   call goes straight to libc.
  *   OP_POWER_FILES  the names of the files to trace, separated by spaces;
- *                   default "data.mdb lock.mdb".
+ *                   default "data.mdb lock.mdb" (the power-loss test adds
+ *                   "journal", order-api's write-ahead journal).
  *   OP_POWER_DIR    if set, only files in this directory are traced (give
  *                   the path without symbolic links: it is compared with
  *                   the one /proc/self/fd shows).
@@ -20,8 +21,12 @@
  *                   the flush. "dsync": only the latter, so LMDB's meta
  *                   page waits for the next commit's flush while the
  *                   answer goes out at once (MDB_NOMETASYNC without
- *                   deferring the answers). The test uses them to see
- *                   that power-cut catches such defects.
+ *                   deferring the answers). "journal": fsync and
+ *                   fdatasync of a traced file named journal alone return
+ *                   0 at once, flush nothing and record nothing: order-api
+ *                   answers 201 before its journal record is durable. The
+ *                   test uses them to see that power-cut catches such
+ *                   defects.
  *
  * What it records, and why that is all of it for LMDB 0.9.24 (mdb.c):
  *   - data.mdb's pages are written with pwrite (one run of pages) or lseek
@@ -34,8 +39,14 @@
  *     descriptor and waits for the next flush. mdb_env_sync is the same
  *     fdatasync. LMDB has pwritev (MDB_USE_PWRITEV) but Debian's build
  *     does not use it, and write only to copy the environment elsewhere;
- *     both are wrapped all the same, with pwritev2, for a future file
- *     (a journal) written with them.
+ *     both are wrapped all the same, with pwritev2, for another file
+ *     written with them.
+ *   - order-api's journal (common/journal.c) is written with pwrite, one
+ *     record at a time, and flushed with fdatasync, on a descriptor opened
+ *     O_RDWR. It is created before any order is accepted: zeros written to
+ *     journal.new, flushed, renamed to journal, the directory flushed.
+ *     Those writes go to another name and are not traced: power-cut
+ *     takes the file as all zeros and durable from the start (--sized).
  *   - lock.mdb is sized with ftruncate (order-api sizes it first with
  *     posix_fallocate) and then written only through a shared mapping,
  *     which no syscall shows: the trace has its lengths and its PT_MAP
@@ -108,6 +119,8 @@ _Static_assert(sizeof(struct pt_rec) == 32, "struct pt_rec has padding");
 
 static bool enabled;
 static bool lying, lying_dsync;
+/* OP_POWER_LIE=journal: the index in names of "journal", or -1. */
+static int lying_about = -1;
 static char trace_path[PATH_MAX];
 static char dir_path[PATH_MAX];
 static size_t dir_len;
@@ -153,6 +166,10 @@ powertrace_init(void)
 	}
 	lying = lie != NULL && strcmp(lie, "1") == 0;
 	lying_dsync = lying || (lie != NULL && strcmp(lie, "dsync") == 0);
+	for (int i = 0; i < n_names; i++)
+		if (lie != NULL && strcmp(lie, "journal") == 0 &&
+		    strcmp(names[i], "journal") == 0)
+			lying_about = i;
 	enabled = n_names > 0;
 }
 
@@ -400,12 +417,12 @@ pwritev64v2(int fd, const struct iovec *iov, int n, off64_t offset,
 }
 
 /* A flush of a traced file: recorded around the real call, or skipped
- * entirely by a lying disk. */
+ * entirely by a lying disk (or one lying about that file). */
 #define TRACED_FLUSH(fd, flags, call) do { \
 	int which_ = traced_fd(fd), r_; \
 	if (which_ < 0) \
 		return call; \
-	if (lying) \
+	if (lying || which_ == lying_about) \
 		return 0; \
 	emit(PT_FLUSH_BEGIN, (flags), which_, NULL, 0, 0, NULL, 0, 0); \
 	r_ = call; \

@@ -3,25 +3,39 @@
 after the answer. A SIGKILL cannot show this (the page cache outlives a
 killed process), so the daemons run under the powertrace library
 (tests/check/powertrace.c, LD_PRELOAD), which records every write and
-flush they make to data.mdb and lock.mdb into one trace: order-api's
-commits and the two worker processes' claims and completions (200 ms
-pickup, so that a cancel right after a create wins; 100 ms processing)
-as they interleave. The 8 clients append
-a record to the same trace for each 201 (and each 200 to a cancel) right
-after they get it, so "answered before the cut" is "recorded before it".
+flush they make to data.mdb, lock.mdb and order-api's write-ahead journal
+into one trace: order-api's journal records and commits and the two
+worker processes' claims and completions (200 ms pickup, so that a cancel
+right after a create wins; 100 ms processing) as they interleave. The 8
+clients append a record to the same trace for each 201 (and each 200 to a
+cancel) right after they get it, so "answered before the cut" is
+"recorded before it".
+
+order-api answers 201 once the order's journal record is flushed; it
+reaches LMDB in a later commit. So a cut may leave orders that only the
+journal holds: order-api's next start applies them (orderlog_recover). The
+journal here is 128 KiB, small enough that the run wraps it (the test
+checks that it did), so records of an earlier lap and the wrap are covered
+too; power-cut takes it as created whole before the trace begins (zeros,
+flushed, renamed into place: --sized).
 
 Then power-cut (tests/check/power-cut.c) builds, for hundreds of cuts
 (each flush boundary, spread to 300, 100 at random and the end), the data
 directory as a power cut there could have left it: everything a finished
 flush covered, and of the later writes any versions of their pages, torn at
-512-byte sectors; then op-check must find every acknowledged order (a
-cancelled one Cancelled) and every counter and index consistent.
+512-byte sectors; then runs op-recover (tests/check/op-recover.c: the
+journal's recovery as order-api runs it at start, the daemon's own code)
+on it, and op-check must find every acknowledged order (a cancelled one
+Cancelled) and every counter and index consistent. Most cuts hold orders
+only in the journal; the test requires that some do.
 
-The same with a disk that lies (OP_POWER_LIE=1: flushes do nothing,
-O_DSYNC is dropped), and again with only O_DSYNC dropped (LMDB's meta
-page then waits for the next commit's flush, but the 201 goes out at
-once), must lose acknowledged orders at some of 200 cuts: the checker is
-shown to catch the defects it is there for.
+The same with a disk that lies must lose acknowledged orders at some of
+the cuts checked: the checker is shown to catch the defects it is there
+for. OP_POWER_LIE=1: flushes do nothing and O_DSYNC is dropped. "dsync":
+only O_DSYNC is dropped, so LMDB's meta page waits for the next commit's
+flush; the creates are safe in the journal, but a cancel's 200 goes out
+before its commit is durable. "journal": the journal's flushes alone do
+nothing: a 201 before the order is durable anywhere.
 
 The seed of the draws is printed; OP_POWER_SEED=N sets it. A run's trace
 differs from the next one's, so to replay a failing cut set
@@ -49,6 +63,8 @@ POWERTRACE = os.environ.get(
     "OP_POWERTRACE", os.path.join(h.ROOT, "build", "tests", "check", "powertrace.so"))
 POWER_CUT = os.environ.get(
     "OP_POWER_CUT", os.path.join(h.ROOT, "build", "tests", "check", "power-cut"))
+OP_RECOVER = os.environ.get(
+    "OP_RECOVER", os.path.join(h.ROOT, "build", "tests", "check", "op-recover"))
 
 # struct pt_rec in tests/check/powertrace.h: magic, type, flags, name_len,
 # pid, tid, off, len; host byte order, no padding.
@@ -67,6 +83,13 @@ BOUNDARY_CUTS, RANDOM_CUTS = 300, 100
 LYING_BOUNDARY_CUTS, LYING_RANDOM_CUTS = 150, 50
 MIN_CUTS = 200
 CANCEL_EVERY = 300
+# order-api's --journal-size here: the honest run writes about 65 bytes
+# per order to the journal, so it wraps this one about twice, while the
+# orders it holds unapplied at once (a quarter of a second's, about 30
+# KiB here; 64 KiB was never full in trials) leave room for a stall of the
+# apply thread of about a second.
+JOURNAL_SIZE = 128 << 10
+TRACED = "data.mdb lock.mdb journal"
 
 
 class Trace:
@@ -95,14 +118,18 @@ class Trace:
 
 
 def trace_stats(path):
-    """Counts by record type, the pids that wrote data.mdb, durable writes."""
+    """Counts by record type, the pids that wrote data.mdb, durable writes;
+    the journal's writes, bytes, flushes and wraps (a write at a lower
+    offset than the one before) apart."""
     stats = {"writes": 0, "sync_writes": 0, "flushes": 0, "acks": 0,
-             "writer_pids": set()}
+             "writer_pids": set(), "journal_writes": 0, "journal_bytes": 0,
+             "journal_flushes": 0, "journal_wraps": 0}
+    journal_at = 0
     with open(path, "rb") as fh:
         data = fh.read()
     pos = 0
     while pos < len(data):
-        magic, type_, flags, name_len, pid, _tid, _off, length = \
+        magic, type_, flags, name_len, pid, _tid, off, length = \
             PT_REC.unpack_from(data, pos)
         if magic != PT_MAGIC:
             h.fail("trace: no record at byte %d" % pos)
@@ -111,6 +138,13 @@ def trace_stats(path):
             stats["writes"] += 1
             stats["sync_writes"] += bool(flags & PT_F_SYNC)
             stats["writer_pids"].add(pid)
+        elif type_ == PT_WRITE and name == b"journal":
+            stats["journal_writes"] += 1
+            stats["journal_bytes"] += length
+            stats["journal_wraps"] += off < journal_at
+            journal_at = off
+        elif type_ == PT_FLUSH_END and name == b"journal":
+            stats["journal_flushes"] += 1
         elif type_ == PT_FLUSH_END:
             stats["flushes"] += 1
         elif type_ == PT_ACK:
@@ -182,10 +216,10 @@ def record(name, lie=None, seconds=NORMAL_SECONDS, limit=NORMAL_ORDERS):
         trace_path = os.path.join(tmp, "trace")
         env = {"LD_PRELOAD": POWERTRACE, "OP_POWER_TRACE": trace_path,
                "OP_POWER_DIR": os.path.join(tmp, "data"),
-               "OP_POWER_FILES": "data.mdb lock.mdb"}
+               "OP_POWER_FILES": TRACED}
         if lie:
             env["OP_POWER_LIE"] = lie
-        s.start_api(env=env)
+        s.start_api(extra=["--journal-size", str(JOURNAL_SIZE)], env=env)
         s.start_worker(workers=2, pickup_ms=200, processing_ms=100,
                        lease_ms=3000, env=env)
         s.wait_ready()
@@ -240,7 +274,8 @@ def power_cut(s, trace_path, seed, what, boundary_cuts=BOUNDARY_CUTS,
     work = os.path.join(s.tmp, "cuts")
     os.makedirs(work)
     argv = [POWER_CUT, trace_path, "--op-check", f.OP_CHECK, "--work", work,
-            "--rebuilt", "lock.mdb", "--from-mark", "ready",
+            "--recover", OP_RECOVER, "--rebuilt", "lock.mdb",
+            "--sized", "journal=%d" % JOURNAL_SIZE, "--from-mark", "ready",
             "--boundaries", str(boundary_cuts), "--random", str(random_cuts),
             "--seed", str(seed), "--jobs", "2", "--keep", "2"]
     t0 = time.monotonic()
@@ -271,9 +306,11 @@ def check_honest(seed):
         check_acked(s, created, cancelled)
         st = trace_stats(trace_path)
         print("trace: %d writes to data.mdb (%d durable on return) from %d "
-              "processes, %d flushes, %d acknowledgements"
+              "processes, %d flushes of LMDB's files; %d journal writes "
+              "(%d bytes, %d wraps), %d journal flushes; %d acknowledgements"
               % (st["writes"], st["sync_writes"], len(st["writer_pids"]),
-                 st["flushes"], st["acks"]))
+                 st["flushes"], st["journal_writes"], st["journal_bytes"],
+                 st["journal_wraps"], st["journal_flushes"], st["acks"]))
         if st["acks"] != len(created) + len(cancelled):
             h.fail("%d acknowledgements in the trace for %d answers"
                    % (st["acks"], len(created) + len(cancelled)))
@@ -282,6 +319,12 @@ def check_honest(seed):
                    "are missing from the trace" % len(st["writer_pids"]))
         if st["flushes"] == 0 or st["sync_writes"] == 0:
             h.fail("no flushes or no O_DSYNC writes traced: %r" % st)
+        if st["journal_writes"] == 0 or st["journal_flushes"] == 0:
+            h.fail("no journal writes or flushes traced: %r" % st)
+        if st["journal_wraps"] == 0:
+            h.fail("the journal did not wrap: %d bytes written to %d, %d "
+                   "orders created" % (st["journal_bytes"], JOURNAL_SIZE,
+                                       len(created)))
         if not cancelled:
             h.fail("no cancel succeeded: the trace has no Cancelled order")
         rc, kv, fails = power_cut(s, trace_path, seed, "honest disk")
@@ -289,10 +332,12 @@ def check_honest(seed):
             print(l)
         print("honest disk: %d cuts checked (%d at flush boundaries), %d "
               "flushes seen, %d writes seen, orders required per cut "
-              "min %d / median %d / max %d, %d failures"
+              "min %d / median %d / max %d, %d cuts held orders only in the "
+              "journal (%d in all), %d failures"
               % (kv["cuts"], kv["boundary_cuts"], kv["flushes"], kv["writes"],
                  kv["required_min"], kv["required_median"],
-                 kv["required_max"], kv["failures"]))
+                 kv["required_max"], kv["recovered_cuts"],
+                 kv["recovered_orders"], kv["failures"]))
         if kv["cuts"] < MIN_CUTS:
             h.fail("only %d cuts checked, expected at least %d"
                    % (kv["cuts"], MIN_CUTS))
@@ -304,6 +349,9 @@ def check_honest(seed):
             h.fail("%d of %d cuts failed (%d lost acknowledged orders); "
                    "replay with OP_POWER_SEED=%d" % (kv["failures"], kv["cuts"],
                                                      kv["lost_orders"], seed))
+        if kv["recovered_cuts"] == 0:
+            h.fail("no cut held an order that only the journal had: the "
+                   "recovery was never put to the test")
 
 
 def check_lying(seed, lie, what):
@@ -311,9 +359,17 @@ def check_lying(seed, lie, what):
         "power-lie", lie=lie, seconds=LYING_SECONDS, limit=LYING_ORDERS)
     with s:
         st = trace_stats(trace_path)
-        if st["sync_writes"] != 0 or (lie == "1") != (st["flushes"] == 0):
-            h.fail("OP_POWER_LIE=%s: %d flushes and %d O_DSYNC writes traced"
-                   % (lie, st["flushes"], st["sync_writes"]))
+        # What each defect leaves in the trace: no flushes nor durable
+        # writes; no durable writes; no journal flushes.
+        want = {"1": (False, False, False), "dsync": (True, False, True),
+                "journal": (True, True, False)}[lie]
+        got = (st["flushes"] > 0, st["sync_writes"] > 0,
+               st["journal_flushes"] > 0)
+        if got != want or st["journal_writes"] == 0:
+            h.fail("OP_POWER_LIE=%s: %d flushes of LMDB's files, %d O_DSYNC "
+                   "writes, %d journal writes and %d journal flushes traced"
+                   % (lie, st["flushes"], st["sync_writes"],
+                      st["journal_writes"], st["journal_flushes"]))
         rc, kv, fails = power_cut(s, trace_path, seed, what,
                                   LYING_BOUNDARY_CUTS, LYING_RANDOM_CUTS)
         print("%s: %d cuts checked, %d flushes seen, %d writes seen, "
@@ -333,7 +389,7 @@ def check_lying(seed, lie, what):
 
 def main():
     f.require_op_check()
-    for path in POWERTRACE.split() + [POWER_CUT]:
+    for path in POWERTRACE.split() + [POWER_CUT, OP_RECOVER]:
         if not os.access(path, os.R_OK):
             sys.stderr.write("not built: %s\n" % path)
             sys.exit(77)
@@ -342,6 +398,7 @@ def main():
     check_honest(seed)
     check_lying(seed, "1", "lying disk (no flushes)")
     check_lying(seed, "dsync", "lying disk (meta page not synced)")
+    check_lying(seed, "journal", "lying disk (journal not flushed)")
 
 
 if __name__ == "__main__":
