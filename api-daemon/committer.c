@@ -72,6 +72,7 @@ struct pending_key {
 struct jbatch {
 	struct jbatch *next;
 	uint64_t room;			/* store_record_room of its orders */
+	uint64_t bytes;			/* its record's room in the journal */
 	uint64_t end_lsn;		/* just after the record */
 	uint64_t last_id;
 	int64_t journaled_ms;		/* monotonic */
@@ -96,11 +97,13 @@ struct committer {
 	struct jbatch *batches, **batches_tail;	/* journaled, oldest first */
 	uint64_t unapplied;		/* orders in batches; under the lock */
 	uint64_t unapplied_room;	/* their store_record_room; same */
+	uint64_t unapplied_bytes;	/* their records in the journal; same */
 	struct pending_key *keys[KEY_BUCKETS];	/* under the lock */
 	bool stopping;			/* under the lock */
 	bool intake_done;		/* the intake thread has ended */
 	unsigned readers_waiting;	/* in wait_applied; under the lock */
 	int64_t apply_delay_ms;
+	uint64_t journal_size;
 	/* The last id journaled (answered), and the last in LMDB. */
 	_Atomic uint64_t journaled_id, applied_id;
 	atomic_int broken;		/* the journal failed */
@@ -277,6 +280,9 @@ intake_refusal(struct committer *c, int64_t now_ms, bool *stall_began)
 	*stall_began = false;
 	if (store_broken(c->store) != 0)
 		return store_broken(c->store);
+	/* Refused before anything is written: these were not stored. */
+	if (atomic_load(&c->broken) != 0)
+		return EIO;
 	if (c->apply_error != 0)
 		return c->apply_error;
 	if (c->batches != NULL &&
@@ -353,6 +359,7 @@ intake_journal(struct committer *c, struct order **fresh, size_t n_fresh)
 	}
 	c->next_id = b->last_id + 1;
 	b->end_lsn = end_lsn;
+	b->bytes = end_lsn - lsn;
 	b->journaled_ms = clock_monotonic_ms();
 	b->next = NULL;
 
@@ -368,10 +375,14 @@ intake_journal(struct committer *c, struct order **fresh, size_t n_fresh)
 	c->batches_tail = &b->next;
 	c->unapplied += n_fresh;
 	c->unapplied_room += b->room;
+	c->unapplied_bytes += end_lsn - lsn;
 	c->stats.journal_writes++;
 	atomic_store_explicit(&c->journaled_id, b->last_id,
 	    memory_order_release);
-	pthread_cond_signal(&c->apply_cond);
+	/* The apply thread waits out its delay unless this is urgent. */
+	if (c->batches == b || c->unapplied >= APPLY_MAX / 2 ||
+	    c->unapplied_bytes >= c->journal_size / 4)
+		pthread_cond_signal(&c->apply_cond);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 fail:
@@ -535,12 +546,13 @@ intake_run(void *arg)
 	struct waiter **batch = calloc(INTAKE_BATCH_MAX, sizeof(*batch));
 	struct order **orders = calloc(INTAKE_BATCH_MAX, sizeof(*orders));
 	struct order **fresh = calloc(INTAKE_BATCH_MAX, sizeof(*fresh));
+	size_t max_payload = journal_max_payload(c->journal);
 
 	if (batch == NULL || orders == NULL || fresh == NULL)
 		fatalx("committer: out of memory");
 	for (;;) {
+		size_t n = 0, bytes = 0;
 		struct waiter *w;
-		size_t n = 0;
 
 		pthread_mutex_lock(&c->lock);
 		while (c->creates == NULL && !c->stopping)
@@ -551,8 +563,14 @@ intake_run(void *arg)
 			pthread_mutex_unlock(&c->lock);
 			break;
 		}
+		/* As many as one record holds (one order always fits). */
 		for (w = c->creates; w != NULL && n < INTAKE_BATCH_MAX;
 		    w = w->next) {
+			size_t len = orderlog_size(&w->order, 1);
+
+			if (n > 0 && bytes + len > max_payload)
+				break;
+			bytes += len;
 			w->taken = true;
 			batch[n] = w;
 			orders[n++] = w->order;
@@ -664,6 +682,7 @@ apply_batches(struct committer *c, struct apply_buf *a, struct jbatch *first,
 	c->unapplied -= k;
 	for (b = first; ; b = b->next) {
 		c->unapplied_room -= b->room;
+		c->unapplied_bytes -= b->bytes;
 		if (b == last)
 			break;
 	}
@@ -839,6 +858,7 @@ apply_run(void *arg)
 			if (c->batches != NULL && !failing && (c->stopping ||
 			    c->readers_waiting > 0 ||
 			    c->unapplied >= APPLY_MAX / 2 ||
+			    c->unapplied_bytes >= c->journal_size / 4 ||
 			    now >= c->batches->journaled_ms + c->apply_delay_ms))
 				break;
 			if (c->batches != NULL && failing &&
@@ -913,6 +933,7 @@ committer_create(struct committer **cp, struct store *s, struct journal *j,
 	}
 	c->store = s;
 	c->journal = j;
+	c->journal_size = journal_size(j);
 	c->next_id = next_id;
 	atomic_init(&c->journaled_id, next_id - 1);
 	atomic_init(&c->applied_id, next_id - 1);
@@ -957,6 +978,7 @@ int
 committer_destroy(struct committer *c, unsigned wait_ms)
 {
 	struct timespec until;
+	int rc = 0;
 
 	if (c == NULL)
 		return 0;
@@ -977,6 +999,13 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 	/* Blocked in LMDB (the writer lock held elsewhere): left as it is. */
 	if (pthread_timedjoin_np(c->apply_thread, NULL, &until) != 0)
 		return ETIMEDOUT;
+	if (c->batches != NULL) {
+		rc = c->apply_error != 0 ? c->apply_error : EIO;
+		log_error("could not commit %llu journaled orders to LMDB "
+		    "before stopping: %s; they stay in the journal, and the "
+		    "next start applies them", (unsigned long long)c->unapplied,
+		    store_strerror(rc));
+	}
 	queue_close(&c->queue);
 	while (c->batches != NULL) {
 		struct jbatch *next = c->batches->next;
@@ -990,7 +1019,7 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 	pthread_cond_destroy(&c->applied_cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
-	return 0;
+	return rc;
 }
 
 int

@@ -20,7 +20,9 @@
  *   again. Cancels run on this thread too, one transaction each, so that
  *   no handler thread ever waits for LMDB's writer lock itself.
  *
- * Between its 201 and its apply (a commit's time, a few ms) an order is
+ * Between its 201 and its apply (at most a quarter of a second, longer
+ * only while commits fail or another process holds LMDB's writer lock;
+ * at once when a read waits for it) an order is
  * in the journal but not in LMDB. Reads that could see it wait for its
  * apply: committer_wait_order before reading one order, committer_wait_all
  * before a list, committer_counters for the counters (which adds the
@@ -40,7 +42,9 @@
  * committer_destroy journals and applies what was submitted, then stops
  * the threads; if the apply thread is still blocked in LMDB after
  * wait_ms, it returns ETIMEDOUT and leaves the threads as they are: the
- * store must then not be closed (the journal keeps the orders).
+ * store must then not be closed (the journal keeps the orders). If the
+ * last apply failed, it logs so and returns its error: the journal keeps
+ * those orders for the next start.
  */
 #ifndef OP_COMMITTER_H
 #define OP_COMMITTER_H

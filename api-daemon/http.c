@@ -909,6 +909,11 @@ handle_healthz(struct request *r)
 		    "%s", store_strerror(rc));
 		return respond_unavailable(r, why);
 	}
+	if ((rc = committer_broken(r->ctx->committer)) != 0) {
+		snprintf(why, sizeof(why), "the journal could not be written: "
+		    "%s", strerror(rc));
+		return respond_unavailable(r, why);
+	}
 	strbuf_puts(&r->body, "{\"status\": \"ok\"}");
 	return respond(r, 200, NULL);
 }
@@ -928,6 +933,10 @@ handle_readyz(struct request *r)
 	else if (broken != 0) {
 		snprintf(buf, sizeof(buf), "the LMDB environment is unusable: "
 		    "%s", store_strerror(broken));
+		why = buf;
+	} else if ((broken = committer_broken(r->ctx->committer)) != 0) {
+		snprintf(buf, sizeof(buf), "the journal could not be written: "
+		    "%s", strerror(broken));
 		why = buf;
 	} else if (cs.last_commit_error != 0) {
 		snprintf(buf, sizeof(buf), "the last commit failed: %s",

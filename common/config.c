@@ -132,8 +132,9 @@ static const struct option_def options[] = {
 	  "a slower client is cut off" },
 	{ "commit-timeout-ms", OPT_COMMIT_TIMEOUT, "MS", CONFIG_API,
 	  PLACE_ANY, parse_unsigned, FIELD(commit_timeout_ms), 100, 3600000,
-	  "5000", "the most a create waits for its commit to begin (LMDB's "
-	  "writer lock); then it answers 503, nothing stored" },
+	  "5000", "the most accepted orders wait for their LMDB commit "
+	  "before new creates are refused (503, nothing stored), and the "
+	  "most a read of them or a cancel waits" },
 	{ "journal-size", OPT_JOURNAL_SIZE, "SIZE", CONFIG_API, PLACE_ANY,
 	  parse_size, FIELD(journal_size), 1UL << 16, 1UL << 36, "64M",
 	  "size of the write-ahead journal in the data directory, which "

@@ -356,6 +356,12 @@ journal_end(const struct journal *j)
 	return j->end;
 }
 
+uint64_t
+journal_size(const struct journal *j)
+{
+	return j->size;
+}
+
 size_t
 journal_max_payload(const struct journal *j)
 {

@@ -74,6 +74,8 @@ int journal_append(struct journal *j, const void *payload, size_t len,
 void journal_applied(struct journal *j, uint64_t lsn);
 /* The lsn the next append would start from (after any wrap). */
 uint64_t journal_end(const struct journal *j);
+/* The journal's size in bytes. */
+uint64_t journal_size(const struct journal *j);
 /* The most payload one record can carry in this journal. */
 size_t journal_max_payload(const struct journal *j);
 void journal_close(struct journal *j);

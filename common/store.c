@@ -542,7 +542,8 @@ build_by_user_status(struct store *s, MDB_txn *txn)
  * Bring an environment of schema version from up to this one, inside the
  * caller's write transaction: version 1 gets by_user_status, and versions
  * 1 and 2 lose by_user (version 3 lists a user's orders from
- * by_user_status alone).
+ * by_user_status alone); version 4 only adds meta journal_lsn, written by
+ * the first apply of the journal.
  */
 static int
 schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
@@ -550,8 +551,11 @@ schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 	MDB_dbi by_user;
 	int rc;
 
-	if (from != 1 && from != 2)
+	if (from < 1 || from > 3)
 		return STORE_ESCHEMA;
+	/* 3 -> 4 changes nothing stored: journal_lsn absent means 0. */
+	if (from == 3)
+		return 0;
 	if (from == 1 && (rc = build_by_user_status(s, txn)) != 0)
 		return rc;
 	rc = mdb_dbi_open(txn, "by_user", 0, &by_user);

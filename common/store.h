@@ -6,7 +6,10 @@
  *              "counters" -> u64[10] (store.c), "heartbeat" -> i64 ms,
  *              "processing_hist" -> u64[STORE_HIST_BUCKETS] (absent: 0s),
  *              "journal_lsn" -> u64: how far order-api's journal is
- *              applied (absent: 0; see store_apply)
+ *              applied (absent: 0; see store_apply). Version 4 adds it,
+ *              and nothing else: an older release must not open an
+ *              environment whose newest orders may be in the journal
+ *              only, and hand out their ids again.
  *   orders     id (native u64, MDB_INTEGERKEY) -> order record (store.c)
  *   by_status  status u8 + id (big-endian u64) -> for Pending, created_ms;
  *              for Processing, lease_until_ms; else empty. The Pending and
@@ -51,7 +54,7 @@
 
 #include "order.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* New orders are refused once this share of the map is in use, so that
  * claims and completions, which need fresh pages, still fit. */
 #define STORE_HIGH_WATER_PERCENT 90

@@ -10,7 +10,7 @@
  * order.h): the layout below is restated here on purpose, so that a bug in
  * the store's encoding or bookkeeping is not shared by its checker.
  *
- *   meta       "schema_version" u32 (2), "next_id" u64,
+ *   meta       "schema_version" u32 (4), "next_id" u64,
  *              "counters" u64[10] host order: by status[4], created_total,
  *              completed_total, processing_ms_sum, lease_expiries_total,
  *              released_total, unused;
@@ -62,7 +62,7 @@
 #define RECORD_HEADER 64
 #define STATUS_KEY_LEN 9
 #define USER_STATUS_KEY_LEN 17
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define DIGEST_LEN 32
 #define IDEM_VALUE_LEN (8 + 8 + DIGEST_LEN)
 #define CNT_SLOTS 10

@@ -1226,6 +1226,27 @@ TEST(test_upgrade_v2)
 	reopen_upgraded();
 }
 
+/*
+ * A version 3 environment (the last before the journal) is marked 4 at
+ * open and nothing else changes: the same lists, no journal_lsn yet.
+ */
+TEST(test_upgrade_v3)
+{
+	const uint32_t v3 = 3;
+	uint64_t lsn, next_id;
+	int rc;
+
+	store_close(s);
+	s = NULL;
+	set_schema(up_dir, &v3, sizeof(v3));
+	test_assert(stored_schema(up_dir) == 3);
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 3);
+	test_assert(store_journal_state(s, &lsn, &next_id) == 0 && lsn == 0);
+	reopen_upgraded();
+}
+
 /* What take_orders hands to store_create_from, and what it was asked. */
 struct take_state {
 	struct order *from;
@@ -1324,6 +1345,7 @@ main(void)
 	RUN(test_list_user_status);
 	RUN(test_upgrade);
 	RUN(test_upgrade_v2);
+	RUN(test_upgrade_v3);
 	store_close(s);
 	test_assert(test_rmtree(up_dir) == 0);
 	return 0;
