@@ -16,7 +16,8 @@ standard library only.
 - op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
   mdb_load) and make sure op-check notices each mutation.
 - FaultShim: the faultshim.so LD_PRELOAD library (faultshim.c): the env
-  for a daemon, arm() and disarm() at run time, and the faults it injected.
+  for a daemon, arm() and disarm() at run time (writes and flushes of
+  data.mdb or of the journal), and the faults it injected.
 """
 
 import http.client
@@ -96,8 +97,9 @@ def prometheus(s, name):
 class FaultShim:
     """The fault shim for one test: its control file lives in the test's
     temporary directory. env() goes to start_api/start_worker; arm() makes
-    the next matching calls on data.mdb fail, in any process started with
-    that env; faults() lists what it injected: [(pid, what, errno name)]."""
+    the next matching calls on data.mdb or on the journal fail, in any
+    process started with that env; faults() lists what it injected:
+    [(pid, what, errno name)]."""
 
     def __init__(self, s):
         for path in FAULTSHIM.split():
@@ -110,8 +112,9 @@ class FaultShim:
         return {"LD_PRELOAD": FAULTSHIM, "OP_FAULT_FILE": self.control}
 
     def arm(self, what, err="EIO", count=1):
-        """what: meta, data or sync; err: EIO or ENOSPC; count: a number
-        of calls, or "always" (until disarm)."""
+        """what: meta, data or sync (data.mdb), jdata or jsync (the
+        journal); err: EIO or ENOSPC; count: a number of calls, or
+        "always" (until disarm)."""
         tmp = self.control + ".new"
         with open(tmp, "w") as f:
             f.write("%s %s %s\n" % (what, err, count))

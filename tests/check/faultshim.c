@@ -1,7 +1,8 @@
 /*
  * faultshim: an LD_PRELOAD library for the fault tests. It makes chosen
- * writes and flushes of an LMDB data file (data.mdb) fail, armed by the
- * test at run time, after the daemon has started and committed orders.
+ * writes and flushes of an LMDB data file (data.mdb) or of order-api's
+ * write-ahead journal (a file named journal) fail, armed by the test at
+ * run time, after the daemon has started and committed orders.
  *
  * OP_FAULT_FILE names a control file. While it does not exist, every call
  * goes straight to libc. While it exists, it holds one line
@@ -15,6 +16,13 @@
  *              writev for several).
  *        sync  an fdatasync or fsync of data.mdb: the flush that a commit
  *              does between its data pages and its meta page.
+ *        jdata a pwrite, pwritev, writev or write of journal (not of
+ *              journal.new, the file a new journal is made in): a record
+ *              of a batch of new orders, which order-api writes with one
+ *              pwrite before it flushes it.
+ *        jsync an fdatasync or fsync of journal: that record's flush. The
+ *              record was written, so it is in the file (the page cache)
+ *              although its flush failed.
  * ERRNO  EIO, ENOSPC, or a number.
  * COUNT  how many such calls fail, after which the file is gone; or
  *        "always": every such call fails until the test removes the file.
@@ -37,29 +45,47 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum fault { FAULT_META, FAULT_DATA, FAULT_SYNC };
+enum fault { FAULT_META, FAULT_DATA, FAULT_SYNC, FAULT_JDATA, FAULT_JSYNC };
 
-static const char *const fault_names[] = { "meta", "data", "sync" };
+static const char *const fault_names[] = {
+	"meta", "data", "sync", "jdata", "jsync"
+};
+
+/* The files a fault can hit. */
+enum target { TARGET_NONE, TARGET_DATA_MDB, TARGET_JOURNAL };
 
 #define REAL(name) \
 	static __typeof__(name) *real_##name; \
 	if (real_##name == NULL) \
 		real_##name = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
-/* Is fd a descriptor of an LMDB data file? */
+/* Does path end in /name? */
 static bool
-is_data_file(int fd)
+ends_in(const char *path, size_t len, const char *name)
 {
-	static const char suffix[] = "/data.mdb";
+	size_t n = strlen(name);
+
+	return len > n && path[len - n - 1] == '/' &&
+	    strcmp(path + len - n, name) == 0;
+}
+
+/* Which file fd is a descriptor of: an LMDB data file, a journal, other. */
+static enum target
+target_of(int fd)
+{
 	char link[64], path[4096];
 	ssize_t n;
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, path, sizeof(path) - 1);
-	if (n < (ssize_t)sizeof(suffix) - 1)
-		return false;
+	if (n <= 0)
+		return TARGET_NONE;
 	path[n] = '\0';
-	return strcmp(path + n - (sizeof(suffix) - 1), suffix) == 0;
+	if (ends_in(path, (size_t)n, "data.mdb"))
+		return TARGET_DATA_MDB;
+	if (ends_in(path, (size_t)n, "journal"))
+		return TARGET_JOURNAL;
+	return TARGET_NONE;
 }
 
 /* Read the control file at path: 0, or -1 if it is gone or malformed. */
@@ -109,29 +135,38 @@ record(const char *ctl, enum fault f, int err)
 }
 
 /*
- * Should this call on fd fail? A flush is FAULT_SYNC; a write is a meta or
- * a data write by the offset it starts at (offset, or the file position if
- * NULL). Sets *err to its errno. The common case, no control file, costs
- * one access(2).
+ * Should this call on fd fail? On data.mdb (unless journal_only) a flush
+ * is FAULT_SYNC, a write a meta or a data write by the offset it starts at
+ * (offset, or the file position if NULL); on journal a flush is
+ * FAULT_JSYNC, a write FAULT_JDATA. Sets *err to its errno. The common
+ * case, no control file, costs one access(2).
  */
 static bool
-should_fail(int fd, bool sync, const off_t *offset, int *err)
+should_fail(int fd, bool sync, bool journal_only, const off_t *offset,
+    int *err)
 {
 	const char *ctl = getenv("OP_FAULT_FILE");
 	char what[16], claimed[4096], rest[4096];
+	enum target t;
 	enum fault f;
 	off_t pos;
 	long count;
 	int saved = errno;
 	bool fail = false;
 
-	if (ctl == NULL || access(ctl, F_OK) != 0 || !is_data_file(fd)) {
+	if (ctl == NULL || access(ctl, F_OK) != 0 ||
+	    (t = target_of(fd)) == TARGET_NONE ||
+	    (journal_only && t != TARGET_JOURNAL)) {
 		errno = saved;
 		return false;
 	}
-	pos = offset != NULL ? *offset : lseek(fd, 0, SEEK_CUR);
-	f = sync ? FAULT_SYNC : pos < 2 * sysconf(_SC_PAGESIZE) ? FAULT_META
-	    : FAULT_DATA;
+	if (t == TARGET_JOURNAL) {
+		f = sync ? FAULT_JSYNC : FAULT_JDATA;
+	} else {
+		pos = offset != NULL ? *offset : lseek(fd, 0, SEEK_CUR);
+		f = sync ? FAULT_SYNC : pos < 2 * sysconf(_SC_PAGESIZE) ?
+		    FAULT_META : FAULT_DATA;
+	}
 	if (read_control(ctl, what, err, &count) != 0 ||
 	    strcmp(what, fault_names[f]) != 0) {
 		errno = saved;
@@ -171,9 +206,10 @@ should_fail(int fd, bool sync, const off_t *offset, int *err)
 	return fail;
 }
 
-#define FAIL_IF(sync, offset) do { \
+#define FAIL_IF(sync, offset) FAIL_IF_ON(sync, false, offset)
+#define FAIL_IF_ON(sync, journal_only, offset) do { \
 	int err_; \
-	if (should_fail(fd, sync, offset, &err_)) { \
+	if (should_fail(fd, sync, journal_only, offset, &err_)) { \
 		errno = err_; \
 		return -1; \
 	} \
@@ -211,6 +247,15 @@ writev(int fd, const struct iovec *iov, int n)
 	REAL(writev);
 	FAIL_IF(false, NULL);
 	return real_writev(fd, iov, n);
+}
+
+/* Only the journal's: LMDB writes data.mdb with pwrite and writev. */
+ssize_t
+write(int fd, const void *buf, size_t n)
+{
+	REAL(write);
+	FAIL_IF_ON(false, true, NULL);
+	return real_write(fd, buf, n);
 }
 
 int
