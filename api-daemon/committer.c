@@ -341,12 +341,13 @@ intake_journal(struct committer *c, struct order **fresh, size_t n_fresh)
 	}
 
 	rc = journal_append(c->journal, b->payload, len, &lsn, &end_lsn);
-	if (rc == ENOSPC) {
-		rc = COMMITTER_ETIMEDOUT;	/* nothing was written */
+	if (rc == EAGAIN) {
+		/* Full of orders not yet in LMDB: nothing was written. */
+		rc = COMMITTER_ETIMEDOUT;
 		goto fail;
 	}
 	if (rc == EMSGSIZE || rc == ENOMEM)
-		goto fail;
+		goto fail;	/* refused before writing */
 	if (rc != 0) {
 		/* Written in part, or flushed with an error: unknown. */
 		if (atomic_exchange(&c->broken, rc) == 0)
@@ -395,6 +396,8 @@ fail:
 	free(b);
 	return rc;
 }
+
+static int wait_applied(struct committer *c, uint64_t id);
 
 /*
  * Record store_admit's outcome: a refusal for lack of room shows in
@@ -450,7 +453,7 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
     struct order **fresh, size_t n)
 {
 	size_t n_fresh = 0;
-	uint64_t unapplied, room;
+	uint64_t unapplied, room, batch_room = 0;
 	bool stall_began;
 	int rc;
 
@@ -492,12 +495,19 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 	 * left the table meanwhile is in LMDB by then.
 	 */
 	for (size_t i = 0; i < n; i++)
-		room += store_record_room(orders[i]);
-	if (rc == 0) {
-		rc = store_admit(c->store, orders, n, unapplied, room,
+		batch_room += store_record_room(orders[i]);
+	rc = store_admit(c->store, orders, n, unapplied, room + batch_room,
+	    clock_realtime_ms());
+	/*
+	 * The journaled orders' room is an estimate: before refusing for
+	 * lack of room, let them reach LMDB and decide on what is stored, so
+	 * that a create refused is not followed by one accepted.
+	 */
+	if ((rc == STORE_EFULL || rc == STORE_EDISKFULL) && unapplied > 0 &&
+	    wait_applied(c, atomic_load(&c->journaled_id)) == 0)
+		rc = store_admit(c->store, orders, n, 0, batch_room,
 		    clock_realtime_ms());
-		admit_done(c, rc);
-	}
+	admit_done(c, rc);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct order *o = orders[i];
 		size_t j;
@@ -825,7 +835,9 @@ recheck_room(struct committer *c, int64_t *next_check)
 	pthread_mutex_unlock(&c->lock);
 	if (refused == 0)
 		return;
-	admit_done(c, store_admit(c->store, NULL, 0, unapplied + 1, room,
+	/* As a create of one order of one item would be admitted. */
+	admit_done(c, store_admit(c->store, NULL, 0, unapplied + 1, room +
+	    store_record_room(&(struct order){ .n_items = 1 }),
 	    clock_realtime_ms()));
 	*next_check = clock_monotonic_ms() + RETRY_INTERVAL_MS;
 }

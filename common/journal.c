@@ -313,7 +313,7 @@ journal_append(struct journal *j, const void *payload, size_t len,
 		at = next_lap(j, at);
 	}
 	if (at + rec - atomic_load(&j->applied) > j->size)
-		return ENOSPC;
+		return EAGAIN;
 	if ((rc = reserve(j, rec)) != 0)
 		return rc;
 	if (wrap) {

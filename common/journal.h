@@ -24,7 +24,8 @@
  *
  * The caller says how far the records were applied elsewhere
  * (journal_applied); an append that would overwrite a record not yet
- * applied fails with ENOSPC and writes nothing.
+ * applied fails with EAGAIN and writes nothing (an ENOSPC is the disk's,
+ * from a write).
  *
  * Errors: 0 or an errno value. After a failed write or flush the file's
  * content is unknown (the kernel may have dropped the pages): the journal

@@ -196,8 +196,8 @@ int store_create_from(struct store *s, store_take_fn take, void *arg,
 int store_admit(struct store *s, struct order *const *orders, size_t n,
     uint64_t unapplied, uint64_t pending_bytes, int64_t now_ms);
 /*
- * Room to keep for storing order o: its record and index entries, and
- * the copies of the pages they land on while the tree changes.
+ * Room to keep for storing order o: the bytes of its record and index
+ * entries (slightly less than they take once stored).
  */
 uint64_t store_record_room(const struct order *o);
 /*

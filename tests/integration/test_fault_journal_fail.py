@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """order-api's write-ahead journal failing, injected with the fault shim:
-first the flush (fdatasync) of a record failing with EIO, then the write
-(pwrite) of a record failing with EIO.
+the flush (fdatasync) of a record failing with EIO, then the write (pwrite)
+of a record failing with EIO, then both again with ENOSPC (a disk that is
+full is not a journal that is full of orders not yet in LMDB: its outcome
+is just as unknown).
 
 Each time, with the fault armed for good: a burst of creates sent at once
 gets no 201; the creates of the batch whose record failed get 500 "may or
@@ -266,7 +268,8 @@ def main():
         s.wait_ready()
         acked = []
         started = 0     # len(acked) when order-api last started
-        for round_no, (what, err) in enumerate((("jsync", "EIO"), ("jdata", "EIO")), 1):
+        for round_no, (what, err) in enumerate((("jsync", "EIO"), ("jdata", "EIO"),
+                                                   ("jsync", "ENOSPC"), ("jdata", "ENOSPC")), 1):
             acked += [s.create_order(user_id=2) for _ in range(10)]
             doubts = fail_journal(s, shim, round_no, what, err, len(acked) - started)
             started = len(acked)

@@ -119,7 +119,7 @@ TEST(test_laps)
 
 		fill(buf, len, (unsigned char)i);
 		rc = journal_append(j, buf, len, &lsn, &end);
-		if (rc == ENOSPC) {
+		if (rc == EAGAIN) {
 			/* Apply all but the last record, then retry. */
 			applied = pending[n_pending - 1];
 			journal_applied(j, applied);
@@ -163,8 +163,8 @@ TEST(test_full)
 			first = lsn;
 		n++;
 	}
-	test_assert(rc == ENOSPC && n == SMALL / (10000 + 24 + 0));
-	test_assert(journal_append(j, buf, sizeof(buf), &lsn, &end) == ENOSPC);
+	test_assert(rc == EAGAIN && n == SMALL / (10000 + 24 + 0));
+	test_assert(journal_append(j, buf, sizeof(buf), &lsn, &end) == EAGAIN);
 	journal_applied(j, first + 10000 + JOURNAL_HEADER);
 	test_assert(journal_append(j, buf, sizeof(buf), &lsn, &end) == 0);
 	test_assert(lsn == SMALL);	/* the second lap */
