@@ -37,9 +37,14 @@ def main():
         for attempt in range(6):
             victim = kids[attempt % 2]
             expiries0 = f.prometheus(s, "lease_expiries_total") or 0
-            # a burst of orders, claimed at once (pickup 0) by both children
-            batch = [s.create_order(user_id=11, item_ids=[i + 1], total_amount=2)
-                     for i in range(40)]
+            # a burst of orders, claimed at once (pickup 0) by both children:
+            # each is read back, which commits it to LMDB at once and sends
+            # its id as a message of its own (else the burst would reach
+            # the queue as one message, taken by one child)
+            batch = []
+            for i in range(40):
+                batch.append(s.create_order(user_id=11, item_ids=[i + 1], total_amount=2))
+                s.status(batch[-1])
             acked += batch
             h.wait_until(lambda: processing(s) > 0, 10, "orders to be Processing")
             time.sleep(0.3)  # let the claim transactions end
