@@ -928,6 +928,17 @@ apply_run(void *arg)
 	return NULL;
 }
 
+/* Free c, its threads ended or never started. */
+static void
+committer_free(struct committer *c)
+{
+	pthread_cond_destroy(&c->intake_cond);
+	pthread_cond_destroy(&c->apply_cond);
+	pthread_cond_destroy(&c->applied_cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
 int
 committer_create(struct committer **cp, struct store *s, struct journal *j,
     const char *queue_name, unsigned timeout_ms)
@@ -978,11 +989,7 @@ committer_create(struct committer **cp, struct store *s, struct journal *j,
 	*cp = c;
 	return 0;
 fail:
-	pthread_cond_destroy(&c->intake_cond);
-	pthread_cond_destroy(&c->apply_cond);
-	pthread_cond_destroy(&c->applied_cond);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	committer_free(c);
 	return rc;
 }
 
@@ -1026,11 +1033,7 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 		free(c->batches);
 		c->batches = next;
 	}
-	pthread_cond_destroy(&c->intake_cond);
-	pthread_cond_destroy(&c->apply_cond);
-	pthread_cond_destroy(&c->applied_cond);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	committer_free(c);
 	return rc;
 }
 

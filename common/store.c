@@ -812,6 +812,35 @@ idem_lookup(struct store *s, MDB_txn *txn, const char *key, int64_t now_ms,
 	return 0;
 }
 
+/*
+ * An order's Idempotency-Key seen before: idem_result REPLAY (id the
+ * first order's) for the same body, MISMATCH (id 0) for another; left
+ * NEW if the key is new or o has none. 0, or the error of the look-up.
+ */
+static int
+idem_settle(struct store *s, MDB_txn *txn, struct order *o, int64_t now_ms)
+{
+	uint8_t digest[ORDER_DIGEST_LEN];
+	uint64_t first;
+	int rc;
+
+	if (o->idem_key == NULL)
+		return 0;
+	rc = idem_lookup(s, txn, o->idem_key, now_ms, &first, digest);
+	if (rc == STORE_ENOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (memcmp(digest, o->idem_digest, ORDER_DIGEST_LEN) == 0) {
+		o->idem_result = ORDER_IDEM_REPLAY;
+		o->id = first;
+	} else {
+		o->idem_result = ORDER_IDEM_MISMATCH;
+		o->id = 0;
+	}
+	return 0;
+}
+
 static void
 idem_time_key(unsigned char *buf, int64_t created_ms, const char *key,
     size_t len)
@@ -938,29 +967,16 @@ create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
-		uint8_t digest[ORDER_DIGEST_LEN];
-		uint64_t first;
 
 		o->idem_result = ORDER_IDEM_NEW;
 		if (o->n_items > ORDER_MAX_ITEMS) {
 			rc = EINVAL;
 			goto fail;
 		}
-		if (o->idem_key != NULL) {
-			rc = idem_lookup(s, txn, o->idem_key, now_ms, &first,
-			    digest);
-			if (rc == 0) {
-				bool same = memcmp(digest, o->idem_digest,
-				    ORDER_DIGEST_LEN) == 0;
-
-				o->idem_result = same ? ORDER_IDEM_REPLAY
-				    : ORDER_IDEM_MISMATCH;
-				o->id = same ? first : 0;
-				continue;
-			}
-			if (rc != STORE_ENOTFOUND)
-				goto fail;
-		}
+		if ((rc = idem_settle(s, txn, o, now_ms)) != 0)
+			goto fail;
+		if (o->idem_result != ORDER_IDEM_NEW)
+			continue;
 		if ((rc = create_one(s, txn, o, (size_t)next_id++, now_ms,
 		    rec)) != 0)
 			goto fail;
@@ -1048,27 +1064,14 @@ store_admit(struct store *s, struct order *const *orders, size_t n,
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
-		uint8_t digest[ORDER_DIGEST_LEN];
-		uint64_t first;
 
 		if (o->n_items > ORDER_MAX_ITEMS) {
 			rc = EINVAL;
 			goto out;
 		}
-		if (o->idem_key == NULL || o->idem_result != ORDER_IDEM_NEW)
-			continue;
-		rc = idem_lookup(s, txn, o->idem_key, now_ms, &first, digest);
-		if (rc == 0) {
-			bool same = memcmp(digest, o->idem_digest,
-			    ORDER_DIGEST_LEN) == 0;
-
-			o->idem_result = same ? ORDER_IDEM_REPLAY
-			    : ORDER_IDEM_MISMATCH;
-			o->id = same ? first : 0;
-		} else if (rc != STORE_ENOTFOUND) {
+		if (o->idem_result == ORDER_IDEM_NEW &&
+		    (rc = idem_settle(s, txn, o, now_ms)) != 0)
 			goto out;
-		}
-		rc = 0;
 	}
 out:
 	read_end(s, txn);
