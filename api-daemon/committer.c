@@ -277,9 +277,11 @@ ring_worker(struct committer *c, const uint64_t *ids, size_t n)
 static int
 intake_refusal(struct committer *c, int64_t now_ms, bool *stall_began)
 {
+	int broken = store_broken(c->store);
+
 	*stall_began = false;
-	if (store_broken(c->store) != 0)
-		return store_broken(c->store);
+	if (broken != 0)
+		return broken;
 	/* Refused before anything is written: these were not stored. */
 	if (atomic_load(&c->broken) != 0)
 		return EIO;
@@ -467,16 +469,9 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 		struct pending_key *k;
 
 		o->idem_result = ORDER_IDEM_NEW;
-		if (o->idem_key == NULL ||
-		    (k = key_find(c, o->idem_key)) == NULL)
-			continue;
-		if (memcmp(k->digest, o->idem_digest, ORDER_DIGEST_LEN) == 0) {
-			o->idem_result = ORDER_IDEM_REPLAY;
-			o->id = k->id;
-		} else {
-			o->idem_result = ORDER_IDEM_MISMATCH;
-			o->id = 0;
-		}
+		if (o->idem_key != NULL &&
+		    (k = key_find(c, o->idem_key)) != NULL)
+			order_idem_seen(o, k->id, k->digest);
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (stall_began)
@@ -522,12 +517,7 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 			    strcmp(fresh[j]->idem_key, o->idem_key) == 0)
 				break;
 		if (o->idem_key != NULL && j < n_fresh) {
-			bool same = memcmp(fresh[j]->idem_digest,
-			    o->idem_digest, ORDER_DIGEST_LEN) == 0;
-
-			o->idem_result = same ? ORDER_IDEM_REPLAY :
-			    ORDER_IDEM_MISMATCH;
-			o->id = same ? fresh[j]->id : 0;
+			order_idem_seen(o, fresh[j]->id, fresh[j]->idem_digest);
 			continue;
 		}
 		o->id = c->next_id + n_fresh;
@@ -686,11 +676,7 @@ apply_batches(struct committer *c, struct apply_buf *a, struct jbatch *first,
 		c->batches_tail = &c->batches;
 	for (b = first; ; b = b->next) {
 		keys_drop(c, b);
-		if (b == last)
-			break;
-	}
-	c->unapplied -= k;
-	for (b = first; ; b = b->next) {
+		c->unapplied -= b->n;
 		c->unapplied_room -= b->room;
 		c->unapplied_bytes -= b->bytes;
 		if (b == last)

@@ -45,6 +45,16 @@ order_reserve_items(struct order *o, uint32_t n)
 	return 0;
 }
 
+void
+order_idem_seen(struct order *o, uint64_t first,
+    const uint8_t digest[ORDER_DIGEST_LEN])
+{
+	bool same = memcmp(digest, o->idem_digest, ORDER_DIGEST_LEN) == 0;
+
+	o->idem_result = same ? ORDER_IDEM_REPLAY : ORDER_IDEM_MISMATCH;
+	o->id = same ? first : 0;
+}
+
 bool
 order_idem_key_valid(const char *s)
 {

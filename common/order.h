@@ -64,6 +64,13 @@ struct order {
 
 /* Is s a valid Idempotency-Key (1-255 characters from ' ' to '~')? */
 bool order_idem_key_valid(const char *s);
+/*
+ * o's Idempotency-Key was first used by order first, whose body had the
+ * given digest: o is a REPLAY of it (id first) if its own body's digest
+ * is the same, else a MISMATCH (id 0).
+ */
+void order_idem_seen(struct order *o, uint64_t first,
+    const uint8_t digest[ORDER_DIGEST_LEN]);
 
 void order_init(struct order *o);
 void order_finish(struct order *o);

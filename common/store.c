@@ -831,13 +831,7 @@ idem_settle(struct store *s, MDB_txn *txn, struct order *o, int64_t now_ms)
 		return 0;
 	if (rc != 0)
 		return rc;
-	if (memcmp(digest, o->idem_digest, ORDER_DIGEST_LEN) == 0) {
-		o->idem_result = ORDER_IDEM_REPLAY;
-		o->id = first;
-	} else {
-		o->idem_result = ORDER_IDEM_MISMATCH;
-		o->id = 0;
-	}
+	order_idem_seen(o, first, digest);
 	return 0;
 }
 

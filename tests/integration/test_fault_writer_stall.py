@@ -85,6 +85,13 @@ def key_of(wave, i):
     return "stall-%s-%d" % (wave, i) if i % 2 == 0 else None
 
 
+def wave_creates(wave):
+    """N creates of one wave for concurrent(): even ones carry a key."""
+    return [("POST", "/orders/", body(i),
+             {"Idempotency-Key": key_of(wave, i)} if key_of(wave, i) else None)
+            for i in range(N)]
+
+
 def num(oid):
     return int(oid[3:])
 
@@ -166,10 +173,7 @@ def stalled_creates(s, acked):
 
     with f.WriterHold(s.datadir):
         # Creates within the deadline: journaled, 201 at once.
-        start, join = concurrent(s.port, [("POST", "/orders/", body(i),
-                                   {"Idempotency-Key": key_of("a", i)}
-                                   if key_of("a", i) else None)
-                                  for i in range(N)])
+        start, join = concurrent(s.port, wave_creates("a"))
         start()
         accepted = join()
         first = []
@@ -239,10 +243,7 @@ def stalled_creates(s, acked):
         if timeouts(s) != t_before:
             h.fail("creates timed out before the deadline: %d"
                    % (timeouts(s) - t_before))
-        start, join = concurrent(s.port, [("POST", "/orders/", body(i),
-                                   {"Idempotency-Key": key_of("b", i)}
-                                   if key_of("b", i) else None)
-                                  for i in range(N)])
+        start, join = concurrent(s.port, wave_creates("b"))
         start()
         refused = join()
         for i, (r, took, _) in enumerate(refused):
