@@ -7,7 +7,7 @@
  *   POST /echo   -> reads Content-Length bytes, parses them with cJSON,
  *                   200 {"ok": true, "user_id": N, "items": K}
  *
- * Settings that matter for throughput (see RELIABILITY.md's civetweb facts):
+ * Settings that matter for throughput (the same as order-api's):
  * keep-alive on, tcp_nodelay=1, one civetweb thread per connection
  * (-t N, N >= the benchmark's connections), and every response written with
  * a single mg_write (status line, headers and body in one buffer), so Nagle

@@ -27,8 +27,9 @@ ROUTE_LIST = os.environ.get("ROUTE_LIST",
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch",
                 "trace")
-# Every error status of the contract (CONTRACT.md, "Errors" and the
-# Idempotency-Key paragraph) plus 411 (RELIABILITY.md rule 12).
+# Every error status the API answers: the errors of order-processing(7),
+# 409 for an Idempotency-Key reused with another body, and 411 for a body
+# sent without a Content-Length.
 CONTRACT_ERRORS = {"400", "401", "404", "405", "409", "411", "413", "415",
                    "422", "503"}
 

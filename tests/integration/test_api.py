@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The HTTP API against CONTRACT.md: lifecycle, bodies, paths, errors,
+"""The HTTP API as order-processing(7) documents it: lifecycle, bodies, paths, errors,
 validation, cancel, list and pagination, health and readiness."""
 
 import datetime

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Access control with --api-token-file (issue 4, "Access control").
+"""Access control with --api-token-file: bearer tokens on every route but
+the probes.
 
 - Token file mode 0600 holding "tok-1\\n" (the trailing newline is not part
   of the token): every /orders/ and /api/orders/ route without an

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile and malformed input (RELIABILITY.md's [json] and [http] lists):
+"""Hostile and malformed input (malformed JSON, hostile HTTP framing):
 every answer is a JSON 4xx, the API never crashes, and it keeps serving.
 
 Unlike the other scripts this one runs every case and reports all the

@@ -61,8 +61,8 @@ def main():
         rest = acked[:-1] if cancelled else acked
 
         # the worker must still be able to claim and complete them all
-        # (RELIABILITY.md rule 7: refuse new orders at a high-water mark so
-        # that claims and completions still find pages)
+        # (new orders are refused at a high-water mark of the map so that
+        # claims and completions still find pages)
         s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=1000,
                        extra=["--map-size", "1M"])
         stuck = None

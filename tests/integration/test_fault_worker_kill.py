@@ -105,7 +105,8 @@ def main():
         ids2 += ids_s
 
         # SIGKILL the master alone: its children must not live on as
-        # orphans (RELIABILITY.md: parent-death signal or pipe).
+        # orphans: each child asks for SIGTERM when its parent dies
+        # (PR_SET_PDEATHSIG).
         ids3 = [s.create_order(user_id=5, item_ids=[i + 1], total_amount=3) for i in range(50)]
         h.wait_until(processing, 15, "some orders to be Processing")
         kids = h.children_of(s.worker.pid)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Idempotent creates (issue 4, "Idempotent creates"; RELIABILITY.md [race]).
+"""Idempotent creates, including concurrent retries racing on one key.
 
 POST /api/orders/ with an Idempotency-Key:
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Hostile and broken clients against small limits (issue 4, "Hostile and
-broken clients"; RELIABILITY.md [http] and [dos]).
+"""Hostile and broken clients against small limits: slow or idle sockets,
+oversized requests, too many connections from one address.
 
 The API runs with --threads 4 (all of them for one address)
 --request-timeout-ms 1000

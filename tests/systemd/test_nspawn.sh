@@ -1,6 +1,6 @@
 #!/bin/bash
-# The units under a real systemd: boot Debian 12 in systemd-nspawn (as
-# ../../../shared/SYSTEMD-TESTING.md describes), install the built tree into
+# The units under a real systemd: boot Debian 12 in systemd-nspawn (a
+# debootstrap'ed tree booted with systemd as pid 1), install the built tree into
 # it, and do what an operator does:
 #   systemd-sysusers, sysctl --system; the queue sysctl in effect
 #   systemctl enable --now order-processing.target: both active (READY=1)
