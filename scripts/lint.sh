@@ -1,12 +1,37 @@
 #!/bin/sh
-# scripts/lint.sh: static analysis of the C sources (common/, api-daemon/,
-# worker-daemon/) with cppcheck. Exits 0 only when every finding is fixed or
-# listed with its reason in scripts/cppcheck-suppressions.txt (or suppressed
-# inline with a "cppcheck-suppress" comment); a listed finding that no
-# longer occurs fails too, so that list stays true. Exits 77 (skip) when
-# cppcheck is missing and cannot be installed.
+# scripts/lint.sh: static checks of the C sources (common/, api-daemon/,
+# worker-daemon/). First the layers (common/meson.build): only
+# common/store*.c speaks LMDB, so any other of these files that includes
+# <lmdb.h> or calls an mdb_ function fails, named with its line. Then
+# cppcheck: it passes only when every finding is fixed or listed with its
+# reason in scripts/cppcheck-suppressions.txt (or suppressed inline with a
+# "cppcheck-suppress" comment); a listed finding that no longer occurs
+# fails too, so that list stays true. Exits 77 (skip) when the layers are
+# kept but cppcheck is missing and cannot be installed.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+
+# The layers (common/meson.build): no C source of these directories but
+# common/store*.c may include <lmdb.h> or call an mdb_ function. Lines
+# that are all comment (KNF's " * " lines) may name LMDB's functions.
+sources=$(find common api-daemon worker-daemon -name '*.[ch]' \
+    ! -path 'common/store*.c' | sort)
+if [ -z "$sources" ]; then
+	echo "lint: found no C sources to check" >&2
+	exit 1
+fi
+# shellcheck disable=SC2086 # the paths have no blanks
+lmdb_users=$(grep -EHn \
+    -e '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]lmdb\.h[>"]' \
+    -e '(^|[^A-Za-z0-9_])mdb_[A-Za-z0-9_]+[[:space:]]*\(' $sources |
+    grep -Ev '^[^:]+:[0-9]+:[[:space:]]*(/\*|//|\*([[:space:]]|/|$))')
+if [ -n "$lmdb_users" ]; then
+	echo "$lmdb_users" | sed 's/^/lint: /' >&2
+	echo "lint: only common/store*.c may include <lmdb.h> or call mdb_" \
+	    "functions; the files above must go through store.h" >&2
+	exit 1
+fi
+echo "lint: layers: only common/store*.c speaks LMDB"
 
 if ! command -v cppcheck >/dev/null 2>&1; then
 	if [ "$(id -u)" -ne 0 ]; then

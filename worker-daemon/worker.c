@@ -29,7 +29,13 @@
  */
 #define SWEEP_MIN_AGE_MS 1000
 #define OVERDUE_MS 5000
-#define HEARTBEAT_INTERVAL_MS 2000
+/*
+ * The two heartbeats a worker gives: a byte on the master's pipe, which
+ * tells the master that this loop turns (master.c), and a time written to
+ * LMDB, which tells order-api's /readyz and metrics that a worker runs.
+ */
+#define MASTER_BEAT_INTERVAL_MS 1000
+#define STORE_BEAT_INTERVAL_MS 2000
 /* Most transitions in one write transaction. */
 #define BATCH_MAX 8192
 /*
@@ -48,7 +54,8 @@ struct worker {
 	struct config *cfg;
 	unsigned index;
 	int heartbeat_fd;	/* the master's pipe */
-	int64_t next_beat;	/* monotonic ms */
+	/* Monotonic ms: this worker's next byte to the master's pipe. */
+	int64_t next_beat_to_master;
 	struct store *store;
 	struct queue queue;
 	int queue_err;		/* last open error, to log changes only */
@@ -58,13 +65,15 @@ struct worker {
 	struct store_claim *batch;
 	uint64_t *ids;		/* one queue message */
 	size_t ids_cap;
-	int64_t next_sweep, next_heartbeat;
+	int64_t next_sweep;
+	/* Real-time ms: this worker's next heartbeat written to LMDB. */
+	int64_t next_beat_to_store;
 	int64_t next_commit;	/* monotonic ms: no run_due transaction before */
 	bool first_sweep;
 	bool stopping;
 	int64_t stop_deadline;
 	/* Rate limits of the errors that can repeat every turn. */
-	struct log_limit claim_log, complete_log, heartbeat_log, sweep_log,
+	struct log_limit claim_log, complete_log, store_beat_log, sweep_log,
 	    peek_log;
 };
 
@@ -408,9 +417,9 @@ next_deadline(struct worker *w)
 	const struct job *top = heap_top(&w->jobs);
 	int64_t next = w->next_sweep, gap, commit_at;
 
-	/* (No heartbeats are written while stopping.) */
-	if (!w->stopping && w->next_heartbeat < next)
-		next = w->next_heartbeat;
+	/* (No heartbeat goes to LMDB while stopping.) */
+	if (!w->stopping && w->next_beat_to_store < next)
+		next = w->next_beat_to_store;
 	/* next_commit is on the monotonic clock, the timers on real time. */
 	gap = w->next_commit - clock_monotonic_ms();
 	commit_at = clock_realtime_ms() + (gap > 0 ? gap : 0);
@@ -424,14 +433,14 @@ next_deadline(struct worker *w)
 
 /* Tell the master this worker's loop turns: at most once a second. */
 static void
-beat(struct worker *w)
+beat_to_master(struct worker *w)
 {
 	unsigned char index = (unsigned char)w->index;
 	int64_t now = clock_monotonic_ms();
 
-	if (now < w->next_beat)
+	if (now < w->next_beat_to_master)
 		return;
-	w->next_beat = now + 1000;
+	w->next_beat_to_master = now + MASTER_BEAT_INTERVAL_MS;
 	if (write(w->heartbeat_fd, &index, 1) < 0) {
 		/* Full (the master is busy) or gone: try next time. */
 	}
@@ -489,15 +498,15 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 			sweep(&w);
 			w.next_sweep = clock_realtime_ms() + SWEEP_INTERVAL_MS;
 		}
-		if (now >= w.next_heartbeat && !w.stopping) {
+		if (now >= w.next_beat_to_store && !w.stopping) {
 			rc = store_heartbeat(w.store, now);
 			if (rc != 0)
-				log_limited(&w.heartbeat_log, LOG_LEVEL_WARN,
+				log_limited(&w.store_beat_log, LOG_LEVEL_WARN,
 				    rc, "could not record a heartbeat: %s",
 				    store_strerror(rc));
-			w.next_heartbeat = now + HEARTBEAT_INTERVAL_MS;
+			w.next_beat_to_store = now + STORE_BEAT_INTERVAL_MS;
 		}
-		beat(&w);
+		beat_to_master(&w);
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = queue_fd(&w.queue),
 			.events = POLLIN };

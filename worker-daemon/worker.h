@@ -1,6 +1,7 @@
 /*
- * worker: one forked worker process, which moves orders through their
- * states: Pending -> Processing (claim) -> Completed (complete).
+ * worker: one worker process, forked by the master (master.h), which moves
+ * orders through their states: Pending -> Processing (claim) -> Completed
+ * (complete).
  *
  * worker_main runs in the child right after fork. It opens its own LMDB
  * environment and queue (nothing crosses the fork), then runs one loop:
