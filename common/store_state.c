@@ -35,6 +35,11 @@
 #include "store_impl.h"
 #include "store_record.h"
 
+/*
+ * (new) -> Pending: store o as order id, created at now_ms, with its index
+ * entries and its Idempotency-Key if it has one; rec is room for its
+ * record (RECORD_MAX bytes).
+ */
 static int
 create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
     int64_t now_ms, unsigned char *rec)
