@@ -233,6 +233,8 @@ enum {
 	CNT_RELEASED,
 	CNT_SLOTS = 10,
 };
+_Static_assert(CNT_STATUS + ORDER_STATUS_COUNT <= CNT_CREATED,
+    "a new status needs a new layout of the counters record (store.h)");
 
 int
 counters_get(struct store *s, MDB_txn *txn, struct store_counters *c)

@@ -54,8 +54,11 @@
  *
  * Changing the format. An environment of a newer version than the code is
  * refused, so every change of what is stored goes through these steps:
- *   1. The bytes of a record or an index key (store_record.h and .c):
- *      bump RECORD_VERSION and teach record_head_decode the old one.
+ *   1. The bytes of a record or an index key: store_record.h (the
+ *      layout, struct record_head) and store_record.c (the codec; an
+ *      order's fields reach the record only through record_encode and
+ *      record_decode). Bump RECORD_VERSION and teach record_head_decode
+ *      the old one.
  *   2. A database, a meta key, a counter or one's meaning (the list
  *      above, store_impl.h's META_* keys, store.c's CNT_* slots): bump
  *      STORE_SCHEMA_VERSION.

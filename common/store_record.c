@@ -104,13 +104,22 @@ record_head_encode(unsigned char *p, const struct record_head *h)
 }
 
 size_t
-record_encode(unsigned char *p, const struct record_head *h,
-    const uint64_t *items)
+record_encode(unsigned char *p, const struct order *o)
 {
-	record_head_encode(p, h);
-	for (uint32_t j = 0; j < h->n_items; j++)
-		put_u64le(p + RECORD_HEADER + (size_t)j * 8, items[j]);
-	return RECORD_HEADER + (size_t)h->n_items * 8;
+	record_head_encode(p, &(struct record_head){
+		.status = o->status,
+		.attempts = o->attempts,
+		.user_id = o->user_id,
+		.total_cents = o->total_cents,
+		.created_ms = o->created_ms,
+		.updated_ms = o->updated_ms,
+		.completed_ms = o->completed_ms,
+		.lease_until_ms = o->lease_until_ms,
+		.n_items = o->n_items,
+	});
+	for (uint32_t j = 0; j < o->n_items; j++)
+		put_u64le(p + RECORD_HEADER + (size_t)j * 8, o->items[j]);
+	return RECORD_HEADER + (size_t)o->n_items * 8;
 }
 
 int

@@ -53,11 +53,10 @@ int record_head_decode(const void *data, size_t size, struct record_head *h);
 /* Write h over the first RECORD_HEADER bytes of p (the items stay). */
 void record_head_encode(unsigned char *p, const struct record_head *h);
 /*
- * Encode a whole record, h and h->n_items items, into p (RECORD_MAX bytes
- * at most); returns its length.
+ * Encode order o's record (all but its id) into p, RECORD_MAX bytes at
+ * most; returns its length.
  */
-size_t record_encode(unsigned char *p, const struct record_head *h,
-    const uint64_t *items);
+size_t record_encode(unsigned char *p, const struct order *o);
 /* Decode record id into o (items included); STORE_ECORRUPT or ENOMEM. */
 int record_decode(uint64_t id, const void *data, size_t size,
     struct order *o);

@@ -55,14 +55,7 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
 	o->attempts = 0;
 	o->created_ms = o->updated_ms = now_ms;
 	o->completed_ms = o->lease_until_ms = 0;
-	len = record_encode(rec, &(struct record_head){
-		.status = ORDER_PENDING,
-		.user_id = o->user_id,
-		.total_cents = o->total_cents,
-		.created_ms = now_ms,
-		.updated_ms = now_ms,
-		.n_items = o->n_items,
-	}, o->items);
+	len = record_encode(rec, o);
 	k = mkval(&id, sizeof(id));
 	v = mkval(rec, len);
 	if ((rc = mdb_put(txn, s->orders, &k, &v, MDB_APPEND)) != 0)
