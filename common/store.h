@@ -58,10 +58,14 @@
  *      layout, struct record_head) and store_record.c (the codec; an
  *      order's fields reach the record only through record_encode and
  *      record_decode). Bump RECORD_VERSION and teach record_head_decode
- *      the old one.
+ *      the old one; bump the schema too (step 2), so that an older
+ *      release refuses the environment rather than meet records it
+ *      cannot decode.
  *   2. A database, a meta key, a counter or one's meaning (the list
  *      above, store_impl.h's META_* keys, store.c's CNT_* slots): bump
- *      STORE_SCHEMA_VERSION.
+ *      STORE_SCHEMA_VERSION. A new status is such a change: the counters
+ *      record has one slot per status (store.c fails to build until they
+ *      fit), and store_state.c's table gets its row and decide function.
  *   3. Keep every index in step where orders change: create_one for new
  *      orders and transition_one for every change of status, both in
  *      store_state.c (no other code writes an order); idem_put and
