@@ -3,7 +3,7 @@
  * by the number of orders it carries and the orders already stored.
  *
  * order-api's committer puts every order waiting into one transaction
- * (common/store.c, store_create) and answers them all once it is synced.
+ * (store_create, common/store_state.c) and answers them all once it is synced.
  * This program does the same with nothing else around: it opens a store
  * in DIR, fills it with PREFILL orders without syncing (users 1..997 at
  * random, as bench/post.lua sends them), then for SECONDS commits K

@@ -3,14 +3,15 @@
  *
  * Databases (schema version STORE_SCHEMA_VERSION, checked at open):
  *   meta       "schema_version" -> u32, "next_id" -> u64,
- *              "counters" -> u64[10] (store.c), "heartbeat" -> i64 ms,
+ *              "counters" -> u64[10] (store.c, CNT_*), "heartbeat" -> i64 ms,
  *              "processing_hist" -> u64[STORE_HIST_BUCKETS] (absent: 0s),
  *              "journal_lsn" -> u64: how far order-api's journal is
  *              applied (absent: 0; see store_apply). Version 4 adds it,
  *              and nothing else: an older release must not open an
  *              environment whose newest orders may be in the journal
  *              only, and hand out their ids again.
- *   orders     id (native u64, MDB_INTEGERKEY) -> order record (store.c)
+ *   orders     id (native u64, MDB_INTEGERKEY) -> order record
+ *              (store_record.h)
  *   by_status  status u8 + id (big-endian u64) -> for Pending, created_ms;
  *              for Processing, lease_until_ms; else empty. The Pending and
  *              Processing entries are the index of unfinished orders that
@@ -44,6 +45,49 @@
  * commit stored nothing. One that failed writing LMDB's meta page leaves
  * the environment unusable: it reports MDB_PANIC (store_fatal), as every
  * later call does, and store_broken says so from then on.
+ *
+ * The code, one seam a file (store_impl.h, private to them, says more):
+ * store.c the environment, schema, transactions, errors, meta and
+ * maintenance; store_record.c the bytes of a record and of index keys;
+ * store_idem.c the Idempotency-Keys; store_state.c every write of an order
+ * (creation and each transition); store_read.c the reads.
+ *
+ * Changing the format. An environment of a newer version than the code is
+ * refused, so every change of what is stored goes through these steps:
+ *   1. The bytes of a record or an index key: store_record.h (the
+ *      layout, struct record_head) and store_record.c (the codec; an
+ *      order's fields reach the record only through record_encode and
+ *      record_decode). Bump RECORD_VERSION and teach record_head_decode
+ *      the old one; bump the schema too (step 2), so that an older
+ *      release refuses the environment rather than meet records it
+ *      cannot decode.
+ *   2. A database, a meta key, a counter or one's meaning (the list
+ *      above, store_impl.h's META_* keys, store.c's CNT_* slots): bump
+ *      STORE_SCHEMA_VERSION. A new status is such a change: the counters
+ *      record has one slot per status (store.c fails to build until they
+ *      fit), and store_state.c's table gets its row and decide function.
+ *   3. Keep every index in step where orders change: create_one for new
+ *      orders and transition_one for every change of status, both in
+ *      store_state.c (no other code writes an order); idem_put and
+ *      idem_expire (store_idem.c) for the keys; the reads that walk it
+ *      (store_read.c).
+ *   4. Teach schema_upgrade (store.c) to bring an environment of the
+ *      previous version up to the new one: it runs inside schema_init's
+ *      write transaction, so an upgrade is all or nothing, and
+ *      store_upgraded_from tells the caller, who logs it.
+ *   5. Teach tests/check/op-check.c the new format: its layout comment,
+ *      its constants (RECORD_VERSION, SCHEMA_VERSION, CNT_*, the key
+ *      lengths) and its checks. It restates the format apart from this
+ *      code on purpose, so that a bug here is not shared by the checker.
+ *   6. tests/unit/test_store.c: the new field or database round-trips,
+ *      and test_upgrade* opens an environment of the previous version
+ *      (written with plain LMDB) and finds it upgraded.
+ *   7. tests/check/faultlib.py's op_check_self_test edits a copy's bytes
+ *      (a record's status byte and length, a by_user_status key's status,
+ *      counters slot 2, the 11 histogram buckets, the 4 statuses): move
+ *      its offsets with the layout, and add a mutation op-check must
+ *      catch for what is new.
+ *   8. This comment's list of databases.
  */
 #ifndef OP_STORE_H
 #define OP_STORE_H
@@ -58,7 +102,7 @@
 /* New orders are refused once this share of the map is in use, so that
  * claims and completions, which need fresh pages, still fit. */
 #define STORE_HIGH_WATER_PERCENT 90
-/* ... counting this many bytes for each unfinished order (store.c). */
+/* ... counting this many bytes for each unfinished order (room_for_orders). */
 #define STORE_UNFINISHED_RESERVE 256
 /* Free disk space kept beyond that, for page copies. */
 #define STORE_DISK_RESERVE (256 * 1024)
@@ -139,6 +183,8 @@ typedef size_t (*store_take_fn)(void *arg, struct order **orders,
  */
 typedef bool (*store_take_id_fn)(void *arg, uint64_t *id, int64_t *now_ms);
 
+/* ---- Lifecycle: open (and upgrade), close, errors (store.c) ---- */
+
 /*
  * Create dir's environment if needed and check its schema. An environment
  * of an older schema is upgraded in one write transaction (all or
@@ -163,6 +209,9 @@ int store_broken(struct store *s);
 /* How long an Idempotency-Key is kept (default 24 h). */
 #define STORE_IDEM_TTL_MS (INT64_C(24) * 3600 * 1000)
 void store_set_idem_ttl(struct store *s, int64_t ttl_ms);
+
+/* ---- Writes: new orders, directly or via a journal (store_state.c) ---- */
+
 /*
  * Create n orders in one transaction: assigns ids, status Pending and the
  * times. An order with an idem_key that is already known is not created
@@ -208,17 +257,9 @@ uint64_t store_record_room(const struct order *o);
  */
 int store_apply(struct store *s, struct order *const *orders, size_t n,
     uint64_t journal_lsn);
-/* The recorded journal_lsn (0 if none) and next_id. */
-int store_journal_state(struct store *s, uint64_t *journal_lsn,
-    uint64_t *next_id);
-/*
- * Look an Idempotency-Key up: its order and body digest, or
- * STORE_ENOTFOUND (never seen, or expired).
- */
-int store_idem_get(struct store *s, const char *key, uint64_t *id,
-    uint8_t digest[ORDER_DIGEST_LEN]);
-/* Read one order; STORE_ENOTFOUND if there is none. */
-int store_get(struct store *s, uint64_t id, struct order *o);
+
+/* ---- Writes: transitions (store_state.c, with their table) ---- */
+
 /* Pending -> Cancelled; STORE_ECONFLICT (o filled) if not Pending. */
 int store_cancel(struct store *s, uint64_t id, int64_t now_ms,
     struct order *o);
@@ -249,17 +290,35 @@ int store_advance(struct store *s, struct store_claim *done, size_t n_done,
 /* Processing under the given attempt -> Pending (a clean stop). */
 int store_release(struct store *s, struct store_claim *c, size_t n,
     int64_t now_ms);
-/* Call fn for every Pending and Processing order, oldest first. */
-int store_unfinished(struct store *s, store_unfinished_fn fn, void *arg);
-/* Status and created time of the given ids (absent ones are skipped). */
-int store_peek(struct store *s, const uint64_t *ids, size_t n,
-    store_unfinished_fn fn, void *arg);
+
+/* ---- Reads (store_read.c; Idempotency-Keys: store_idem.c) ---- */
+
+/* Read one order; STORE_ENOTFOUND if there is none. */
+int store_get(struct store *s, uint64_t id, struct order *o);
 /*
  * Call fn for each order matching f, oldest first, at most f->limit;
  * *next is the last id passed to fn if more match, else 0.
  */
 int store_list(struct store *s, const struct store_filter *f,
     store_order_fn fn, void *arg, uint64_t *next);
+/* Call fn for every Pending and Processing order, oldest first. */
+int store_unfinished(struct store *s, store_unfinished_fn fn, void *arg);
+/* Status and created time of the given ids (absent ones are skipped). */
+int store_peek(struct store *s, const uint64_t *ids, size_t n,
+    store_unfinished_fn fn, void *arg);
+/*
+ * Look an Idempotency-Key up: its order and body digest, or
+ * STORE_ENOTFOUND (never seen, or expired).
+ */
+int store_idem_get(struct store *s, const char *key, uint64_t *id,
+    uint8_t digest[ORDER_DIGEST_LEN]);
+/* The recorded journal_lsn (0 if none) and next_id. */
+int store_journal_state(struct store *s, uint64_t *journal_lsn,
+    uint64_t *next_id);
+
+/* ---- Maintenance: counters, heartbeat, checks, usage ---- */
+
+/* The counters, next_id and the last heartbeat, as one read sees them. */
 int store_counters(struct store *s, struct store_counters *c);
 /* Record that a worker is alive now. */
 int store_heartbeat(struct store *s, int64_t now_ms);

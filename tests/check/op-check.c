@@ -6,9 +6,13 @@
  *            [--expect-ids FILE]
  *
  * It opens the environment read-only and reads it in one read transaction,
- * independently of common/store.c (only the status enum comes from
+ * independently of the store's code (only the status enum comes from
  * order.h): the layout below is restated here on purpose, so that a bug in
- * the store's encoding or bookkeeping is not shared by its checker.
+ * the store's encoding or bookkeeping is not shared by its checker. It
+ * mirrors common/store_record.c (the order record and the index keys),
+ * common/store_idem.c (idem, idem_time) and common/store.c (meta, the
+ * counters' slots, the schema version): a change of the format there is
+ * a change here (the steps are in common/store.h, "Changing the format").
  *
  *   meta       "schema_version" u32 (4), "next_id" u64,
  *              "counters" u64[10] host order: by status[4], created_total,
