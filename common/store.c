@@ -93,7 +93,7 @@ note_error(struct store *s, int err)
 }
 
 int
-map_error(int rc)
+store_map_error(int rc)
 {
 	if (rc == MDB_MAP_FULL)
 		return STORE_EFULL;
@@ -169,20 +169,20 @@ txn_begin(struct store *s, MDB_txn **txn, bool write)
 }
 
 int
-read_begin(struct store *s, MDB_txn **txn)
+store_read_begin(struct store *s, MDB_txn **txn)
 {
 	return txn_begin(s, txn, false);
 }
 
 void
-read_end(struct store *s, MDB_txn *txn)
+store_read_end(struct store *s, MDB_txn *txn)
 {
 	mdb_txn_reset(txn);
 	pthread_rwlock_unlock(&s->map_lock);
 }
 
 int
-write_begin(struct store *s, MDB_txn **txn)
+store_write_begin(struct store *s, MDB_txn **txn)
 {
 	return txn_begin(s, txn, true);
 }
@@ -195,7 +195,7 @@ write_begin(struct store *s, MDB_txn **txn)
  * that broke the store already reports MDB_PANIC.
  */
 int
-write_commit(struct store *s, MDB_txn *txn)
+store_write_commit(struct store *s, MDB_txn *txn)
 {
 	int rc = mdb_txn_commit(txn);
 
@@ -213,7 +213,7 @@ write_commit(struct store *s, MDB_txn *txn)
 }
 
 void
-write_abort(struct store *s, MDB_txn *txn)
+store_write_abort(struct store *s, MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&s->map_lock);
@@ -237,7 +237,7 @@ _Static_assert(CNT_STATUS + ORDER_STATUS_COUNT <= CNT_CREATED,
     "a new status needs a new layout of the counters record (store.h)");
 
 int
-counters_get(struct store *s, MDB_txn *txn, struct store_counters *c)
+store_counters_get(struct store *s, MDB_txn *txn, struct store_counters *c)
 {
 	MDB_val k = mkval(META_COUNTERS, sizeof(META_COUNTERS) - 1), v;
 	uint64_t slot[CNT_SLOTS];
@@ -271,7 +271,8 @@ counters_get(struct store *s, MDB_txn *txn, struct store_counters *c)
 }
 
 int
-counters_put(struct store *s, MDB_txn *txn, const struct store_counters *c)
+store_counters_put(struct store *s, MDB_txn *txn,
+    const struct store_counters *c)
 {
 	uint64_t slot[CNT_SLOTS] = { 0 };
 	MDB_val k = mkval(META_COUNTERS, sizeof(META_COUNTERS) - 1);
@@ -293,7 +294,8 @@ counters_put(struct store *s, MDB_txn *txn, const struct store_counters *c)
 }
 
 int
-meta_get_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t *out)
+store_meta_get_u64(struct store *s, MDB_txn *txn, const char *key,
+    uint64_t *out)
 {
 	MDB_val k = mkval(key, strlen(key)), v;
 	int rc = mdb_get(txn, s->meta, &k, &v);
@@ -307,7 +309,8 @@ meta_get_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t *out)
 }
 
 int
-meta_put_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t value)
+store_meta_put_u64(struct store *s, MDB_txn *txn, const char *key,
+    uint64_t value)
 {
 	MDB_val k = mkval(key, strlen(key)), v = mkval(&value, 8);
 
@@ -324,7 +327,8 @@ meta_put_u64(struct store *s, MDB_txn *txn, const char *key, uint64_t value)
  * pending_bytes is room for orders admitted but not yet stored.
  */
 int
-room_for_orders(struct store *s, uint64_t unfinished, uint64_t pending_bytes)
+store_room_for_orders(struct store *s, uint64_t unfinished,
+    uint64_t pending_bytes)
 {
 	uint64_t reserve = unfinished * STORE_UNFINISHED_RESERVE +
 	    pending_bytes;
@@ -370,9 +374,10 @@ build_by_user_status(struct store *s, MDB_txn *txn)
 			break;
 		}
 		memcpy(&id, k.mv_data, sizeof(id));
-		if ((rc = record_head_decode(v.mv_data, v.mv_size, &h)) != 0)
+		if ((rc = store_record_head_decode(v.mv_data, v.mv_size,
+		    &h)) != 0)
 			break;
-		user_status_key(ukey, h.user_id, h.status, id);
+		store_user_status_key(ukey, h.user_id, h.status, id);
 		k = mkval(ukey, sizeof(ukey));
 		if ((rc = mdb_put(txn, s->by_user_status, &k, &e, 0)) != 0)
 			break;
@@ -455,7 +460,7 @@ schema_init(struct store *s)
 			s->upgraded_from = version;
 		}
 		/* Commit, not abort: an abort would close the new handles. */
-		return map_error(mdb_txn_commit(txn));
+		return store_map_error(mdb_txn_commit(txn));
 	}
 	if (rc != MDB_NOTFOUND)
 		goto fail;
@@ -471,13 +476,13 @@ schema_init(struct store *s)
 
 	v = mkval(&version, sizeof(version));
 	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0 ||
-	    (rc = meta_put_u64(s, txn, META_NEXT_ID, 1)) != 0 ||
-	    (rc = counters_put(s, txn, &zero)) != 0)
+	    (rc = store_meta_put_u64(s, txn, META_NEXT_ID, 1)) != 0 ||
+	    (rc = store_counters_put(s, txn, &zero)) != 0)
 		goto fail;
 	return mdb_txn_commit(txn);
 fail:
 	mdb_txn_abort(txn);
-	return map_error(rc);
+	return store_map_error(rc);
 }
 
 /*
@@ -586,14 +591,14 @@ store_heartbeat(struct store *s, int64_t now_ms)
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = write_begin(s, &txn)) != 0)
+	if ((rc = store_write_begin(s, &txn)) != 0)
 		return rc;
-	rc = meta_put_u64(s, txn, META_HEARTBEAT, (uint64_t)now_ms);
+	rc = store_meta_put_u64(s, txn, META_HEARTBEAT, (uint64_t)now_ms);
 	if (rc != 0) {
-		write_abort(s, txn);
-		return map_error(rc);
+		store_write_abort(s, txn);
+		return store_map_error(rc);
 	}
-	return map_error(write_commit(s, txn));
+	return store_map_error(store_write_commit(s, txn));
 }
 
 int

@@ -56,11 +56,11 @@
  * refused, so every change of what is stored goes through these steps:
  *   1. The bytes of a record or an index key: store_record.h (the
  *      layout, struct record_head) and store_record.c (the codec; an
- *      order's fields reach the record only through record_encode and
- *      record_decode). Bump RECORD_VERSION and teach record_head_decode
- *      the old one; bump the schema too (step 2), so that an older
- *      release refuses the environment rather than meet records it
- *      cannot decode.
+ *      order's fields reach the record only through
+ *      store_record_encode and store_record_decode). Bump RECORD_VERSION
+ *      and teach store_record_head_decode the old one; bump the schema
+ *      too (step 2), so that an older release refuses the environment
+ *      rather than meet records it cannot decode.
  *   2. A database, a meta key, a counter or one's meaning (the list
  *      above, store_impl.h's META_* keys, store.c's CNT_* slots): bump
  *      STORE_SCHEMA_VERSION. A new status is such a change: the counters
@@ -68,8 +68,8 @@
  *      fit), and store_state.c's table gets its row and decide function.
  *   3. Keep every index in step where orders change: create_one for new
  *      orders and transition_one for every change of status, both in
- *      store_state.c (no other code writes an order); idem_put and
- *      idem_expire (store_idem.c) for the keys; the reads that walk it
+ *      store_state.c (no other code writes an order); store_idem_put and
+ *      store_idem_expire (store_idem.c) for the keys; the reads that walk it
  *      (store_read.c).
  *   4. Teach schema_upgrade (store.c) to bring an environment of the
  *      previous version up to the new one: it runs inside schema_init's
@@ -102,7 +102,10 @@
 /* New orders are refused once this share of the map is in use, so that
  * claims and completions, which need fresh pages, still fit. */
 #define STORE_HIGH_WATER_PERCENT 90
-/* ... counting this many bytes for each unfinished order (room_for_orders). */
+/*
+ * ... counting this many bytes for each unfinished order
+ * (store_room_for_orders).
+ */
 #define STORE_UNFINISHED_RESERVE 256
 /* Free disk space kept beyond that, for page copies. */
 #define STORE_DISK_RESERVE (256 * 1024)

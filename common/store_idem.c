@@ -5,7 +5,7 @@
  *              body's SHA-256 (IDEM_VALUE_LEN bytes)
  *   idem_time  created_ms (big-endian i64) + key -> empty: the keys oldest
  *              first, so that expired ones go from the front, a few by
- *              each create or apply (idem_expire), never by a scan.
+ *              each create or apply (store_idem_expire), never by a scan.
  * tests/check/op-check.c restates this layout too.
  */
 #include "store.h"
@@ -50,7 +50,8 @@ idem_lookup(struct store *s, MDB_txn *txn, const char *key, int64_t now_ms,
 }
 
 int
-idem_settle(struct store *s, MDB_txn *txn, struct order *o, int64_t now_ms)
+store_idem_settle(struct store *s, MDB_txn *txn, struct order *o,
+    int64_t now_ms)
 {
 	uint8_t digest[ORDER_DIGEST_LEN];
 	uint64_t first;
@@ -76,7 +77,7 @@ idem_time_key(unsigned char *buf, int64_t created_ms, const char *key,
 }
 
 int
-idem_put(struct store *s, MDB_txn *txn, const struct order *o,
+store_idem_put(struct store *s, MDB_txn *txn, const struct order *o,
     int64_t now_ms)
 {
 	size_t len = strlen(o->idem_key);
@@ -102,7 +103,7 @@ idem_put(struct store *s, MDB_txn *txn, const struct order *o,
  * goes.
  */
 int
-idem_expire(struct store *s, MDB_txn *txn, int64_t now_ms, size_t max)
+store_idem_expire(struct store *s, MDB_txn *txn, int64_t now_ms, size_t max)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -138,9 +139,9 @@ store_idem_get(struct store *s, const char *key, uint64_t *id,
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
 	rc = idem_lookup(s, txn, key, clock_realtime_ms(), id, digest);
-	read_end(s, txn);
+	store_read_end(s, txn);
 	return rc;
 }

@@ -67,28 +67,31 @@ mkval(const void *data, size_t size)
 
 /* store.c: transactions and errors. */
 
-/* Begin this thread's read transaction; end it with read_end. */
-int read_begin(struct store *s, MDB_txn **txn);
-void read_end(struct store *s, MDB_txn *txn);
-/* Begin a write transaction; end it with write_commit or write_abort. */
-int write_begin(struct store *s, MDB_txn **txn);
-int write_commit(struct store *s, MDB_txn *txn);
-void write_abort(struct store *s, MDB_txn *txn);
+/* Begin this thread's read transaction; end it with store_read_end. */
+int store_read_begin(struct store *s, MDB_txn **txn);
+void store_read_end(struct store *s, MDB_txn *txn);
+/*
+ * Begin a write transaction; end it with store_write_commit or
+ * store_write_abort.
+ */
+int store_write_begin(struct store *s, MDB_txn **txn);
+int store_write_commit(struct store *s, MDB_txn *txn);
+void store_write_abort(struct store *s, MDB_txn *txn);
 /* LMDB's "map full" and the disk's ENOSPC as STORE_EFULL, STORE_EDISKFULL. */
-int map_error(int rc);
+int store_map_error(int rc);
 
 /* store.c: meta. */
 
 /* The counters as one transaction sees them, and written back whole. */
-int counters_get(struct store *s, MDB_txn *txn, struct store_counters *c);
-int counters_put(struct store *s, MDB_txn *txn,
+int store_counters_get(struct store *s, MDB_txn *txn, struct store_counters *c);
+int store_counters_put(struct store *s, MDB_txn *txn,
     const struct store_counters *c);
-int meta_get_u64(struct store *s, MDB_txn *txn, const char *key,
+int store_meta_get_u64(struct store *s, MDB_txn *txn, const char *key,
     uint64_t *out);
-int meta_put_u64(struct store *s, MDB_txn *txn, const char *key,
+int store_meta_put_u64(struct store *s, MDB_txn *txn, const char *key,
     uint64_t value);
 /* 0, or STORE_EFULL or STORE_EDISKFULL if new orders must be refused. */
-int room_for_orders(struct store *s, uint64_t unfinished,
+int store_room_for_orders(struct store *s, uint64_t unfinished,
     uint64_t pending_bytes);
 
 /* store_idem.c: Idempotency-Key records. */
@@ -100,12 +103,13 @@ int room_for_orders(struct store *s, uint64_t unfinished,
  * first order's) for the same body, MISMATCH (id 0) for another; left
  * NEW if the key is new or o has none. 0, or the error of the look-up.
  */
-int idem_settle(struct store *s, MDB_txn *txn, struct order *o,
+int store_idem_settle(struct store *s, MDB_txn *txn, struct order *o,
     int64_t now_ms);
 /* Record o's Idempotency-Key (o->idem_key set) as made at now_ms. */
-int idem_put(struct store *s, MDB_txn *txn, const struct order *o,
+int store_idem_put(struct store *s, MDB_txn *txn, const struct order *o,
     int64_t now_ms);
 /* Drop up to max expired keys, oldest first. */
-int idem_expire(struct store *s, MDB_txn *txn, int64_t now_ms, size_t max);
+int store_idem_expire(struct store *s, MDB_txn *txn, int64_t now_ms,
+    size_t max);
 
 #endif

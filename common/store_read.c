@@ -22,14 +22,14 @@ store_get(struct store *s, uint64_t id, struct order *o)
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
 	rc = mdb_get(txn, s->orders, &k, &v);
 	if (rc == 0)
-		rc = record_decode(id, v.mv_data, v.mv_size, o);
+		rc = store_record_decode(id, v.mv_data, v.mv_size, o);
 	else if (rc == MDB_NOTFOUND)
 		rc = STORE_ENOTFOUND;
-	read_end(s, txn);
+	store_read_end(s, txn);
 	return rc;
 }
 
@@ -42,11 +42,11 @@ store_unfinished(struct store *s, store_unfinished_fn fn, void *arg)
 	MDB_val k, v;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
 	if ((rc = mdb_cursor_open(txn, s->by_status, &cur)) != 0)
 		goto out;
-	status_key(start, ORDER_PENDING, 0);
+	store_status_key(start, ORDER_PENDING, 0);
 	k = mkval(start, sizeof(start));
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -69,7 +69,7 @@ store_unfinished(struct store *s, store_unfinished_fn fn, void *arg)
 		rc = 0;
 	mdb_cursor_close(cur);
 out:
-	read_end(s, txn);
+	store_read_end(s, txn);
 	return rc;
 }
 
@@ -80,7 +80,7 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		size_t key = (size_t)ids[i];
@@ -92,7 +92,8 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 		if (rc == MDB_NOTFOUND)
 			continue;
 		if (rc != 0 ||
-		    (rc = record_head_decode(v.mv_data, v.mv_size, &h)) != 0)
+		    (rc = store_record_head_decode(v.mv_data, v.mv_size,
+		    &h)) != 0)
 			break;
 		u.id = ids[i];
 		u.status = h.status;
@@ -103,7 +104,7 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
-	read_end(s, txn);
+	store_read_end(s, txn);
 	return rc;
 }
 
@@ -154,13 +155,13 @@ list_ranges(struct store *s, const struct store_filter *f,
 		for (int st = 0; st < ORDER_STATUS_COUNT; st++) {
 			if (f->by_status && (enum order_status)st != f->status)
 				continue;
-			user_status_key(r[n].key, f->user_id,
+			store_user_status_key(r[n].key, f->user_id,
 			    (enum order_status)st, f->after + 1);
 			r[n++].prefix_len = 9;
 		}
 	} else if (f->by_status) {
 		*dbi = s->by_status;
-		status_key(r[n].key, f->status, f->after + 1);
+		store_status_key(r[n].key, f->status, f->after + 1);
 		r[n++].prefix_len = 1;
 	}
 	return n;
@@ -191,7 +192,7 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 	if (f->after == UINT64_MAX)
 		return 0;
 	n_ranges = list_ranges(s, f, r, &dbi);
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
 	order_init(&o);
 	if (n_ranges == 0) {
@@ -227,7 +228,8 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 			if ((rc = mdb_get(txn, s->orders, &k, &v)) != 0)
 				break;
 		}
-		if ((rc = record_decode(id, v.mv_data, v.mv_size, &o)) != 0)
+		if ((rc = store_record_decode(id, v.mv_data, v.mv_size,
+		    &o)) != 0)
 			break;
 		/* The index and the record change together: always true. */
 		if (!f->by_status || o.status == f->status) {
@@ -252,7 +254,7 @@ out:
 	if (all != NULL)
 		mdb_cursor_close(all);
 	order_finish(&o);
-	read_end(s, txn);
+	store_read_end(s, txn);
 	return rc;
 }
 
@@ -263,11 +265,11 @@ store_counters(struct store *s, struct store_counters *c)
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
-	rc = counters_get(s, txn, c);
+	rc = store_counters_get(s, txn, c);
 	if (rc == 0)
-		rc = meta_get_u64(s, txn, META_NEXT_ID, &c->next_id);
+		rc = store_meta_get_u64(s, txn, META_NEXT_ID, &c->next_id);
 	if (rc == 0) {
 		rc = mdb_get(txn, s->meta, &k, &v);
 		if (rc == 0 && v.mv_size == sizeof(c->heartbeat_ms))
@@ -275,7 +277,7 @@ store_counters(struct store *s, struct store_counters *c)
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 	}
-	read_end(s, txn);
+	store_read_end(s, txn);
 	return rc;
 }
 
@@ -285,15 +287,15 @@ store_journal_state(struct store *s, uint64_t *journal_lsn, uint64_t *next_id)
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
-	rc = meta_get_u64(s, txn, META_JOURNAL_LSN, journal_lsn);
+	rc = store_meta_get_u64(s, txn, META_JOURNAL_LSN, journal_lsn);
 	if (rc == MDB_NOTFOUND) {
 		*journal_lsn = 0;
 		rc = 0;
 	}
 	if (rc == 0)
-		rc = meta_get_u64(s, txn, META_NEXT_ID, next_id);
-	read_end(s, txn);
+		rc = store_meta_get_u64(s, txn, META_NEXT_ID, next_id);
+	store_read_end(s, txn);
 	return rc;
 }

@@ -49,7 +49,7 @@ get_u32le(const unsigned char *p)
 }
 
 void
-status_key(unsigned char key[STATUS_KEY_LEN], enum order_status status,
+store_status_key(unsigned char key[STATUS_KEY_LEN], enum order_status status,
     uint64_t id)
 {
 	key[0] = (unsigned char)status;
@@ -57,7 +57,7 @@ status_key(unsigned char key[STATUS_KEY_LEN], enum order_status status,
 }
 
 void
-user_status_key(unsigned char key[USER_STATUS_KEY_LEN], uint64_t user_id,
+store_user_status_key(unsigned char key[USER_STATUS_KEY_LEN], uint64_t user_id,
     enum order_status status, uint64_t id)
 {
 	put_u64be(key, user_id);
@@ -66,7 +66,7 @@ user_status_key(unsigned char key[USER_STATUS_KEY_LEN], uint64_t user_id,
 }
 
 int
-record_head_decode(const void *data, size_t size, struct record_head *h)
+store_record_head_decode(const void *data, size_t size, struct record_head *h)
 {
 	const unsigned char *p = data;
 
@@ -88,7 +88,7 @@ record_head_decode(const void *data, size_t size, struct record_head *h)
 }
 
 void
-record_head_encode(unsigned char *p, const struct record_head *h)
+store_record_head_encode(unsigned char *p, const struct record_head *h)
 {
 	memset(p, 0, RECORD_HEADER);
 	p[0] = RECORD_VERSION;
@@ -104,9 +104,9 @@ record_head_encode(unsigned char *p, const struct record_head *h)
 }
 
 size_t
-record_encode(unsigned char *p, const struct order *o)
+store_record_encode(unsigned char *p, const struct order *o)
 {
-	record_head_encode(p, &(struct record_head){
+	store_record_head_encode(p, &(struct record_head){
 		.status = o->status,
 		.attempts = o->attempts,
 		.user_id = o->user_id,
@@ -123,13 +123,13 @@ record_encode(unsigned char *p, const struct order *o)
 }
 
 int
-record_decode(uint64_t id, const void *data, size_t size, struct order *o)
+store_record_decode(uint64_t id, const void *data, size_t size, struct order *o)
 {
 	struct record_head h;
 	const unsigned char *items;
 	int rc;
 
-	if ((rc = record_head_decode(data, size, &h)) != 0)
+	if ((rc = store_record_head_decode(data, size, &h)) != 0)
 		return rc;
 	if (order_reserve_items(o, h.n_items) != 0)
 		return ENOMEM;

@@ -49,21 +49,22 @@ struct record_head {
 };
 
 /* Decode the head of a record of size bytes; STORE_ECORRUPT if not one. */
-int record_head_decode(const void *data, size_t size, struct record_head *h);
+int store_record_head_decode(const void *data, size_t size,
+    struct record_head *h);
 /* Write h over the first RECORD_HEADER bytes of p (the items stay). */
-void record_head_encode(unsigned char *p, const struct record_head *h);
+void store_record_head_encode(unsigned char *p, const struct record_head *h);
 /*
  * Encode order o's record (all but its id) into p, RECORD_MAX bytes at
  * most; returns its length.
  */
-size_t record_encode(unsigned char *p, const struct order *o);
+size_t store_record_encode(unsigned char *p, const struct order *o);
 /* Decode record id into o (items included); STORE_ECORRUPT or ENOMEM. */
-int record_decode(uint64_t id, const void *data, size_t size,
+int store_record_decode(uint64_t id, const void *data, size_t size,
     struct order *o);
 
-void status_key(unsigned char key[STATUS_KEY_LEN], enum order_status status,
-    uint64_t id);
-void user_status_key(unsigned char key[USER_STATUS_KEY_LEN],
+void store_status_key(unsigned char key[STATUS_KEY_LEN],
+    enum order_status status, uint64_t id);
+void store_user_status_key(unsigned char key[USER_STATUS_KEY_LEN],
     uint64_t user_id, enum order_status status, uint64_t id);
 
 /* The big-endian u64 of keys (index keys, idem_time). */

@@ -55,22 +55,22 @@ create_one(struct store *s, MDB_txn *txn, struct order *o, size_t id,
 	o->attempts = 0;
 	o->created_ms = o->updated_ms = now_ms;
 	o->completed_ms = o->lease_until_ms = 0;
-	len = record_encode(rec, o);
+	len = store_record_encode(rec, o);
 	k = mkval(&id, sizeof(id));
 	v = mkval(rec, len);
 	if ((rc = mdb_put(txn, s->orders, &k, &v, MDB_APPEND)) != 0)
 		return rc;
-	status_key(skey, ORDER_PENDING, id);
+	store_status_key(skey, ORDER_PENDING, id);
 	k = mkval(skey, sizeof(skey));
 	v = mkval(&created, sizeof(created));
 	if ((rc = mdb_put(txn, s->by_status, &k, &v, 0)) != 0)
 		return rc;
-	user_status_key(uskey, o->user_id, ORDER_PENDING, id);
+	store_user_status_key(uskey, o->user_id, ORDER_PENDING, id);
 	k = mkval(uskey, sizeof(uskey));
 	v = mkval("", 0);
 	if ((rc = mdb_put(txn, s->by_user_status, &k, &v, 0)) != 0)
 		return rc;
-	return o->idem_key != NULL ? idem_put(s, txn, o, now_ms) : 0;
+	return o->idem_key != NULL ? store_idem_put(s, txn, o, now_ms) : 0;
 }
 
 /* The body of store_create in txn, which it commits or aborts. */
@@ -83,13 +83,13 @@ create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
 	uint64_t next_id, created = 0;
 	int rc;
 
-	if ((rc = meta_get_u64(s, txn, META_NEXT_ID, &next_id)) != 0 ||
-	    (rc = counters_get(s, txn, &c)) != 0)
+	if ((rc = store_meta_get_u64(s, txn, META_NEXT_ID, &next_id)) != 0 ||
+	    (rc = store_counters_get(s, txn, &c)) != 0)
 		goto fail;
-	if ((rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
+	if ((rc = store_room_for_orders(s, c.by_status[ORDER_PENDING] +
 	    c.by_status[ORDER_PROCESSING] + n, 0)) != 0)
 		goto fail;
-	if ((rc = idem_expire(s, txn, now_ms, 2 * n + 16)) != 0)
+	if ((rc = store_idem_expire(s, txn, now_ms, 2 * n + 16)) != 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
@@ -99,7 +99,7 @@ create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
 			rc = EINVAL;
 			goto fail;
 		}
-		if ((rc = idem_settle(s, txn, o, now_ms)) != 0)
+		if ((rc = store_idem_settle(s, txn, o, now_ms)) != 0)
 			goto fail;
 		if (o->idem_result != ORDER_IDEM_NEW)
 			continue;
@@ -110,15 +110,15 @@ create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
 	}
 	c.by_status[ORDER_PENDING] += created;
 	c.created_total += created;
-	if ((rc = meta_put_u64(s, txn, META_NEXT_ID, next_id)) != 0 ||
-	    (rc = counters_put(s, txn, &c)) != 0)
+	if ((rc = store_meta_put_u64(s, txn, META_NEXT_ID, next_id)) != 0 ||
+	    (rc = store_counters_put(s, txn, &c)) != 0)
 		goto fail;
-	return map_error(write_commit(s, txn));
+	return store_map_error(store_write_commit(s, txn));
 fail:
-	write_abort(s, txn);
+	store_write_abort(s, txn);
 	for (size_t i = 0; i < n; i++)
 		orders[i]->id = 0;
-	return map_error(rc);
+	return store_map_error(rc);
 }
 
 int
@@ -130,7 +130,7 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 
 	if (n == 0)
 		return 0;
-	if ((rc = write_begin(s, &txn)) != 0)
+	if ((rc = store_write_begin(s, &txn)) != 0)
 		return rc;
 	return create_in(s, txn, orders, n, now_ms);
 }
@@ -144,11 +144,11 @@ store_create_from(struct store *s, store_take_fn take, void *arg,
 	size_t n;
 	int rc;
 
-	if ((rc = write_begin(s, &txn)) != 0)
+	if ((rc = store_write_begin(s, &txn)) != 0)
 		return rc;
 	n = take(arg, orders, max, &now_ms);
 	if (n == 0) {
-		write_abort(s, txn);
+		store_write_abort(s, txn);
 		return 0;
 	}
 	return create_in(s, txn, orders, n, now_ms);
@@ -162,10 +162,10 @@ store_admit(struct store *s, struct order *const *orders, size_t n,
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = read_begin(s, &txn)) != 0)
+	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
-	if ((rc = counters_get(s, txn, &c)) != 0 ||
-	    (rc = room_for_orders(s, c.by_status[ORDER_PENDING] +
+	if ((rc = store_counters_get(s, txn, &c)) != 0 ||
+	    (rc = store_room_for_orders(s, c.by_status[ORDER_PENDING] +
 	    c.by_status[ORDER_PROCESSING] + unapplied + n,
 	    pending_bytes)) != 0)
 		goto out;
@@ -177,12 +177,12 @@ store_admit(struct store *s, struct order *const *orders, size_t n,
 			goto out;
 		}
 		if (o->idem_result == ORDER_IDEM_NEW &&
-		    (rc = idem_settle(s, txn, o, now_ms)) != 0)
+		    (rc = store_idem_settle(s, txn, o, now_ms)) != 0)
 			goto out;
 	}
 out:
-	read_end(s, txn);
-	return map_error(rc);
+	store_read_end(s, txn);
+	return store_map_error(rc);
 }
 
 uint64_t
@@ -212,11 +212,12 @@ store_apply(struct store *s, struct order *const *orders, size_t n,
 	MDB_txn *txn;
 	int rc;
 
-	if ((rc = write_begin(s, &txn)) != 0)
-		return map_error(rc);
-	if ((rc = meta_get_u64(s, txn, META_NEXT_ID, &next_id)) != 0 ||
-	    (rc = counters_get(s, txn, &c)) != 0 ||
-	    (rc = idem_expire(s, txn, clock_realtime_ms(), 2 * n + 16)) != 0)
+	if ((rc = store_write_begin(s, &txn)) != 0)
+		return store_map_error(rc);
+	if ((rc = store_meta_get_u64(s, txn, META_NEXT_ID, &next_id)) != 0 ||
+	    (rc = store_counters_get(s, txn, &c)) != 0 ||
+	    (rc = store_idem_expire(s, txn, clock_realtime_ms(),
+	    2 * n + 16)) != 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		struct order *o = orders[i];
@@ -236,14 +237,15 @@ store_apply(struct store *s, struct order *const *orders, size_t n,
 	}
 	c.by_status[ORDER_PENDING] += created;
 	c.created_total += created;
-	if ((rc = meta_put_u64(s, txn, META_NEXT_ID, next_id)) != 0 ||
-	    (rc = meta_put_u64(s, txn, META_JOURNAL_LSN, journal_lsn)) != 0 ||
-	    (rc = counters_put(s, txn, &c)) != 0)
+	if ((rc = store_meta_put_u64(s, txn, META_NEXT_ID, next_id)) != 0 ||
+	    (rc = store_meta_put_u64(s, txn, META_JOURNAL_LSN,
+	    journal_lsn)) != 0 ||
+	    (rc = store_counters_put(s, txn, &c)) != 0)
 		goto fail;
-	return map_error(write_commit(s, txn));
+	return store_map_error(store_write_commit(s, txn));
 fail:
-	write_abort(s, txn);
-	return map_error(rc);
+	store_write_abort(s, txn);
+	return store_map_error(rc);
 }
 
 /*
@@ -274,7 +276,7 @@ transition_one(struct store *s, MDB_txn *txn, uint64_t id,
 		return 0;	/* an unknown id is a no-op */
 	if (rc != 0)
 		return rc;
-	if ((rc = record_head_decode(v.mv_data, v.mv_size, &h)) != 0)
+	if ((rc = store_record_head_decode(v.mv_data, v.mv_size, &h)) != 0)
 		return rc;
 	old = h.status;
 	if (!decide(&h, c, cnt, now_ms, lease_until_ms))
@@ -288,29 +290,29 @@ transition_one(struct store *s, MDB_txn *txn, uint64_t id,
 	if (v.mv_size > sizeof(rec))
 		return STORE_ECORRUPT;
 	memcpy(rec, v.mv_data, v.mv_size);
-	record_head_encode(rec, &h);
+	store_record_head_encode(rec, &h);
 	nv = mkval(rec, v.mv_size);
 	if ((rc = mdb_put(txn, s->orders, &k, &nv, 0)) != 0)
 		return rc;
 
 	if (old != h.status) {
-		status_key(skey, old, id);
+		store_status_key(skey, old, id);
 		k = mkval(skey, sizeof(skey));
 		rc = mdb_del(txn, s->by_status, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
-		user_status_key(uskey, h.user_id, old, id);
+		store_user_status_key(uskey, h.user_id, old, id);
 		k = mkval(uskey, sizeof(uskey));
 		rc = mdb_del(txn, s->by_user_status, &k, NULL);
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return rc;
-		user_status_key(uskey, h.user_id, h.status, id);
+		store_user_status_key(uskey, h.user_id, h.status, id);
 		k = mkval(uskey, sizeof(uskey));
 		v = mkval("", 0);
 		if ((rc = mdb_put(txn, s->by_user_status, &k, &v, 0)) != 0)
 			return rc;
 	}
-	status_key(skey, h.status, id);
+	store_status_key(skey, h.status, id);
 	k = mkval(skey, sizeof(skey));
 	due = h.status == ORDER_PENDING ? h.created_ms : h.lease_until_ms;
 	v = h.status == ORDER_PENDING || h.status == ORDER_PROCESSING
@@ -361,16 +363,16 @@ transition_batch(struct store *s, struct transition_group *g, size_t n_groups,
 	}
 	if (total == 0)
 		return 0;
-	if ((rc = write_begin(s, &txn)) != 0)
+	if ((rc = store_write_begin(s, &txn)) != 0)
 		return rc;
 	if (t != NULL) {
 		t->taken = t->take(t->arg, &g[0].c[0].id, &now_ms);
 		if (!t->taken) {
-			write_abort(s, txn);
+			store_write_abort(s, txn);
 			return 0;
 		}
 	}
-	if ((rc = counters_get(s, txn, &cnt)) != 0)
+	if ((rc = store_counters_get(s, txn, &cnt)) != 0)
 		goto fail;
 	for (size_t j = 0; j < n_groups; j++) {
 		for (size_t i = 0; i < g[j].n; i++) {
@@ -384,22 +386,22 @@ transition_batch(struct store *s, struct transition_group *g, size_t n_groups,
 		}
 	}
 	if (!any) {
-		write_abort(s, txn);
+		store_write_abort(s, txn);
 		return 0;
 	}
-	if ((rc = counters_put(s, txn, &cnt)) != 0)
+	if ((rc = store_counters_put(s, txn, &cnt)) != 0)
 		goto fail;
-	rc = write_commit(s, txn);
+	rc = store_write_commit(s, txn);
 	if (rc != 0)
 		goto failed;
 	return 0;
 fail:
-	write_abort(s, txn);
+	store_write_abort(s, txn);
 failed:
 	for (size_t j = 0; j < n_groups; j++)
 		for (size_t i = 0; i < g[j].n; i++)
 			g[j].c[i].done = false;
-	return map_error(rc);
+	return store_map_error(rc);
 }
 
 static bool
