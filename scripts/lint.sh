@@ -31,6 +31,18 @@ if [ -n "$lmdb_users" ]; then
 	    "functions; the files above must go through store.h" >&2
 	exit 1
 fi
+# The store's private headers (store_impl.h, store_record.h) are the
+# store's own: only common/store*.c may include them.
+# shellcheck disable=SC2086 # the paths have no blanks
+private_users=$(grep -EHn \
+    '^[[:space:]]*#[[:space:]]*include[[:space:]]*"store_(impl|record)\.h"' \
+    $sources)
+if [ -n "$private_users" ]; then
+	echo "$private_users" | sed 's/^/lint: /' >&2
+	echo "lint: only common/store*.c may include the store's private" \
+	    "headers; the files above must go through store.h" >&2
+	exit 1
+fi
 echo "lint: layers: only common/store*.c speaks LMDB"
 
 if ! command -v cppcheck >/dev/null 2>&1; then
