@@ -37,7 +37,8 @@ struct request {
 	const char *method;
 	bool head;		/* HEAD: headers as for GET, no body */
 	bool http10;		/* HTTP/1.0: no chunks, keep-alive on request */
-	enum route route;
+	const struct route *route;	/* NULL: none (yet) */
+	uint64_t order_id;	/* of a route with an {order_id} */
 	const char *content_type;
 	int64_t started_us;	/* monotonic, for the access log */
 	bool body_read;		/* all of the request's body was read */
@@ -611,69 +612,105 @@ handle_create(struct request *r)
 	return status;
 }
 
+/*
+ * The order of a GET, once the orders accepted before this request have
+ * reached LMDB. Returns 0, or the status already sent.
+ */
 static int
-handle_order(struct request *r, enum route route, uint64_t id)
+read_order(struct request *r, struct order *o)
+{
+	int rc;
+
+	if ((rc = committer_wait_order(r->ctx->committer, r->order_id)) != 0)
+		return respond_wait_error(r, rc);
+	if ((rc = store_get(r->ctx->store, r->order_id, o)) != 0)
+		return respond_store_error(r, rc, "read an order");
+	return 0;
+}
+
+/* The order's id and status: {"order_id": "ORD1", "status": "Pending"}. */
+static void
+encode_status(const struct order *o, struct strbuf *out)
+{
+	char oid[ORDER_ID_BUFSZ];
+
+	order_id_format(o->id, oid);
+	strbuf_printf(out, "{\"order_id\": \"%s\", \"status\": \"%s\"}", oid,
+	    order_status_name(o->status));
+}
+
+/* A GET of the order, answered with encode's JSON of it. */
+static int
+answer_order(struct request *r,
+    void (*encode)(const struct order *, struct strbuf *))
 {
 	struct order o;
+	int status;
+
+	order_init(&o);
+	if ((status = read_order(r, &o)) == 0) {
+		encode(&o, &r->body);
+		status = respond(r, 200, NULL);
+	}
+	order_finish(&o);
+	return status;
+}
+
+/* GET /orders/{order_id}: the whole order. */
+static int
+handle_order(struct request *r)
+{
+	return answer_order(r, order_encode_json);
+}
+
+/* GET /orders/{order_id}/status: its status alone. */
+static int
+handle_status(struct request *r)
+{
+	return answer_order(r, encode_status);
+}
+
+/* POST /orders/{order_id}/cancel: a Pending order becomes Cancelled. */
+static int
+handle_cancel(struct request *r)
+{
+	uint64_t id = r->order_id;
+	struct order o;
+	char *body;
+	size_t len;
 	int rc, status;
 
 	order_init(&o);
-	if (route == ROUTE_CANCEL) {
-		char *body;
-		size_t len;
-
-		/* Cancel takes no body; one that is sent is read and dropped. */
-		if (r->ri->content_length > 0) {
-			if ((status = read_body(r, &body, &len)) != 0)
-				goto out;
-			free(body);
-		}
-		/*
-		 * Through the committer, whose thread alone waits for LMDB's
-		 * writer lock: a cancel then has the creates' deadline. Ids
-		 * start at 1.
-		 */
-		rc = id == 0 ? STORE_ENOTFOUND :
-		    committer_cancel(r->ctx->committer, id, &o);
-		if (rc == COMMITTER_ETIMEDOUT) {
-			status = respond_detail(r, 503, "The order was not "
-			    "cancelled: it could not be committed in time. "
-			    "Try again.", "Retry-After: 1\r\n");
+	/* Cancel takes no body; one that is sent is read and dropped. */
+	if (r->ri->content_length > 0) {
+		if ((status = read_body(r, &body, &len)) != 0)
 			goto out;
-		}
-		if (rc == STORE_ECONFLICT) {
-			char detail[128], oid[ORDER_ID_BUFSZ];
-
-			order_id_format(id, oid);
-			snprintf(detail, sizeof(detail), "Only a Pending order "
-			    "can be cancelled; %s is %s.", oid,
-			    order_status_name(o.status));
-			status = respond_detail(r, 409, detail, NULL);
-			goto out;
-		}
-	} else if ((rc = committer_wait_order(r->ctx->committer, id)) != 0) {
-		status = respond_wait_error(r, rc);
-		goto out;
-	} else {
-		rc = store_get(r->ctx->store, id, &o);
+		free(body);
 	}
-	if (rc != 0) {
+	/*
+	 * Through the committer, whose thread alone waits for LMDB's writer
+	 * lock: a cancel then has the creates' deadline. Ids start at 1.
+	 */
+	rc = id == 0 ? STORE_ENOTFOUND :
+	    committer_cancel(r->ctx->committer, id, &o);
+	if (rc == COMMITTER_ETIMEDOUT) {
+		status = respond_detail(r, 503, "The order was not cancelled: "
+		    "it could not be committed in time. Try again.",
+		    "Retry-After: 1\r\n");
+	} else if (rc == STORE_ECONFLICT) {
+		char detail[128], oid[ORDER_ID_BUFSZ];
+
+		order_id_format(id, oid);
+		snprintf(detail, sizeof(detail), "Only a Pending order can be "
+		    "cancelled; %s is %s.", oid, order_status_name(o.status));
+		status = respond_detail(r, 409, detail, NULL);
+	} else if (rc != 0) {
 		status = respond_store_error(r, rc, "read an order");
-		goto out;
-	}
-	if (route == ROUTE_STATUS) {
-		char oid[ORDER_ID_BUFSZ];
-
-		order_id_format(o.id, oid);
-		strbuf_printf(&r->body, "{\"order_id\": \"%s\", \"status\": "
-		    "\"%s\"}", oid, order_status_name(o.status));
 	} else {
 		order_encode_json(&o, &r->body);
-		if (route == ROUTE_CANCEL)
-			log_info("order ORD%llu cancelled",
-			    (unsigned long long)id);
+		log_info("order ORD%llu cancelled", (unsigned long long)id);
+		status = respond(r, 200, NULL);
 	}
-	status = respond(r, 200, NULL);
 out:
 	order_finish(&o);
 	return status;
@@ -978,52 +1015,68 @@ handle_prometheus(struct request *r)
 	return respond(r, 200, NULL);
 }
 
+/*
+ * The routes: each path the API serves, once (router.h says how a
+ * request's path matches a pattern). A row names its handlers, so it
+ * stands here beside them: a new route is a row and a handler in this
+ * file. A route takes the bearer token (when --api-token-file is set)
+ * unless it is open; the probes and Prometheus' scrape are.
+ */
+const struct route router_routes[] = {
+	{ "/healthz", .open = true, .get = handle_healthz },
+	{ "/readyz", .open = true, .get = handle_readyz },
+	{ "/metrics", .open = true, .get = handle_prometheus },
+	{ "/api/orders/", .get = handle_list, .post = handle_create },
+	{ "/api/orders/metrics/", .get = handle_metrics },
+	{ "/api/orders/{order_id}/", .get = handle_order },
+	{ "/api/orders/{order_id}/status/", .get = handle_status },
+	{ "/api/orders/{order_id}/cancel/", .post = handle_cancel },
+};
+const size_t router_nroutes = sizeof(router_routes) / sizeof(router_routes[0]);
+_Static_assert(sizeof(router_routes) / sizeof(router_routes[0]) <=
+    ROUTER_MAX_ROUTES, "more routes than ROUTER_MAX_ROUTES (router.h)");
+
+/* A 401 unless the request has a token, if one is needed; else 0. */
+static int
+check_token(struct request *r)
+{
+	if (r->ctx->auth == NULL)
+		return 0;
+	switch (auth_check(r->ctx->auth, mg_get_header(r->conn,
+	    "Authorization"))) {
+	case AUTH_OK:
+		break;
+	case AUTH_MISSING:
+		return respond_detail(r, 401, "Authentication credentials "
+		    "were not provided.",
+		    "WWW-Authenticate: Bearer realm=\"orders\"\r\n");
+	case AUTH_INVALID:
+		return respond_detail(r, 401, "Invalid token.",
+		    "WWW-Authenticate: Bearer realm=\"orders\", "
+		    "error=\"invalid_token\"\r\n");
+	}
+	return 0;
+}
+
+/* The request's route, in router_routes: its token, method and handler. */
 static int
 dispatch(struct request *r)
 {
-	uint64_t id = 0;
-	enum route route = router_match(r->ri->local_uri_raw, &id);
-	const struct route_info *info = router_info(route);
-	bool get = strcmp(r->method, "GET") == 0 || r->head;
-	bool post = strcmp(r->method, "POST") == 0;
+	route_handler *handler = NULL;
+	int status;
 
-	r->route = route;
-	if (info == NULL)
+	r->route = router_match(r->ri->local_uri_raw, &r->order_id);
+	if (r->route == NULL)
 		return respond_not_found(r);
-	if (r->ctx->auth != NULL && route != ROUTE_HEALTHZ &&
-	    route != ROUTE_READYZ && route != ROUTE_PROMETHEUS) {
-		switch (auth_check(r->ctx->auth,
-		    mg_get_header(r->conn, "Authorization"))) {
-		case AUTH_OK:
-			break;
-		case AUTH_MISSING:
-			return respond_detail(r, 401, "Authentication "
-			    "credentials were not provided.",
-			    "WWW-Authenticate: Bearer realm=\"orders\"\r\n");
-		case AUTH_INVALID:
-			return respond_detail(r, 401, "Invalid token.",
-			    "WWW-Authenticate: Bearer realm=\"orders\", "
-			    "error=\"invalid_token\"\r\n");
-		}
-	}
-	if (route == ROUTE_ORDERS && post)
-		return handle_create(r);
-	if (route == ROUTE_CANCEL ? !post : !get)
-		return respond_method_not_allowed(r, info->allow);
-	switch (route) {
-	case ROUTE_HEALTHZ:
-		return handle_healthz(r);
-	case ROUTE_READYZ:
-		return handle_readyz(r);
-	case ROUTE_PROMETHEUS:
-		return handle_prometheus(r);
-	case ROUTE_ORDERS:
-		return handle_list(r);
-	case ROUTE_METRICS:
-		return handle_metrics(r);
-	default:
-		return handle_order(r, route, id);
-	}
+	if (!r->route->open && (status = check_token(r)) != 0)
+		return status;
+	if (strcmp(r->method, "POST") == 0)
+		handler = r->route->post;
+	else if (strcmp(r->method, "GET") == 0 || r->head)
+		handler = r->route->get;
+	if (handler == NULL)
+		return respond_method_not_allowed(r, router_allow(r->route));
+	return handler(r);
 }
 
 /*
@@ -1190,7 +1243,7 @@ connection_close(const struct mg_connection *conn)
 			mg_write((struct mg_connection *)conn, answer.data,
 			    answer.len);
 		strbuf_finish(&answer);
-		metrics_count_request(&ctx->requests, ROUTE_NONE, 400);
+		metrics_count_request(&ctx->requests, NULL, 400);
 	}
 	conn_release(cn);
 }
