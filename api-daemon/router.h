@@ -5,11 +5,12 @@
  * The table, router_routes, is the one place a route is declared: a row
  * gives its path pattern, whether it asks for the bearer token, and its
  * handler for each method it takes (which also make the Allow header of
- * a 405). It is defined in http.c, beside the handlers it names, so
- * that adding a route is one row and one function in one file, and its
- * tests. dispatch (http.c) answers from it alone; the per-route request
- * counters (metrics.c), tests/route-list (the OpenAPI check), test_router
- * and the router's fuzzer read the same rows.
+ * a 405). It is defined in handlers.c, beside the handlers it names, so
+ * that adding a route is a row and a function in one file, plus its
+ * tests and its entry in docs/openapi.yaml. dispatch (http.c) answers
+ * from the table alone; the per-route request counters (metrics.c),
+ * tests/route-list (for the OpenAPI check), test_router and the router's
+ * fuzzer read the same rows.
  *
  * A pattern is written in its canonical form, "/api/orders/{order_id}/":
  * literal text, and "{order_id}" for a segment that is an order id,
@@ -47,7 +48,7 @@ struct route {
 /* At most this many rows (metrics counts requests per route). */
 #define ROUTER_MAX_ROUTES 16
 
-/* The table and its length (http.c). */
+/* The table and its length (handlers.c). */
 extern const struct route router_routes[];
 extern const size_t router_nroutes;
 
