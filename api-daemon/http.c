@@ -1,12 +1,25 @@
+/*
+ * http.c: the transport of order-api's HTTP server (http.h), on civetweb,
+ * and the only file of it that talks to civetweb.
+ *
+ * Every request comes in through begin_request. Nothing read from a
+ * connection that is closing is answered; the framing is checked first
+ * (check_framing), a stopping server answers 503, and dispatch finds
+ * the route in the table (router.h), checks the bearer token and the
+ * method, and calls the route's handler (handlers.c), which answers
+ * through the functions of request.h defined here. A connection counts
+ * against its address's share of the threads from init_connection to
+ * connection_close (conn.h). civetweb's own errors are answered in JSON
+ * too (http_error). http_stop lets the requests in hand finish, then
+ * stops civetweb, knocking on its own port to wake the listener.
+ */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,45 +28,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "request.h"
 #include "router.h"
-#include "order.h"
 #include "strbuf.h"
 
 struct http_server {
 	struct mg_context *mg;
 	struct http_context *ctx;
 };
-
-/* One request being answered. */
-struct request {
-	struct mg_connection *conn;
-	const struct mg_request_info *ri;
-	struct http_context *ctx;
-	struct conn *cn;	/* NULL: civetweb gave none */
-	const char *method;
-	bool head;		/* HEAD: headers as for GET, no body */
-	bool http10;		/* HTTP/1.0: no chunks, keep-alive on request */
-	enum route route;
-	const char *content_type;
-	int64_t started_us;	/* monotonic, for the access log */
-	bool body_read;		/* all of the request's body was read */
-	bool closing;		/* answer with Connection: close, and close */
-	struct strbuf body;	/* the response body */
-};
-
-static void
-sha256(const char *data, size_t len, uint8_t digest[ORDER_DIGEST_LEN])
-{
-	SHA256_CTX ctx;
-
-	SHA256Init(&ctx);
-	SHA256Update(&ctx, (const uint8_t *)data, len);
-	SHA256Final(digest, &ctx);
-}
 
 static const char *
 status_text(int status)
@@ -172,7 +159,7 @@ answered(struct request *r, int status, size_t body_len)
  * writes, Nagle and delayed ACKs cost 40 ms per response on keep-alive.
  * extra holds complete header lines ("Name: value\r\n") or is NULL.
  */
-static int
+int
 respond(struct request *r, int status, const char *extra)
 {
 	struct strbuf out;
@@ -196,7 +183,7 @@ respond(struct request *r, int status, const char *extra)
 	return answered(r, status, r->body.len);
 }
 
-static int
+int
 respond_detail(struct request *r, int status, const char *detail,
     const char *extra)
 {
@@ -207,59 +194,10 @@ respond_detail(struct request *r, int status, const char *detail,
 	return respond(r, status, extra);
 }
 
-static int
-respond_field_error(struct request *r, const char *field, const char *msg)
-{
-	strbuf_reset(&r->body);
-	strbuf_puts(&r->body, "{");
-	strbuf_json_string(&r->body, field);
-	strbuf_puts(&r->body, ": [");
-	strbuf_json_string(&r->body, msg);
-	strbuf_puts(&r->body, "]}");
-	return respond(r, 400, NULL);
-}
-
-static int
+int
 respond_not_found(struct request *r)
 {
 	return respond_detail(r, 404, "Not found.", NULL);
-}
-
-static int
-respond_store_error(struct request *r, int rc, const char *what)
-{
-	static struct log_limit limit = LOG_LIMIT_INIT;
-
-	if (rc == STORE_ENOTFOUND)
-		return respond_not_found(r);
-	log_limited(&limit, LOG_LEVEL_ERROR, rc, "could not %s: %s", what,
-	    store_strerror(rc));
-	if (rc == STORE_EFULL || rc == STORE_EDISKFULL)
-		return respond_detail(r, 503, "Storage is full; nothing was "
-		    "stored. Try again later.", "Retry-After: 60\r\n");
-	return respond_detail(r, 503, "Storage is unavailable; nothing was "
-	    "stored. Try again later.", "Retry-After: 5\r\n");
-}
-
-/*
- * A read that waited for recent orders to reach LMDB (committer_wait_*)
- * and could not.
- */
-static int
-respond_wait_error(struct request *r, int rc)
-{
-	static struct log_limit limit = LOG_LIMIT_INIT;
-
-	if (rc == COMMITTER_ETIMEDOUT)
-		return respond_detail(r, 503, "Orders accepted in the last "
-		    "moments are not readable yet: they could not be "
-		    "committed in time. Try again.", "Retry-After: 1\r\n");
-	log_limited(&limit, LOG_LEVEL_ERROR, rc, "could not read orders "
-	    "accepted in the last moments: their commit failed: %s",
-	    store_strerror(rc));
-	return respond_detail(r, 503, "Storage is unavailable: orders "
-	    "accepted in the last moments are kept and not readable yet. "
-	    "Try again later.", "Retry-After: 5\r\n");
 }
 
 static int
@@ -358,12 +296,8 @@ check_framing(struct request *r)
 	return 0;
 }
 
-/*
- * Read the request body into a malloc'd buffer. Returns 0, or the status
- * already sent on a client error.
- */
-static int
-read_body(struct request *r, char **bodyp, size_t *lenp)
+int
+request_read_body(struct request *r, char **bodyp, size_t *lenp)
 {
 	long long length = r->ri->content_length;
 	const char *expect = mg_get_header(r->conn, "Expect");
@@ -423,607 +357,127 @@ read_body(struct request *r, char **bodyp, size_t *lenp)
 	return 0;
 }
 
-/* "application/json", any case, parameters allowed; absent is JSON too. */
-static bool
-content_type_is_json(const char *ct)
+int
+request_skip_body(struct request *r)
 {
-	static const char json[] = "application/json";
-	size_t n = sizeof(json) - 1;
-
-	if (ct == NULL)
-		return true;
-	while (*ct == ' ')
-		ct++;
-	if (strncasecmp(ct, json, n) != 0)
-		return false;
-	ct += n;
-	while (*ct == ' ')
-		ct++;
-	return *ct == '\0' || *ct == ';';
-}
-
-/*
- * Idempotency-Keys of the creates being handled right now: a retry that
- * arrives while the first is still being committed gets 409. One slot per
- * HTTP thread is enough, since a thread handles one request at a time.
- */
-static int
-inflight_add(struct http_context *ctx, const char *key)
-{
-	int free_slot = -1;
-
-	pthread_mutex_lock(&ctx->inflight_lock);
-	for (unsigned i = 0; i < ctx->cfg->threads; i++) {
-		if (ctx->inflight[i][0] == '\0') {
-			if (free_slot < 0)
-				free_slot = (int)i;
-		} else if (strcmp(ctx->inflight[i], key) == 0) {
-			free_slot = -1;
-			break;
-		}
-	}
-	if (free_slot >= 0)
-		strcpy(ctx->inflight[free_slot], key);
-	pthread_mutex_unlock(&ctx->inflight_lock);
-	return free_slot;
-}
-
-static void
-inflight_remove(struct http_context *ctx, int slot)
-{
-	pthread_mutex_lock(&ctx->inflight_lock);
-	ctx->inflight[slot][0] = '\0';
-	pthread_mutex_unlock(&ctx->inflight_lock);
-}
-
-static int
-respond_created(struct request *r, uint64_t order_id, bool replayed)
-{
-	char id[ORDER_ID_BUFSZ], headers[128];
-
-	order_id_format(order_id, id);
-	snprintf(headers, sizeof(headers), "Location: /api/orders/%s/\r\n%s",
-	    id, replayed ? "Idempotent-Replayed: true\r\n" : "");
-	strbuf_printf(&r->body, "{\"message\": \"Order received.\", "
-	    "\"order_id\": \"%s\"}", id);
-	return respond(r, 201, headers);
-}
-
-static int
-respond_idem_mismatch(struct request *r)
-{
-	return respond_detail(r, 422, "This Idempotency-Key was used with "
-	    "another request body.", NULL);
-}
-
-/*
- * Decode, commit, answer: the body of a create once it is read. slot (or
- * -1) is key's in-flight slot, released once the commit's outcome is
- * known and before the answer goes out: a retry sent the moment the
- * answer arrives must find the key stored (or free), never in flight.
- */
-static int
-create_order(struct request *r, const char *body, size_t len,
-    const char *key, int slot)
-{
-	struct strbuf err;
-	struct order o;
-	int rc, committed = 0, status;
-
-	order_init(&o);
-	strbuf_init(&err);
-	rc = order_decode_request(body, len, &o, &err);
-	if (rc == 0) {
-		if (key != NULL) {
-			o.idem_key = key;
-			sha256(body, len, o.idem_digest);
-		}
-		committed = committer_submit(r->ctx->committer, &o);
-	}
-	if (slot >= 0)
-		inflight_remove(r->ctx, slot);
-	if (rc == -1) {
-		strbuf_finish(&r->body);
-		r->body = err;
-		strbuf_init(&err);
-		status = respond(r, 400, NULL);
-		goto out;
-	}
-	if (rc != 0) {
-		status = respond_detail(r, 503, "Out of memory.", NULL);
-		goto out;
-	}
-	rc = committed;
-	if (rc == COMMITTER_ETIMEDOUT)
-		status = respond_detail(r, 503, "The order was not stored: "
-		    "it could not be committed in time. Try again.",
-		    "Retry-After: 1\r\n");
-	else if (rc == COMMITTER_EUNKNOWN)
-		status = respond_detail(r, 500, "The order may or may not "
-		    "have been stored: the journal could not be written. "
-		    "Retry with the same Idempotency-Key, or look the order "
-		    "up.", NULL);
-	else if (rc != 0)
-		status = respond_store_error(r, rc, "store a new order");
-	else if (o.idem_result == ORDER_IDEM_MISMATCH)
-		status = respond_idem_mismatch(r);
-	else
-		status = respond_created(r, o.id,
-		    o.idem_result == ORDER_IDEM_REPLAY);
-out:
-	strbuf_finish(&err);
-	order_finish(&o);
-	return status;
-}
-
-static int
-handle_create(struct request *r)
-{
-	const char *ct = mg_get_header(r->conn, "Content-Type");
-	const char *key = mg_get_header(r->conn, "Idempotency-Key");
-	uint8_t digest[ORDER_DIGEST_LEN], first_digest[ORDER_DIGEST_LEN];
-	uint64_t first;
 	char *body;
 	size_t len;
-	int slot = -1, rc, status;
+	int status;
 
-	if (!content_type_is_json(ct)) {
-		char detail[160];
-
-		snprintf(detail, sizeof(detail), "Unsupported media type "
-		    "\"%.64s\" in request; send application/json.", ct);
-		return respond_detail(r, 415, detail, NULL);
-	}
-	if (key != NULL && !order_idem_key_valid(key))
-		return respond_detail(r, 400, "An Idempotency-Key is 1-255 "
-		    "printable ASCII characters.", NULL);
-	if ((status = read_body(r, &body, &len)) != 0)
+	if (r->ri->content_length <= 0)
+		return 0;
+	if ((status = request_read_body(r, &body, &len)) != 0)
 		return status;
-	if (key == NULL) {
-		status = create_order(r, body, len, NULL, -1);
-		free(body);
-		return status;
-	}
-
-	if ((slot = inflight_add(r->ctx, key)) < 0) {
-		free(body);
-		return respond_detail(r, 409, "A request with this "
-		    "Idempotency-Key is still being processed; retry later.",
-		    "Retry-After: 1\r\n");
-	}
-	/* Seen before: answer as the first time, or 422 for another body. */
-	sha256(body, len, digest);
-	rc = store_idem_get(r->ctx->store, key, &first, first_digest);
-	if (rc == STORE_ENOTFOUND) {
-		status = create_order(r, body, len, key, slot);
-		free(body);
-		return status;
-	}
-	inflight_remove(r->ctx, slot);
-	if (rc == 0)
-		status = memcmp(digest, first_digest, sizeof(digest)) == 0
-		    ? respond_created(r, first, true)
-		    : respond_idem_mismatch(r);
-	else
-		status = respond_store_error(r, rc, "look up an "
-		    "Idempotency-Key");
 	free(body);
-	return status;
-}
-
-static int
-handle_order(struct request *r, enum route route, uint64_t id)
-{
-	struct order o;
-	int rc, status;
-
-	order_init(&o);
-	if (route == ROUTE_CANCEL) {
-		char *body;
-		size_t len;
-
-		/* Cancel takes no body; one that is sent is read and dropped. */
-		if (r->ri->content_length > 0) {
-			if ((status = read_body(r, &body, &len)) != 0)
-				goto out;
-			free(body);
-		}
-		/*
-		 * Through the committer, whose thread alone waits for LMDB's
-		 * writer lock: a cancel then has the creates' deadline. Ids
-		 * start at 1.
-		 */
-		rc = id == 0 ? STORE_ENOTFOUND :
-		    committer_cancel(r->ctx->committer, id, &o);
-		if (rc == COMMITTER_ETIMEDOUT) {
-			status = respond_detail(r, 503, "The order was not "
-			    "cancelled: it could not be committed in time. "
-			    "Try again.", "Retry-After: 1\r\n");
-			goto out;
-		}
-		if (rc == STORE_ECONFLICT) {
-			char detail[128], oid[ORDER_ID_BUFSZ];
-
-			order_id_format(id, oid);
-			snprintf(detail, sizeof(detail), "Only a Pending order "
-			    "can be cancelled; %s is %s.", oid,
-			    order_status_name(o.status));
-			status = respond_detail(r, 409, detail, NULL);
-			goto out;
-		}
-	} else if ((rc = committer_wait_order(r->ctx->committer, id)) != 0) {
-		status = respond_wait_error(r, rc);
-		goto out;
-	} else {
-		rc = store_get(r->ctx->store, id, &o);
-	}
-	if (rc != 0) {
-		status = respond_store_error(r, rc, "read an order");
-		goto out;
-	}
-	if (route == ROUTE_STATUS) {
-		char oid[ORDER_ID_BUFSZ];
-
-		order_id_format(o.id, oid);
-		strbuf_printf(&r->body, "{\"order_id\": \"%s\", \"status\": "
-		    "\"%s\"}", oid, order_status_name(o.status));
-	} else {
-		order_encode_json(&o, &r->body);
-		if (route == ROUTE_CANCEL)
-			log_info("order ORD%llu cancelled",
-			    (unsigned long long)id);
-	}
-	status = respond(r, 200, NULL);
-out:
-	order_finish(&o);
-	return status;
-}
-
-/*
- * A list is built in pieces of about this many bytes: one piece is the
- * whole answer (with a Content-Length) for most lists; a longer one is
- * written piece by piece as chunks, each piece read in its own short read
- * transaction, so no answer sits whole in memory (a thousand orders of a
- * thousand items each would be 5 MB) and no read transaction waits on a
- * client that reads slowly.
- */
-#define LIST_PIECE_BYTES (64 * 1024)
-
-struct list_state {
-	struct strbuf *out;
-	unsigned n;		/* orders in the answer so far */
-	unsigned limit;		/* orders the answer may hold */
-	uint64_t last;		/* the last of them */
-	bool paused;		/* out holds a piece: send it, go on after last */
-};
-
-static int
-list_one(const struct order *o, void *arg)
-{
-	struct list_state *ls = arg;
-
-	if (ls->n++ > 0)
-		strbuf_puts(ls->out, ", ");
-	order_encode_json(o, ls->out);
-	ls->last = o->id;
-	if (strbuf_failed(ls->out))
-		return -1;
-	/*
-	 * The limit-th order never pauses: the walk then goes on to the
-	 * next match, which tells whether there is a next page.
-	 */
-	if (ls->out->len >= LIST_PIECE_BYTES && ls->n < ls->limit) {
-		ls->paused = true;
-		return -1;
-	}
 	return 0;
 }
 
-static void
-list_end(struct strbuf *out, uint64_t next)
+const char *
+request_header(const struct request *r, const char *name)
 {
-	char id[ORDER_ID_BUFSZ];
-
-	if (next != 0) {
-		order_id_format(next, id);
-		strbuf_printf(out, "], \"next\": \"%s\"}", id);
-	} else {
-		strbuf_puts(out, "], \"next\": null}");
-	}
+	return mg_get_header(r->conn, name);
 }
 
-/* One chunk of a chunked answer (HTTP/1.0: the bytes alone). */
-static bool
-write_chunk(struct request *r, struct strbuf *chunk, const char *data,
-    size_t len)
-{
-	if (!r->http10)
-		strbuf_printf(chunk, "%zx\r\n", len);
-	strbuf_append(chunk, data, len);
-	if (!r->http10)
-		strbuf_puts(chunk, "\r\n");
-	return !strbuf_failed(chunk) &&
-	    mg_write(r->conn, chunk->data, chunk->len) == (int)chunk->len;
-}
-
-/*
- * A list longer than a piece: the first piece is in r->body and ls is
- * paused after it. Send the rest piece by piece. Once the head is sent
- * the status cannot change: an error then cuts the answer short (no last
- * chunk) and closes the connection, which a client cannot mistake for a
- * whole answer.
- */
-static int
-list_stream(struct request *r, struct store_filter *f, struct list_state *ls)
-{
-	struct strbuf out;
-	bool ok = true;
-	size_t sent = 0;
-	uint64_t next = 0;
-	int rc;
-
-	strbuf_init(&out);
-	head_printf(r, &out, 200, NULL, -1);
-	if (r->head) {
-		ok = !strbuf_failed(&out) &&
-		    mg_write(r->conn, out.data, out.len) == (int)out.len;
-		ls->paused = false;
-	}
-	while (ok && ls->paused) {
-		ok = write_chunk(r, &out, r->body.data, r->body.len);
-		sent += r->body.len;
-		strbuf_reset(&out);
-		strbuf_reset(&r->body);
-		if (!ok)
-			break;
-		f->after = ls->last;
-		f->limit = ls->limit - ls->n;
-		ls->paused = false;
-		rc = store_list(r->ctx->store, f, list_one, ls, &next);
-		if (rc != 0 && !ls->paused) {
-			log_error("could not list orders: %s",
-			    strbuf_failed(&r->body) ? "out of memory"
-			    : store_strerror(rc));
-			ok = false;
-			break;
-		}
-		if (!ls->paused) {
-			list_end(&r->body, next);
-			ok = write_chunk(r, &out, r->body.data, r->body.len);
-			sent += r->body.len;
-			strbuf_reset(&out);
-			if (ok && !r->http10)
-				ok = mg_write(r->conn, "0\r\n\r\n", 5) == 5;
-		}
-	}
-	strbuf_finish(&out);
-	if (!ok || r->http10)
-		r->closing = true;
-	return answered(r, 200, sent);
-}
-
-/* Reads a decimal query parameter; -1: absent, -2: bad. */
-static int
-query_number(const char *qs, const char *name, uint64_t max, uint64_t *out,
-    char *raw, size_t raw_len)
-{
-	int n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, name, raw,
-	    raw_len);
-	uint64_t v = 0;
-
-	if (n < 0)
-		return n == -1 ? -1 : -2;
-	if (n == 0)
-		return -1;	/* "limit=" is no limit given */
-	for (int i = 0; i < n; i++) {
-		if (raw[i] < '0' || raw[i] > '9' || v > max / 10)
-			return -2;
-		v = v * 10 + (uint64_t)(raw[i] - '0');
-	}
-	if (v > max)
-		return -2;
-	*out = v;
-	return 0;
-}
-
-static int
-handle_list(struct request *r)
+int
+request_query(const struct request *r, const char *name, char *buf,
+    size_t size)
 {
 	const char *qs = r->ri->query_string;
-	struct store_filter f = { .limit = 100 };
-	struct list_state ls = { .out = &r->body };
-	uint64_t v, next;
-	char raw[64];
-	int n, rc;
 
-	if ((n = query_number(qs, "limit", 1000, &v, raw, sizeof(raw))) == 0) {
-		if (v < 1)
-			n = -2;
-		f.limit = (uint32_t)v;
+	return mg_get_var(qs, qs != NULL ? strlen(qs) : 0, name, buf, size);
+}
+
+/* Write out whole, and free it; false if it could not be. */
+static bool
+send_piece(struct request *r, struct strbuf *out)
+{
+	bool ok;
+
+	ok = !strbuf_failed(out) &&
+	    mg_write(r->conn, out->data, out->len) == (int)out->len;
+	strbuf_finish(out);
+	return ok;
+}
+
+bool
+respond_chunk(struct request *r, const char *data, size_t len)
+{
+	struct strbuf out;
+
+	strbuf_init(&out);
+	if (!r->streaming) {
+		head_printf(r, &out, 200, NULL, -1);
+		r->streaming = true;
 	}
-	if (n == -2)
-		return respond_field_error(r, "limit",
-		    "Ensure this value is a whole number from 1 to 1000.");
-	n = query_number(qs, "user_id", (uint64_t)ORDER_MAX_INTEGER, &v, raw,
-	    sizeof(raw));
-	if (n == -2 || (n == 0 && v == 0))
-		return respond_field_error(r, "user_id",
-		    "A valid integer is required.");
-	if (n == 0)
-		f.user_id = v;
-	n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, "status", raw,
-	    sizeof(raw));
-	if (n == -2 || (n > 0 && order_status_parse(raw, &f.status) != 0))
-		return respond_field_error(r, "status", "Select one of "
-		    "Pending, Processing, Completed, Cancelled.");
-	f.by_status = n > 0;
-	n = mg_get_var(qs, qs != NULL ? strlen(qs) : 0, "after", raw,
-	    sizeof(raw));
-	if (n == -2 || (n > 0 && order_id_parse(raw, (size_t)n, &f.after) != 0))
-		return respond_field_error(r, "after",
-		    "Give an order id such as ORD123.");
-
-	if ((rc = committer_wait_all(r->ctx->committer)) != 0)
-		return respond_wait_error(r, rc);
-	ls.limit = f.limit;
-	strbuf_puts(&r->body, "{\"results\": [");
-	rc = store_list(r->ctx->store, &f, list_one, &ls, &next);
-	if (ls.paused)
-		return list_stream(r, &f, &ls);
-	if (rc != 0 && !strbuf_failed(&r->body))
-		return respond_store_error(r, rc, "list orders");
-	list_end(&r->body, next);
-	return respond(r, 200, NULL);
+	if (!r->http10)
+		strbuf_printf(&out, "%zx\r\n", len);
+	strbuf_append(&out, data, len);
+	if (!r->http10)
+		strbuf_puts(&out, "\r\n");
+	r->sent += len;
+	return send_piece(r, &out);
 }
 
-static int
-handle_metrics(struct request *r)
+int
+respond_chunks_end(struct request *r, bool whole)
 {
-	struct store_counters c;
-	int rc;
+	struct strbuf out;
+	bool ok = whole;
 
-	if ((rc = committer_counters(r->ctx->committer, &c)) != 0)
-		return respond_store_error(r, rc, "read the counters");
-	metrics_json(&c, &r->body);
-	return respond(r, 200, NULL);
-}
-
-static int
-respond_unavailable(struct request *r, const char *why)
-{
-	strbuf_puts(&r->body, "{\"status\": \"unavailable\", \"detail\": ");
-	strbuf_json_string(&r->body, why);
-	strbuf_puts(&r->body, "}");
-	return respond(r, 503, NULL);
-}
-
-/* Up unless the store is unusable (the process is about to exit). */
-static int
-handle_healthz(struct request *r)
-{
-	char why[160];
-	int rc = store_broken(r->ctx->store);
-
-	if (rc != 0) {
-		snprintf(why, sizeof(why), "the LMDB environment is unusable: "
-		    "%s", store_strerror(rc));
-		return respond_unavailable(r, why);
+	if (ok && !r->streaming) {
+		strbuf_init(&out);
+		head_printf(r, &out, 200, NULL, -1);
+		r->streaming = true;
+		ok = send_piece(r, &out);
 	}
-	if ((rc = committer_broken(r->ctx->committer)) != 0) {
-		snprintf(why, sizeof(why), "the journal could not be written: "
-		    "%s", strerror(rc));
-		return respond_unavailable(r, why);
+	if (ok && !r->head && !r->http10)
+		ok = mg_write(r->conn, "0\r\n\r\n", 5) == 5;
+	if (!ok || r->http10)
+		r->closing = true;
+	return answered(r, 200, r->sent);
+}
+
+/* A 401 unless the request has a token, if one is needed; else 0. */
+static int
+check_token(struct request *r)
+{
+	if (r->ctx->auth == NULL)
+		return 0;
+	switch (auth_check(r->ctx->auth, mg_get_header(r->conn,
+	    "Authorization"))) {
+	case AUTH_OK:
+		break;
+	case AUTH_MISSING:
+		return respond_detail(r, 401, "Authentication credentials "
+		    "were not provided.",
+		    "WWW-Authenticate: Bearer realm=\"orders\"\r\n");
+	case AUTH_INVALID:
+		return respond_detail(r, 401, "Invalid token.",
+		    "WWW-Authenticate: Bearer realm=\"orders\", "
+		    "error=\"invalid_token\"\r\n");
 	}
-	strbuf_puts(&r->body, "{\"status\": \"ok\"}");
-	return respond(r, 200, NULL);
+	return 0;
 }
 
-static int
-handle_readyz(struct request *r)
-{
-	struct committer_stats cs;
-	struct store_counters c;
-	const char *why = NULL;
-	int broken = store_broken(r->ctx->store);
-	char buf[160];
-
-	committer_stats(r->ctx->committer, &cs);
-	if (atomic_load(&r->ctx->stopping))
-		why = "the API is shutting down";
-	else if (broken != 0) {
-		snprintf(buf, sizeof(buf), "the LMDB environment is unusable: "
-		    "%s", store_strerror(broken));
-		why = buf;
-	} else if ((broken = committer_broken(r->ctx->committer)) != 0) {
-		snprintf(buf, sizeof(buf), "the journal could not be written: "
-		    "%s", strerror(broken));
-		why = buf;
-	} else if (cs.last_commit_error != 0) {
-		snprintf(buf, sizeof(buf), "the last commit failed: %s",
-		    store_strerror(cs.last_commit_error));
-		why = buf;
-	} else if (cs.stalled) {
-		why = "creates time out: accepted orders waited more than "
-		    "--commit-timeout-ms for their LMDB commit (LMDB's "
-		    "writer lock is held)";
-	} else if (store_counters(r->ctx->store, &c) != 0)
-		why = "LMDB cannot be read";
-	else if (!cs.queue_open)
-		why = "the message queue is not open";
-	else if (c.heartbeat_ms == 0)
-		why = "no worker has shown a heartbeat yet";
-	else if (clock_realtime_ms() - c.heartbeat_ms > HTTP_HEARTBEAT_MAX_AGE_MS)
-		why = "no worker heartbeat in the last 10 seconds";
-	if (why != NULL)
-		return respond_unavailable(r, why);
-	strbuf_puts(&r->body, "{\"status\": \"ready\"}");
-	return respond(r, 200, NULL);
-}
-
-/* GET /metrics: the Prometheus text exposition format, version 0.0.4. */
-static int
-handle_prometheus(struct request *r)
-{
-	struct metrics_snapshot snap = { .requests = &r->ctx->requests };
-	int rc;
-
-	if ((rc = committer_counters(r->ctx->committer, &snap.counters)) != 0)
-		return respond_store_error(r, rc, "read the counters");
-	store_usage(r->ctx->store, &snap.map_used_bytes, &snap.map_size_bytes);
-	committer_stats(r->ctx->committer, &snap.committer);
-	snap.now_ms = clock_realtime_ms();
-	snap.in_flight = atomic_load(&r->ctx->active_requests);
-	metrics_prometheus(&snap, &r->body);
-	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-	return respond(r, 200, NULL);
-}
-
+/* The request's route, in router_routes: its token, method and handler. */
 static int
 dispatch(struct request *r)
 {
-	uint64_t id = 0;
-	enum route route = router_match(r->ri->local_uri_raw, &id);
-	const struct route_info *info = router_info(route);
-	bool get = strcmp(r->method, "GET") == 0 || r->head;
-	bool post = strcmp(r->method, "POST") == 0;
+	route_handler *handler = NULL;
+	int status;
 
-	r->route = route;
-	if (info == NULL)
+	r->route = router_match(r->ri->local_uri_raw, &r->order_id);
+	if (r->route == NULL)
 		return respond_not_found(r);
-	if (r->ctx->auth != NULL && route != ROUTE_HEALTHZ &&
-	    route != ROUTE_READYZ && route != ROUTE_PROMETHEUS) {
-		switch (auth_check(r->ctx->auth,
-		    mg_get_header(r->conn, "Authorization"))) {
-		case AUTH_OK:
-			break;
-		case AUTH_MISSING:
-			return respond_detail(r, 401, "Authentication "
-			    "credentials were not provided.",
-			    "WWW-Authenticate: Bearer realm=\"orders\"\r\n");
-		case AUTH_INVALID:
-			return respond_detail(r, 401, "Invalid token.",
-			    "WWW-Authenticate: Bearer realm=\"orders\", "
-			    "error=\"invalid_token\"\r\n");
-		}
-	}
-	if (route == ROUTE_ORDERS && post)
-		return handle_create(r);
-	if (route == ROUTE_CANCEL ? !post : !get)
-		return respond_method_not_allowed(r, info->allow);
-	switch (route) {
-	case ROUTE_HEALTHZ:
-		return handle_healthz(r);
-	case ROUTE_READYZ:
-		return handle_readyz(r);
-	case ROUTE_PROMETHEUS:
-		return handle_prometheus(r);
-	case ROUTE_ORDERS:
-		return handle_list(r);
-	case ROUTE_METRICS:
-		return handle_metrics(r);
-	default:
-		return handle_order(r, route, id);
-	}
+	if (!r->route->open && (status = check_token(r)) != 0)
+		return status;
+	if (strcmp(r->method, "POST") == 0)
+		handler = r->route->post;
+	else if (strcmp(r->method, "GET") == 0 || r->head)
+		handler = r->route->get;
+	if (handler == NULL)
+		return respond_method_not_allowed(r, router_allow(r->route));
+	return handler(r);
 }
 
 /*
@@ -1190,7 +644,7 @@ connection_close(const struct mg_connection *conn)
 			mg_write((struct mg_connection *)conn, answer.data,
 			    answer.len);
 		strbuf_finish(&answer);
-		metrics_count_request(&ctx->requests, ROUTE_NONE, 400);
+		metrics_count_request(&ctx->requests, NULL, 400);
 	}
 	conn_release(cn);
 }

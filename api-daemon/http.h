@@ -1,11 +1,19 @@
 /*
- * http: the civetweb server, the router and the request handlers.
+ * http: order-api's HTTP server, as main.c sees it: start, stop, and the
+ * context every request is answered in.
  *
- * http_start registers one handler for every path before serving begins
- * and never changes it; http_stop returns once every accepted request has
- * been answered. Handlers run on civetweb's threads, one request each; the
- * only state they share is the store (thread-safe), the committer
- * (thread-safe) and the stopping flag.
+ * The server is in three parts: http.c, the transport on civetweb (its
+ * callbacks, the per-address share of threads, the framing checks,
+ * reading bodies, writing answers, dispatch by route); router.h, the
+ * table of routes and the matching of paths; handlers.c, what each route
+ * answers, through the request API of request.h.
+ *
+ * http_start sets civetweb's callbacks before serving begins and never
+ * changes them; http_stop returns once every accepted request has been
+ * answered. Requests are answered on civetweb's threads, one request
+ * each; the only state they share is this context: the store and the
+ * committer (thread-safe), the flags and counters (atomics), and the
+ * Idempotency-Keys in flight (under inflight_lock).
  */
 #ifndef OP_HTTP_H
 #define OP_HTTP_H
@@ -21,9 +29,6 @@
 #include "metrics.h"
 #include "router.h"
 #include "store.h"
-
-/* /readyz wants a worker heartbeat at most this old. */
-#define HTTP_HEARTBEAT_MAX_AGE_MS 10000
 
 struct http_server;
 

@@ -10,14 +10,15 @@ _Static_assert(N_COUNTED + 1 == METRICS_N_CODES,
     "METRICS_N_CODES counts METRICS_CODES and \"other\"");
 
 void
-metrics_count_request(struct metrics_requests *m, enum route route,
+metrics_count_request(struct metrics_requests *m, const struct route *route,
     int status)
 {
+	size_t slot = route != NULL ? (size_t)(route - router_routes) + 1 : 0;
 	size_t i = 0;
 
 	while (i < N_COUNTED && counted_codes[i] != status)
 		i++;
-	atomic_fetch_add_explicit(&m->count[route][i], 1,
+	atomic_fetch_add_explicit(&m->count[slot][i], 1,
 	    memory_order_relaxed);
 }
 
@@ -94,12 +95,13 @@ requests(struct strbuf *out, const struct metrics_requests *m)
 {
 	family(out, "http_requests_total", "counter",
 	    "HTTP requests answered by this order-api, by route and code.");
-	for (int route = 0; route < ROUTE_COUNT; route++) {
-		const struct route_info *info = router_info((enum route)route);
+	for (size_t slot = 0; slot <= router_nroutes; slot++) {
+		const char *path = slot > 0 ? router_routes[slot - 1].path
+		    : "other";
 
 		for (size_t i = 0; i < METRICS_N_CODES; i++) {
 			unsigned long v = atomic_load_explicit(
-			    &m->count[route][i], memory_order_relaxed);
+			    &m->count[slot][i], memory_order_relaxed);
 			char code[16];
 
 			if (v == 0)
@@ -110,8 +112,7 @@ requests(struct strbuf *out, const struct metrics_requests *m)
 			else
 				snprintf(code, sizeof(code), "other");
 			strbuf_printf(out, "order_processing_http_requests_total"
-			    "{route=\"%s\",code=\"%s\"} %lu\n",
-			    info != NULL ? info->path : "other", code, v);
+			    "{route=\"%s\",code=\"%s\"} %lu\n", path, code, v);
 		}
 	}
 	single(out, "http_connections_refused_total", "counter",

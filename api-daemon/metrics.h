@@ -24,9 +24,12 @@
 	  500, 503 }
 #define METRICS_N_CODES 16	/* the codes above and "other" */
 
-/* Requests answered, by route (ROUTE_NONE: no route) and code. */
+/*
+ * Requests answered, by route and code: slot 0 for a request that matched
+ * no route, slot i + 1 for router_routes[i].
+ */
 struct metrics_requests {
-	atomic_ulong count[ROUTE_COUNT][METRICS_N_CODES];
+	atomic_ulong count[ROUTER_MAX_ROUTES + 1][METRICS_N_CODES];
 	/* Connections refused: their address held its share of threads. */
 	atomic_ulong connections_refused;
 };
@@ -41,8 +44,9 @@ struct metrics_snapshot {
 	const struct metrics_requests *requests;
 };
 
-void metrics_count_request(struct metrics_requests *m, enum route route,
-    int status);
+/* A request answered with status; route NULL: it matched none. */
+void metrics_count_request(struct metrics_requests *m,
+    const struct route *route, int status);
 /* {"total_orders_processed": ..., "order_status_count": {...}} */
 void metrics_json(const struct store_counters *c, struct strbuf *out);
 void metrics_prometheus(const struct metrics_snapshot *s,

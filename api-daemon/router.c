@@ -5,32 +5,6 @@
 
 #include "order.h"
 
-static const struct route_info routes[] = {
-	{ ROUTE_HEALTHZ, "/healthz", "GET, HEAD" },
-	{ ROUTE_READYZ, "/readyz", "GET, HEAD" },
-	{ ROUTE_PROMETHEUS, "/metrics", "GET, HEAD" },
-	{ ROUTE_ORDERS, "/api/orders/", "GET, HEAD, POST" },
-	{ ROUTE_METRICS, "/api/orders/metrics/", "GET, HEAD" },
-	{ ROUTE_ORDER, "/api/orders/{order_id}/", "GET, HEAD" },
-	{ ROUTE_STATUS, "/api/orders/{order_id}/status/", "GET, HEAD" },
-	{ ROUTE_CANCEL, "/api/orders/{order_id}/cancel/", "POST" },
-};
-
-const struct route_info *
-router_table(size_t *n)
-{
-	*n = sizeof(routes) / sizeof(routes[0]);
-	return routes;
-}
-
-const struct route_info *
-router_info(enum route route)
-{
-	if (route <= ROUTE_NONE || route >= ROUTE_COUNT)
-		return NULL;
-	return &routes[route - 1];
-}
-
 /* Does the path start with the segment seg ("/orders"), ending there? */
 static bool
 take_segment(const char **path, const char *seg)
@@ -89,52 +63,70 @@ percent_decode(const char *path, char *buf, size_t size)
 	return n;
 }
 
+/* The placeholder of an order id in a pattern. */
+#define ORDER_ID_SEGMENT "{order_id}"
+
 /*
- * The route of a path: "/api" is optional, one trailing slash is
- * optional, and ids are "ORD<n>" or "<n>".
+ * Does the pattern match p, a decoded path in the router's form (one
+ * trailing slash and "/api" taken off)? The pattern is brought to the
+ * same form here. *id is set only on a match with an {order_id}.
  */
-enum route
+static bool
+pattern_match(const char *pattern, const char *p, uint64_t *id)
+{
+	const char *end;
+	size_t n, idlen = strlen(ORDER_ID_SEGMENT);
+	uint64_t parsed = 0;
+	bool has_id = false;
+
+	take_segment(&pattern, "/api");
+	end = pattern + strlen(pattern);
+	if (end - pattern > 1 && end[-1] == '/')
+		end--;
+	while (pattern < end) {
+		if ((size_t)(end - pattern) >= idlen &&
+		    strncmp(pattern, ORDER_ID_SEGMENT, idlen) == 0) {
+			n = strcspn(p, "/");
+			if (order_id_parse(p, n, &parsed) != 0)
+				return false;
+			has_id = true;
+			p += n;
+			pattern += idlen;
+		} else if (*pattern++ != *p++) {
+			return false;
+		}
+	}
+	if (*p != '\0')
+		return false;
+	if (has_id)
+		*id = parsed;
+	return true;
+}
+
+const struct route *
 router_match(const char *path, uint64_t *id)
 {
 	char buf[256];
 	size_t len;
-	const char *p, *slash;
-	enum route route;
-	uint64_t parsed;
+	const char *p;
 
 	if (path == NULL || (len = percent_decode(path, buf, sizeof(buf))) == 0)
-		return ROUTE_NONE;
+		return NULL;
 	if (len > 1 && buf[len - 1] == '/')
 		buf[--len] = '\0';
 	p = buf;
 	if (take_segment(&p, "/api") && *p == '\0')
-		return ROUTE_NONE;
-	if (strcmp(p, "/healthz") == 0)
-		return ROUTE_HEALTHZ;
-	if (strcmp(p, "/metrics") == 0)
-		return ROUTE_PROMETHEUS;
-	if (strcmp(p, "/readyz") == 0)
-		return ROUTE_READYZ;
-	if (!take_segment(&p, "/orders"))
-		return ROUTE_NONE;
-	if (*p == '\0')
-		return ROUTE_ORDERS;
-	p++;
-	if (strcmp(p, "metrics") == 0)
-		return ROUTE_METRICS;
-	slash = strchr(p, '/');
-	if (order_id_parse(p, slash != NULL ? (size_t)(slash - p) : strlen(p),
-	    &parsed) != 0)
-		return ROUTE_NONE;
-	if (slash == NULL)
-		route = ROUTE_ORDER;
-	else if (strcmp(slash, "/status") == 0)
-		route = ROUTE_STATUS;
-	else if (strcmp(slash, "/cancel") == 0)
-		route = ROUTE_CANCEL;
-	else
-		return ROUTE_NONE;
-	*id = parsed;	/* only for a route that is an order's */
-	return route;
+		return NULL;
+	for (size_t i = 0; i < router_nroutes; i++)
+		if (pattern_match(router_routes[i].path, p, id))
+			return &router_routes[i];
+	return NULL;
 }
 
+const char *
+router_allow(const struct route *route)
+{
+	if (route->get != NULL)
+		return route->post != NULL ? "GET, HEAD, POST" : "GET, HEAD";
+	return route->post != NULL ? "POST" : "";
+}

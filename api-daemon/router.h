@@ -1,40 +1,64 @@
 /*
- * router: maps a request path to its route, the one table of what the API
- * serves (also printed by tests/route-list for the OpenAPI check).
+ * router: the table of the routes the API serves, and the matching of a
+ * request's path against it.
  *
- * Paths: "/api" is optional, one trailing slash is optional, %XX escapes
- * are decoded here (an escaped NUL or '/' matches nothing), and an order
- * id is "ORD<n>" or "<n>". No state; thread-safe.
+ * The table, router_routes, is the one place a route is declared: a row
+ * gives its path pattern, whether it asks for the bearer token, and its
+ * handler for each method it takes (which also make the Allow header of
+ * a 405). It is defined in handlers.c, beside the handlers it names, so
+ * that adding a route is a row and a function in one file, plus its
+ * tests and its entry in docs/openapi.yaml. dispatch (http.c) answers
+ * from the table alone; the per-route request counters (metrics.c),
+ * tests/route-list (for the OpenAPI check), test_router and the router's
+ * fuzzer read the same rows.
+ *
+ * A pattern is written in its canonical form, "/api/orders/{order_id}/":
+ * literal text, and "{order_id}" for a segment that is an order id,
+ * "ORD<n>" or "<n>" (order_id_parse). A request's path, raw as it came,
+ * matches a pattern when, both taken to the same form, they are equal:
+ *  - the path's %XX escapes are decoded; a bad escape, an escaped NUL or
+ *    '/', or a decoded path longer than 255 bytes matches nothing;
+ *  - one trailing slash is optional;
+ *  - a leading "/api" segment is optional on every route ("/api/healthz"
+ *    is /healthz), though "/api" alone matches nothing.
+ * The first matching row in table order wins. An id is digits, so
+ * "/orders/metrics" is never an order's; the table lists it first anyway.
+ *
+ * The table is read-only and the matcher keeps no state: thread-safe.
  */
 #ifndef OP_ROUTER_H
 #define OP_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum route {
-	ROUTE_NONE,
-	ROUTE_HEALTHZ,		/* /healthz */
-	ROUTE_READYZ,		/* /readyz */
-	ROUTE_PROMETHEUS,	/* /metrics */
-	ROUTE_ORDERS,		/* /orders: list, create */
-	ROUTE_METRICS,		/* /orders/metrics */
-	ROUTE_ORDER,		/* /orders/{id} */
-	ROUTE_STATUS,		/* /orders/{id}/status */
-	ROUTE_CANCEL,		/* /orders/{id}/cancel */
-	ROUTE_COUNT,
+struct request;		/* request.h */
+
+/* Answers the request; returns the HTTP status it sent. */
+typedef int route_handler(struct request *r);
+
+struct route {
+	const char *path;	/* the pattern, "/api/orders/{order_id}/" */
+	bool open;		/* answered without the bearer token */
+	route_handler *get;	/* GET, and HEAD (the head alone); or NULL */
+	route_handler *post;	/* POST, or NULL */
 };
 
-struct route_info {
-	enum route route;
-	const char *path;	/* canonical form, "/api/orders/{order_id}/" */
-	const char *allow;	/* the Allow header: "GET, HEAD, POST" */
-};
+/* At most this many rows (metrics counts requests per route). */
+#define ROUTER_MAX_ROUTES 16
 
-/* The route of path (raw, still %-encoded); *id set for order routes. */
-enum route router_match(const char *path, uint64_t *id);
-/* Every route but ROUTE_NONE, in enum order. */
-const struct route_info *router_table(size_t *n);
-const struct route_info *router_info(enum route route);
+/* The table and its length (handlers.c). */
+extern const struct route router_routes[];
+extern const size_t router_nroutes;
+
+/*
+ * The row whose pattern path (raw, still %-encoded) matches, or NULL.
+ * *id is set to the order id when the pattern has an {order_id}, and
+ * left alone otherwise.
+ */
+const struct route *router_match(const char *path, uint64_t *id);
+/* The methods route takes, as an Allow header's value: "GET, HEAD, POST". */
+const char *router_allow(const struct route *route);
 
 #endif

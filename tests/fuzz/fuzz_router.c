@@ -4,9 +4,8 @@
  *
  * The input is a C string (bytes up to the first NUL), as civetweb hands
  * over local_uri_raw. Invariants, each an abort:
- *  - the route is ROUTE_NONE or one of the table's, and router_info of it
- *    names that route;
- *  - *id is written only for the order routes (ORDER, STATUS, CANCEL);
+ *  - the route is none (NULL) or a row of the table, router_routes;
+ *  - *id is written only for a route whose pattern has an {order_id};
  *  - a matched path keeps its route and id when "/api" is added or taken
  *    away, when one trailing slash is added or taken away, and when its
  *    first plain character is written as a %XX escape instead (the router
@@ -28,41 +27,42 @@
 #define VARIANT_MAX 200
 
 static bool
-is_order_route(enum route r)
+is_order_route(const struct route *r)
 {
-	return r == ROUTE_ORDER || r == ROUTE_STATUS || r == ROUTE_CANCEL;
+	return r != NULL && strstr(r->path, "{order_id}") != NULL;
 }
 
-static enum route
+static const char *
+name(const struct route *r)
+{
+	return r != NULL ? r->path : "none";
+}
+
+static const struct route *
 match_checked(const char *path, uint64_t *id)
 {
-	enum route r;
+	const struct route *r;
 
 	*id = UNSET;
 	r = router_match(path, id);
-	check(r >= ROUTE_NONE && r < ROUTE_COUNT, "route %d for \"%s\"",
-	    (int)r, path);
-	if (r != ROUTE_NONE) {
-		const struct route_info *info = router_info(r);
-
-		check(info != NULL && info->route == r,
-		    "router_info(%d) for \"%s\"", (int)r, path);
-	}
+	check(r == NULL || (r >= router_routes &&
+	    r < router_routes + router_nroutes), "route %p for \"%s\"",
+	    (const void *)r, path);
 	check(is_order_route(r) || *id == UNSET,
-	    "id set to %llu for route %d of \"%s\"",
-	    (unsigned long long)*id, (int)r, path);
+	    "id set to %llu for route %s of \"%s\"",
+	    (unsigned long long)*id, name(r), path);
 	return r;
 }
 
 static void
-check_same(const char *variant, const char *path, enum route r,
+check_same(const char *variant, const char *path, const struct route *r,
     uint64_t id)
 {
 	uint64_t vid;
-	enum route vr = match_checked(variant, &vid);
+	const struct route *vr = match_checked(variant, &vid);
 
-	check(vr == r, "\"%s\" is route %d but \"%s\" is %d", path, (int)r,
-	    variant, (int)vr);
+	check(vr == r, "\"%s\" is route %s but \"%s\" is %s", path, name(r),
+	    variant, name(vr));
 	check(!is_order_route(r) || vid == id,
 	    "\"%s\" has id %llu but \"%s\" has %llu", path,
 	    (unsigned long long)id, variant, (unsigned long long)vid);
@@ -72,7 +72,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char variant[VARIANT_MAX + 8];
-	enum route r;
+	const struct route *r;
 	uint64_t id;
 	size_t len;
 	char *path;
@@ -85,7 +85,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	r = match_checked(path, &id);
 	len = strlen(path);
-	if (r == ROUTE_NONE || len >= VARIANT_MAX)
+	if (r == NULL || len >= VARIANT_MAX)
 		goto out;
 
 	/*

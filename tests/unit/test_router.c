@@ -1,19 +1,35 @@
-/* test_router: every path form of the contract reaches its route. */
+/*
+ * test_router: every path form of the contract reaches its route, and
+ * every row of the route table is reachable and well formed.
+ */
 #include <string.h>
 
 #include "router.h"
 #include "test.h"
 
+/* The row whose pattern is path; aborts if there is none. */
+static const struct route *
+row(const char *path)
+{
+	for (size_t i = 0; i < router_nroutes; i++)
+		if (strcmp(router_routes[i].path, path) == 0)
+			return &router_routes[i];
+	test_assert_msg(0, "no row \"%s\"", path);
+	return NULL;
+}
+
+/* path reaches the row of pattern want (NULL: none), with id want_id. */
 static void
-expect(const char *path, enum route want, uint64_t want_id)
+expect(const char *path, const char *want, uint64_t want_id)
 {
 	uint64_t id = 0;
-	enum route got = router_match(path, &id);
+	const struct route *got = router_match(path, &id);
 
-	test_assert_msg(got == want, "%s: route %d, want %d", path, got, want);
-	if (want_id != 0)
-		test_assert_msg(id == want_id, "%s: id %llu, want %llu", path,
-		    (unsigned long long)id, (unsigned long long)want_id);
+	test_assert_msg(got == (want != NULL ? row(want) : NULL),
+	    "%s: route %s, want %s", path, got != NULL ? got->path : "none",
+	    want != NULL ? want : "none");
+	test_assert_msg(id == want_id, "%s: id %llu, want %llu", path,
+	    (unsigned long long)id, (unsigned long long)want_id);
 }
 
 TEST(test_forms)
@@ -27,25 +43,28 @@ TEST(test_forms)
 
 			snprintf(path, sizeof(path), "%s/orders%s", prefixes[p],
 			    slashes[s]);
-			expect(path, ROUTE_ORDERS, 0);
+			expect(path, "/api/orders/", 0);
 			snprintf(path, sizeof(path), "%s/orders/metrics%s",
 			    prefixes[p], slashes[s]);
-			expect(path, ROUTE_METRICS, 0);
+			expect(path, "/api/orders/metrics/", 0);
 			snprintf(path, sizeof(path), "%s/orders/ORD123%s",
 			    prefixes[p], slashes[s]);
-			expect(path, ROUTE_ORDER, 123);
+			expect(path, "/api/orders/{order_id}/", 123);
 			snprintf(path, sizeof(path), "%s/orders/123/status%s",
 			    prefixes[p], slashes[s]);
-			expect(path, ROUTE_STATUS, 123);
+			expect(path, "/api/orders/{order_id}/status/", 123);
 			snprintf(path, sizeof(path), "%s/orders/7/cancel%s",
 			    prefixes[p], slashes[s]);
-			expect(path, ROUTE_CANCEL, 7);
+			expect(path, "/api/orders/{order_id}/cancel/", 7);
+			snprintf(path, sizeof(path), "%s/healthz%s",
+			    prefixes[p], slashes[s]);
+			expect(path, "/healthz", 0);
 		}
 	}
-	expect("/healthz", ROUTE_HEALTHZ, 0);
-	expect("/readyz/", ROUTE_READYZ, 0);
-	expect("/metrics", ROUTE_PROMETHEUS, 0);
-	expect("/orders/%4f%52%44%35", ROUTE_ORDER, 5);	/* "ORD5" */
+	expect("/readyz/", "/readyz", 0);
+	expect("/metrics", "/metrics", 0);
+	expect("/orders/%4f%52%44%35", "/api/orders/{order_id}/", 5); /* ORD5 */
+	expect("/orders/0", "/api/orders/{order_id}/", 0);
 }
 
 TEST(test_no_route)
@@ -55,24 +74,78 @@ TEST(test_no_route)
 		"/orders/abc", "/orders/ORD99999999999999999999",
 		"/orders/%00", "/orders/1%00", "/orders/1%2fstatus",
 		"/orders/1/status/x", "/orders/1/statusx", "/orders/%zz",
-		"/orders/%4", "/api/api/orders", "/orders/1//", "" };
+		"/orders/%4", "/api/api/orders", "/orders/1//", "",
+		"orders", "healthz", "/healthz//", "/orders/metricsx",
+		"/orders/1/cancel/status", "/{order_id}", "/orders/{order_id}" };
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		expect(paths[i], ROUTE_NONE, 0);
-	expect(NULL, ROUTE_NONE, 0);
+		expect(paths[i], NULL, 0);
+	expect(NULL, NULL, 0);
 }
 
+/*
+ * Each row's pattern reaches that row, with and without "/api" and the
+ * trailing slash, an order id in place of {order_id}; each takes some
+ * method and the Allow header names exactly those.
+ */
 TEST(test_table)
 {
-	size_t n;
-	const struct route_info *t = router_table(&n);
+	test_assert(router_nroutes > 0 && router_nroutes <= ROUTER_MAX_ROUTES);
+	for (size_t i = 0; i < router_nroutes; i++) {
+		const struct route *t = &router_routes[i];
+		const char *base = t->path, *hole;
+		char path[256], bare[256];
+		size_t len;
 
-	test_assert(n == ROUTE_COUNT - 1);
-	for (int r = ROUTE_NONE + 1; r < ROUTE_COUNT; r++) {
-		test_assert(router_info((enum route)r) == &t[r - 1]);
-		test_assert(t[r - 1].route == (enum route)r);
+		test_assert_msg(t->get != NULL || t->post != NULL, "%s: no "
+		    "handler", t->path);
+		test_assert_msg(row(t->path) == t, "%s: a second row", t->path);
+		if (strncmp(base, "/api/", 5) == 0)
+			base += 4;
+		hole = strstr(base, "{order_id}");
+		if (hole != NULL)
+			snprintf(bare, sizeof(bare), "%.*sORD42%s",
+			    (int)(hole - base), base, hole + 10);
+		else
+			snprintf(bare, sizeof(bare), "%s", base);
+		len = strlen(bare);
+		if (len > 1 && bare[len - 1] == '/')
+			bare[--len] = '\0';
+		for (int form = 0; form < 4; form++) {
+			snprintf(path, sizeof(path), "%s%s%s",
+			    form & 1 ? "/api" : "", bare, form & 2 ? "/" : "");
+			expect(path, t->path, hole != NULL ? 42 : 0);
+		}
+		snprintf(path, sizeof(path), "%s%s%s",
+		    t->get != NULL ? "GET, HEAD" : "",
+		    t->get != NULL && t->post != NULL ? ", " : "",
+		    t->post != NULL ? "POST" : "");
+		test_assert_msg(strcmp(router_allow(t), path) == 0,
+		    "%s: Allow: %s", t->path, router_allow(t));
 	}
-	test_assert(router_info(ROUTE_NONE) == NULL);
+}
+
+/* The Allow headers the API has always sent. */
+TEST(test_allow)
+{
+	test_assert(strcmp(router_allow(row("/api/orders/")),
+	    "GET, HEAD, POST") == 0);
+	test_assert(strcmp(router_allow(row("/healthz")), "GET, HEAD") == 0);
+	test_assert(strcmp(router_allow(row("/api/orders/{order_id}/cancel/")),
+	    "POST") == 0);
+}
+
+/* Without a token: the probes and Prometheus' scrape, and nothing else. */
+TEST(test_open)
+{
+	for (size_t i = 0; i < router_nroutes; i++) {
+		const char *p = router_routes[i].path;
+		bool want = strcmp(p, "/healthz") == 0 ||
+		    strcmp(p, "/readyz") == 0 || strcmp(p, "/metrics") == 0;
+
+		test_assert_msg(router_routes[i].open == want, "%s: open %d",
+		    p, router_routes[i].open);
+	}
 }
 
 int
@@ -81,5 +154,7 @@ main(void)
 	RUN(test_forms);
 	RUN(test_no_route);
 	RUN(test_table);
+	RUN(test_allow);
+	RUN(test_open);
 	return 0;
 }
