@@ -17,6 +17,12 @@ def fail(msg):
     raise TestFailure(msg)
 
 
+def expect(ok, msg):
+    """A hard check: fail(msg) unless ok."""
+    if not ok:
+        fail(msg)
+
+
 def wait_until(predicate, timeout, what, interval=0.05):
     """Poll predicate() until it returns a true value, which is returned.
     Fails with `what` after timeout seconds."""

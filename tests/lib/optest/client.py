@@ -1,4 +1,5 @@
-"""HTTP to order-api: Client, Response, check_response(), raw_request().
+"""HTTP to order-api: Client, Response, check_response(), expect_status(),
+raw_request().
 
 Client keeps one keep-alive connection per thread and checks every
 response's framing and JSON body (check_response); raw_request() sends
@@ -37,6 +38,13 @@ def decode_body(raw):
         return json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         return raw
+
+
+def expect_status(r, status, what):
+    """Fail unless the Response r has this status; returns r."""
+    if r.status != status:
+        fail("%s: expected %s, got %s %r" % (what, status, r.status, r.raw))
+    return r
 
 
 def check_response(method, path, status, headers, raw):

@@ -67,10 +67,10 @@ def op_check(datadir, acked=None, expect_total=None, expect_ok=True,
         shown = "\n".join(lines[:40] + (["... %d more" % (len(lines) - 41)]
                                         if len(lines) > 41 else []) + lines[-1:])
         fail("op-check %s exited %d:\n%s\n%s"
-               % (datadir, r.returncode, shown, r.stderr.strip()))
+             % (datadir, r.returncode, shown, r.stderr.strip()))
     if not expect_ok and r.returncode != 1:
         fail("op-check %s exited %d, expected 1 (a discrepancy):\n%s\n%s"
-               % (datadir, r.returncode, out, r.stderr.strip()))
+             % (datadir, r.returncode, out, r.stderr.strip()))
     if not quiet and out:
         print(out.splitlines()[-1])
     return r
@@ -207,7 +207,7 @@ class Poster:
 
     def wait_for(self, n, timeout=15.0):
         wait_until(lambda: self.count() >= n, timeout,
-                     "%d acknowledged POSTs" % n)
+                   "%d acknowledged POSTs" % n)
 
     def stop(self):
         self.stopping.set()
@@ -233,12 +233,12 @@ def jepsen_check(s, acked, uncertain=0, timeout=60.0):
     total = m["total_orders"]
     if not len(acked) <= total <= len(acked) + uncertain:
         fail("total_orders %d, but %d POSTs acknowledged and %d unknown (%r)"
-               % (total, len(acked), uncertain, m))
+             % (total, len(acked), uncertain, m))
     if c["Completed"] != total or c["Cancelled"] != 0:
         fail("not every order Completed: %r" % m)
     if m["total_orders_processed"] != total:
         fail("total_orders_processed %d for %d orders: counted twice? %r"
-               % (m["total_orders_processed"], total, m))
+             % (m["total_orders_processed"], total, m))
     return m
 
 
@@ -273,8 +273,8 @@ class WriterHold:
             err = self.proc.stderr.read()
             self.proc.wait(self.timeout)
             fail("writer-hold %s: %r, exit %s, %s"
-                   % (self.datadir, line, self.proc.returncode,
-                      err.decode(errors="replace").strip()))
+                 % (self.datadir, line, self.proc.returncode,
+                    err.decode(errors="replace").strip()))
         return self
 
     def release(self):
@@ -287,7 +287,7 @@ class WriterHold:
             self.proc.kill()
             self.proc.wait()
             fail("writer-hold did not exit within %.0f s of its release"
-                   % self.timeout)
+                 % self.timeout)
         if rc != 0:
             fail("writer-hold exited %d: %s" % (
                 rc, self.proc.stderr.read().decode(errors="replace").strip()))
@@ -465,7 +465,7 @@ def op_check_self_test(datadir, tmp):
         r = op_check(d, expect_ok=False, quiet=True)
         if expect not in r.stdout:
             fail("op-check on a copy with %s: no %r in its report:\n%s"
-                   % (what, expect, r.stdout))
+                 % (what, expect, r.stdout))
         shutil.rmtree(d, ignore_errors=True)
     print("op-check self-test: a faithful copy passes, %d mutated copies fail"
           % len(cases))

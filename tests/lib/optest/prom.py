@@ -113,7 +113,7 @@ def parse(text):
         fam = families.get(fam_name)
         if fam is None or "type" not in fam or "help" not in fam:
             fail("%s: sample of %s without # HELP and # TYPE before it"
-                   % (where, fam_name))
+                 % (where, fam_name))
         if fam["type"] != "histogram" and fam_name != name:
             fail("%s: suffixed sample of a %s" % (where, fam["type"]))
         if fam["type"] == "histogram" and name == fam_name:
@@ -154,7 +154,7 @@ def parse(text):
             for (a, va, _), (b, vb, _) in zip(les, les[1:]):
                 if vb < va:
                     fail("/metrics: %s buckets not cumulative: le=%g %g > le=%g %g"
-                           % (name, a, va, b, vb))
+                         % (name, a, va, b, vb))
             cnt = samples.get((name + "_count", rest))
             if cnt is None or (name + "_sum", rest) not in samples:
                 fail("/metrics: histogram %s lacks _count or _sum" % name)
