@@ -31,6 +31,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from optest.checks import fail, run  # noqa: E402
+from optest.client import exchange  # noqa: E402
 from optest.daemons import System  # noqa: E402
 
 BODY = b'{"user_id": 5, "item_ids": [1], "total_amount": 1}'
@@ -43,32 +44,6 @@ def create(extra=b"", body=BODY):
 
 
 HIDDEN = create()
-
-
-def exchange(port, data, timeout=5.0):
-    """Send data, read until the server closes (or timeout).  Returns
-    (bytes read, whether the server closed)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                return buf, True
-            except socket.timeout:
-                return buf, False
-            if not chunk:
-                return buf, True
-            buf += chunk
-        return buf, False
-    finally:
-        s.close()
 
 
 def responses(buf):

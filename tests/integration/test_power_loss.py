@@ -56,16 +56,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from optest.checks import fail, run  # noqa: E402
 from optest.client import Client  # noqa: E402
-from optest.daemons import OP_CHECK, ROOT, System  # noqa: E402
+from optest.daemons import OP_CHECK, OP_RECOVER, POWER_CUT, POWERTRACE, System  # noqa: E402
 from optest.faults import require_op_check  # noqa: E402
-
-# LD_PRELOAD value: the library, after the ASan runtime in a sanitized build.
-POWERTRACE = os.environ.get(
-    "OP_POWERTRACE", os.path.join(ROOT, "build", "tests", "check", "powertrace.so"))
-POWER_CUT = os.environ.get(
-    "OP_POWER_CUT", os.path.join(ROOT, "build", "tests", "check", "power-cut"))
-OP_RECOVER = os.environ.get(
-    "OP_RECOVER", os.path.join(ROOT, "build", "tests", "check", "op-recover"))
 
 # struct pt_rec in tests/check/powertrace.h: magic, type, flags, name_len,
 # pid, tid, off, len; host byte order, no padding.

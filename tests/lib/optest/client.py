@@ -156,10 +156,11 @@ class Client:
         return Response(resp.status, hl, decode_body(raw), raw)
 
 
-def raw_request(port, data, timeout=10.0, host="127.0.0.1"):
-    """Send raw bytes on a new connection (ignoring errors while sending, as a
-    server may answer and close early), read the response until the server
-    closes or the declared Content-Length arrived.  Returns Response."""
+def exchange(port, data, timeout=5.0, host="127.0.0.1", done=None):
+    """Send data on a new connection (ignoring errors while sending, as a
+    server may answer and close early) and read until the server closes,
+    timeout s pass, or done(bytes read so far) is true.  Returns (bytes
+    read, whether the server closed)."""
     s = socket.create_connection((host, port), timeout=timeout)
     try:
         try:
@@ -169,24 +170,37 @@ def raw_request(port, data, timeout=10.0, host="127.0.0.1"):
         buf = b""
         deadline = time.monotonic() + timeout
         while True:
-            if b"\r\n\r\n" in buf:
-                head, _, rest = buf.partition(b"\r\n\r\n")
-                m = re.search(rb"(?im)^content-length:\s*([0-9]+)\s*$", head)
-                if m and len(rest) >= int(m.group(1)):
-                    break
-            if time.monotonic() > deadline:
-                break
+            if done is not None and done(buf):
+                return buf, False
+            if time.monotonic() >= deadline:
+                return buf, False
             try:
                 chunk = s.recv(65536)
             except ConnectionResetError:
-                break
+                return buf, True
             except socket.timeout:
-                break
+                return buf, False
             if not chunk:
-                break
+                return buf, True
             buf += chunk
     finally:
         s.close()
+
+
+def _whole(buf):
+    """A response head and as much body as its Content-Length declares."""
+    head, sep, rest = buf.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    m = re.search(rb"(?im)^content-length:\s*([0-9]+)\s*$", head)
+    return bool(m) and len(rest) >= int(m.group(1))
+
+
+def raw_request(port, data, timeout=10.0, host="127.0.0.1"):
+    """Send raw bytes on a new connection (exchange), read the response
+    until the server closes or the declared Content-Length arrived.
+    Returns Response."""
+    buf, _closed = exchange(port, data, timeout, host, done=_whole)
     if not buf:
         fail("raw request %r: no response" % (data[:80],))
     head, _, rest = buf.partition(b"\r\n\r\n")
