@@ -162,12 +162,10 @@ class Detached:
 def stop_detached(pid, pidfile, logfile, name, timeout=15.0):
     """SIGTERM a daemonized pid: it must exit and remove its pidfile."""
     kids = procs.descendants(pid)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while procs.alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not expect(not procs.alive(pid),
-                  "%s: pid %d still running %.0f s after SIGTERM" % (name, pid, timeout)):
+    how = procs.stop(pid, signal.SIGTERM, timeout)
+    if not expect(how == "exited", "%s: pid %d %s" % (
+            name, pid, "not running at the SIGTERM" if how == "gone" else
+            "still running %.0f s after SIGTERM (killed)" % timeout)):
         return
     deadline = time.monotonic() + 5
     while any(procs.alive(k) for k in kids) and time.monotonic() < deadline:

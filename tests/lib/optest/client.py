@@ -1,9 +1,9 @@
 """HTTP to order-api: Client, Response, check_response(), expect_status(),
-raw_request().
+exchange(), raw_request().
 
 Client keeps one keep-alive connection per thread and checks every
-response's framing and JSON body (check_response); raw_request() sends
-bytes as they are on a new socket.
+response's framing and JSON body (check_response); exchange() and
+raw_request() send bytes as they are on a new socket.
 """
 
 import http.client
