@@ -17,14 +17,16 @@ a loaded machine).
                                         "- " items with a hanging indent
 """
 
-import ctypes
-import errno
 import os
 import signal
 import statistics
 import sys
 import textwrap
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+
+from optest import procs  # noqa: E402
 
 
 def die(msg, code=2):
@@ -35,88 +37,27 @@ def die(msg, code=2):
 # ------------------------------------------------------------------ queues
 
 def mq_unlink(names):
-    librt = ctypes.CDLL("librt.so.1", use_errno=True)
-    librt.mq_unlink.argtypes = [ctypes.c_char_p]
-    librt.mq_unlink.restype = ctypes.c_int
+    from optest.daemons import unlink_queue
     rc = 0
     for name in names:
-        if librt.mq_unlink(name.encode()) != 0:
-            e = ctypes.get_errno()
-            if e != errno.ENOENT:
-                sys.stderr.write("util.py: mq_unlink(%s): %s\n" % (name, os.strerror(e)))
-                rc = 1
+        if unlink_queue(name) != 0:
+            rc = 1
     sys.exit(rc)
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
-        return False
-    return data[data.rfind(")") + 2:].split()[0] not in ("Z", "X")
-
-
 # ------------------------------------------------------------------ RSS
-
-def children_map():
-    kids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry, "rb") as f:
-                data = f.read().decode("ascii", "replace")
-        except OSError:
-            continue
-        rest = data[data.rfind(")") + 2:].split()
-        if len(rest) >= 2:
-            kids.setdefault(int(rest[1]), []).append(int(entry))
-    return kids
-
-
-def tree(pids):
-    kids = children_map()
-    out, todo = [], list(pids)
-    while todo:
-        p = todo.pop()
-        if p in out:
-            continue
-        out.append(p)
-        todo.extend(kids.get(p, ()))
-    return out
-
-
-def status_kib(pid):
-    vm = anon = 0
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    vm = int(line.split()[1])
-                elif line.startswith("RssAnon:"):
-                    anon = int(line.split()[1])
-    except OSError:
-        pass
-    return vm, anon
-
 
 def rss(out, pids):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     best = [0, 0, 0]
     while not stop:
-        live = [p for p in pids if alive(p)]
+        live = [p for p in pids if procs.alive(p)]
         if not live:
             break
-        procs = tree(live)
-        vm = anon = 0
-        for p in procs:
-            v, a = status_kib(p)
-            vm += v
-            anon += a
+        vm, anon, nproc = procs.rss(live)
         if vm > best[0]:
-            best = [vm, max(best[1], anon), len(procs)]
+            best = [vm, max(best[1], anon), nproc]
         best[1] = max(best[1], anon)
         tmp = out + ".tmp"
         with open(tmp, "w") as f:

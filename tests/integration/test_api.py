@@ -9,8 +9,12 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run, wait_until  # noqa: E402
+from optest.client import check_response, expect_status, raw_request  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import (ORDER_ID_RE, STATUS_RANK, check_metrics_consistent,  # noqa: E402
+                           check_order_shape)
 
 GOOD = {"user_id": 1, "item_ids": [101, 102], "total_amount": 250.75}
 REQUIRED = "This field is required."
@@ -30,16 +34,11 @@ DROP = object()
 
 
 def num(oid):
-    return h.ORDER_ID_RE.match(oid).group(1)
-
-
-def expect(r, status, what):
-    assert r.status == status, "%s: expected %s, got %s %r" % (what, status, r.status, r.raw)
-    return r
+    return ORDER_ID_RE.match(oid).group(1)
 
 
 def expect_field_error(r, field, what, message=None):
-    expect(r, 400, what)
+    expect_status(r, 400, what)
     b = r.body
     assert isinstance(b, dict), "%s: body %r" % (what, r.raw)
     assert field in b, "%s: no %r key in error %r" % (what, field, b)
@@ -51,12 +50,12 @@ def expect_field_error(r, field, what, message=None):
 
 
 def expect_not_found(r, what):
-    expect(r, 404, what)
+    expect_status(r, 404, what)
     assert r.body == {"detail": "Not found."}, "%s: body %r" % (what, r.raw)
 
 
 def expect_detail_error(r, status, what):
-    expect(r, status, what)
+    expect_status(r, status, what)
     assert isinstance(r.body, dict) and r.body, "%s: body %r" % (what, r.raw)
 
 
@@ -75,12 +74,12 @@ def lifecycle(s):
         time.sleep(0.02)
     assert seen and seen[-1] == "Completed", "order %s never Completed; saw %r" % (oid, seen)
     assert seen[0] == "Pending", "first status seen was %r, expected Pending (%r)" % (seen[0], seen)
-    ranks = [h.STATUS_RANK[x] for x in seen]
+    ranks = [STATUS_RANK[x] for x in seen]
     assert ranks == sorted(ranks), "statuses went backwards: %r" % seen
     if "Processing" not in seen:
         print("note: Processing not observed for %s (saw %r)" % (oid, seen))
     o = s.order(oid)
-    h.check_order_shape(o, "completed order")
+    check_order_shape(o, "completed order")
     # UTC whatever the daemons' local time zone (they run with TZ=IST-5:30)
     created = datetime.datetime.strptime(o["created_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
@@ -121,21 +120,22 @@ def amounts(s):
             continue
         oid = s.create_order(user_id=2, item_ids=[1, 2, 3], total_amount=amount)
         o = s.order(oid)
-        h.check_order_shape(o, "order with amount %r" % (amount,))
+        check_order_shape(o, "order with amount %r" % (amount,))
         assert o["total_amount"] == text, \
             "total_amount %r stored as %r, expected %r" % (amount, o["total_amount"], text)
         assert o["status"] in ("Pending", "Processing"), o
         assert o["completed_at"] is None, o
     # the literal JSON text 1e2 (json.dumps(1e2) gives 100.0)
-    r = expect(s.request("POST", "/api/orders/",
-                         '{"user_id": 3, "item_ids": [1], "total_amount": 1e2}',
-                         {"Content-Type": "application/json"}), 201, "total_amount 1e2")
+    r = expect_status(s.request("POST", "/api/orders/",
+                                '{"user_id": 3, "item_ids": [1], "total_amount": 1e2}',
+                                {"Content-Type": "application/json"}), 201, "total_amount 1e2")
     assert s.order(r.body["order_id"])["total_amount"] == "100.00"
     for literal, text in (("1E2", "100.00"), ("1.0e-2", "0.01"), ("9.999999999e7", "99999999.99"),
                           ("2.50", "2.50"), ("-0", "0.00"), ('"1e2"', "100.00")):
-        r = expect(s.request("POST", "/api/orders/",
-                             '{"user_id": 3, "item_ids": [1], "total_amount": %s}' % literal,
-                             {"Content-Type": "application/json"}), 201, "total_amount %s" % literal)
+        r = expect_status(s.request("POST", "/api/orders/",
+                                    '{"user_id": 3, "item_ids": [1], "total_amount": %s}' % literal,
+                                    {"Content-Type": "application/json"}),
+                          201, "total_amount %s" % literal)
         got = s.order(r.body["order_id"])["total_amount"]
         assert got == text, "total_amount %s stored as %r, expected %r" % (literal, got, text)
 
@@ -143,25 +143,25 @@ def amounts(s):
 def paths(s, done_oid):
     n = num(done_oid)
     for p in ("/orders/", "/orders", "/api/orders/", "/api/orders"):
-        r = expect(s.request("POST", p, GOOD), 201, "POST %s" % p)
+        r = expect_status(s.request("POST", p, GOOD), 201, "POST %s" % p)
         assert r.body.get("message") == "Order received.", r.body
-        assert h.ORDER_ID_RE.match(r.body.get("order_id", "")), r.body
+        assert ORDER_ID_RE.match(r.body.get("order_id", "")), r.body
         assert r.headers.get("location"), "POST %s: no Location" % p
     for ident in (done_oid, n):
         for prefix in ("/orders", "/api/orders"):
             for slash in ("/", ""):
                 p = "%s/%s/status%s" % (prefix, ident, slash)
-                r = expect(s.request("GET", p), 200, "GET %s" % p)
+                r = expect_status(s.request("GET", p), 200, "GET %s" % p)
                 assert r.body == {"order_id": done_oid, "status": "Completed"}, (p, r.body)
                 p = "%s/%s%s" % (prefix, ident, slash)
-                r = expect(s.request("GET", p), 200, "GET %s" % p)
+                r = expect_status(s.request("GET", p), 200, "GET %s" % p)
                 assert r.body.get("order_id") == done_oid, (p, r.body)
-                h.check_order_shape(r.body, p)
+                check_order_shape(r.body, p)
     for p in ("/orders/metrics/", "/orders/metrics", "/api/orders/metrics/", "/api/orders/metrics"):
-        r = expect(s.request("GET", p), 200, "GET %s" % p)
+        r = expect_status(s.request("GET", p), 200, "GET %s" % p)
         assert "order_status_count" in r.body, r.body
     for p in ("/orders/", "/orders", "/api/orders/", "/api/orders"):
-        r = expect(s.request("GET", p), 200, "GET %s" % p)
+        r = expect_status(s.request("GET", p), 200, "GET %s" % p)
         assert isinstance(r.body.get("results"), list) and "next" in r.body, r.body
 
 
@@ -175,12 +175,12 @@ def not_found(s):
         p = "/orders/%s/cancel/" % ident
         expect_not_found(s.request("POST", p), "POST %s" % p)
     r = s.request("GET", "/api/nothing-here")
-    expect(r, 404, "GET /api/nothing-here")
+    expect_status(r, 404, "GET /api/nothing-here")
 
 
 def methods(s, oid):
     def allow(r, must, what):
-        expect(r, 405, what)
+        expect_status(r, 405, what)
         a = r.headers.get("allow")
         assert a, "%s: 405 without Allow header (%r)" % (what, r.headers)
         got = {x.strip().upper() for x in a.split(",")}
@@ -245,9 +245,9 @@ def validation(s):
     expect_detail_error(r, 415, "Content-Type form-urlencoded")
     r = s.request("POST", "/api/orders/", json.dumps(GOOD),
                   {"Content-Type": "application/json; charset=utf-8"})
-    expect(r, 201, "Content-Type application/json; charset=utf-8")
+    expect_status(r, 201, "Content-Type application/json; charset=utf-8")
     r = s.request("POST", "/api/orders/", json.dumps(GOOD).encode())  # no Content-Type
-    expect(r, 201, "POST without Content-Type")
+    expect_status(r, 201, "POST without Content-Type")
 
     # 413 for a body over 64 KiB (valid JSON, 70 KiB)
     items = ",".join(["1"] * (70 * 1024 // 2))
@@ -256,11 +256,11 @@ def validation(s):
     data = ("POST /api/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Content-Type: application/json\r\nContent-Length: %d\r\n"
             "Connection: close\r\n\r\n" % len(big)).encode() + big.encode()
-    r = h.raw_request(s.port, data)
+    r = raw_request(s.port, data)
     expect_detail_error(r, 413, "70 KiB body")
-    h.check_response("POST", "/api/orders/ (70 KiB)", r.status, r.headers, r.raw)
+    check_response("POST", "/api/orders/ (70 KiB)", r.status, r.headers, r.raw)
     # still serving afterwards
-    expect(s.request("GET", "/healthz"), 200, "healthz after 413")
+    expect_status(s.request("GET", "/healthz"), 200, "healthz after 413")
     # just under the limit is not 413 (64 KiB of valid JSON)
     items = ",".join(["1"] * (60 * 1024 // 2))
     ok = '{"user_id": 1, "item_ids": [%s], "total_amount": 1}' % items
@@ -272,8 +272,8 @@ def cancel(s):
     # A Pending order (pickup delay 300 ms) is cancelled at once.
     oid = s.create_order(user_id=11)
     r = s.request("POST", "/orders/%s/cancel/" % oid)
-    expect(r, 200, "cancel of a Pending order")
-    h.check_order_shape(r.body, "cancel response")
+    expect_status(r, 200, "cancel of a Pending order")
+    check_order_shape(r.body, "cancel response")
     assert r.body["order_id"] == oid and r.body["status"] == "Cancelled", r.body
     assert r.body["completed_at"] is None, r.body
     r = s.request("POST", "/orders/%s/cancel/" % oid)
@@ -306,21 +306,21 @@ def listing(s):
             cancelled.append(oid)
     assert cancelled, "could not cancel any order while Pending (pickup delay 300 ms)"
 
-    r = expect(s.request("GET", "/api/orders/?user_id=%d" % user), 200, "list by user")
+    r = expect_status(s.request("GET", "/api/orders/?user_id=%d" % user), 200, "list by user")
     got = [o["order_id"] for o in r.body["results"]]
     assert got == ids, "list user_id=%d: got %r, expected %r (oldest first)" % (user, got, ids)
     assert r.body["next"] is None, r.body["next"]
     for o in r.body["results"]:
-        h.check_order_shape(o, "list item")
+        check_order_shape(o, "list item")
         assert o["user_id"] == user, o
     created = [o["created_at"] for o in r.body["results"]]
     assert created == sorted(created), created
 
     # limits
-    r = expect(s.request("GET", "/orders/?user_id=%d&limit=1" % user), 200, "limit=1")
+    r = expect_status(s.request("GET", "/orders/?user_id=%d&limit=1" % user), 200, "limit=1")
     assert [o["order_id"] for o in r.body["results"]] == ids[:1], r.body
     assert r.body["next"] == ids[0], "limit=1: next %r, expected %r" % (r.body["next"], ids[0])
-    expect(s.request("GET", "/orders/?limit=1000"), 200, "limit=1000")
+    expect_status(s.request("GET", "/orders/?limit=1000"), 200, "limit=1000")
     for bad in ("0", "1001", "x", "-1", "1.5"):
         r = s.request("GET", "/orders/?limit=%s" % bad)
         expect_detail_error(r, 400, "limit=%r" % bad)
@@ -337,7 +337,7 @@ def listing(s):
             q = "/api/orders/?user_id=%d&limit=%d" % (user, limit)
             if after:
                 q += "&after=%s" % after
-            r = expect(s.request("GET", q), 200, q)
+            r = expect_status(s.request("GET", q), 200, q)
             page = [o["order_id"] for o in r.body["results"]]
             assert len(page) <= limit, (q, page)
             walked += page
@@ -350,46 +350,50 @@ def listing(s):
     for limit in (1, 2, 3, 7, 100):
         walk_user(limit)
     # after accepts the numeric form too
-    r = expect(s.request("GET", "/api/orders/?user_id=%d&after=%s" % (user, num(ids[2]))), 200,
-               "after=<n>")
+    r = expect_status(s.request("GET", "/api/orders/?user_id=%d&after=%s" % (user, num(ids[2]))),
+                      200,
+                      "after=<n>")
     assert [o["order_id"] for o in r.body["results"]] == ids[3:], r.body
 
     # status filters
-    r = expect(s.request("GET", "/api/orders/?user_id=%d&status=Cancelled" % user), 200,
-               "status=Cancelled")
+    r = expect_status(s.request("GET", "/api/orders/?user_id=%d&status=Cancelled" % user), 200,
+                      "status=Cancelled")
     assert [o["order_id"] for o in r.body["results"]] == cancelled, (r.body, cancelled)
-    r = expect(s.request("GET", "/api/orders/?status=Cancelled&limit=1000"), 200, "all Cancelled")
+    r = expect_status(s.request("GET", "/api/orders/?status=Cancelled&limit=1000"),
+                      200, "all Cancelled")
     for o in r.body["results"]:
         assert o["status"] == "Cancelled", o
     rest = [i for i in ids if i not in cancelled]
-    h.wait_until(lambda: all(s.status(i) == "Completed" for i in rest + [other]), 20,
-                 "listing orders to complete")
-    r = expect(s.request("GET", "/orders?user_id=%d&status=Completed" % user), 200,
-               "status=Completed")
+    wait_until(lambda: all(s.status(i) == "Completed" for i in rest + [other]), 20,
+               "listing orders to complete")
+    r = expect_status(s.request("GET", "/orders?user_id=%d&status=Completed" % user), 200,
+                      "status=Completed")
     assert [o["order_id"] for o in r.body["results"]] == rest, (r.body, rest)
-    r = expect(s.request("GET", "/orders/?user_id=%d&status=Pending" % user), 200, "status=Pending")
+    r = expect_status(s.request("GET", "/orders/?user_id=%d&status=Pending" % user),
+                      200, "status=Pending")
     assert r.body["results"] == [] and r.body["next"] is None, r.body
     # Completed and Cancelled interleaved by id: the user's list still in id order
     for limit in (1, 2, 100):
         walk_user(limit)
-    r = expect(s.request("GET", "/orders/?status=Completed&limit=5"), 200, "status=Completed all")
+    r = expect_status(s.request("GET", "/orders/?status=Completed&limit=5"),
+                      200, "status=Completed all")
     assert 1 <= len(r.body["results"]) <= 5, r.body
     for o in r.body["results"]:
         assert o["status"] == "Completed", o
-    r = expect(s.request("GET", "/orders/?user_id=%d" % (user + 1)), 200, "other user")
+    r = expect_status(s.request("GET", "/orders/?user_id=%d" % (user + 1)), 200, "other user")
     assert [o["order_id"] for o in r.body["results"]] == [other], r.body
-    r = expect(s.request("GET", "/orders/?user_id=%d" % (user + 2)), 200, "no orders user")
+    r = expect_status(s.request("GET", "/orders/?user_id=%d" % (user + 2)), 200, "no orders user")
     assert r.body == {"results": [], "next": None}, r.body
     return cancelled
 
 
 def health(s):
-    r = expect(s.request("GET", "/healthz"), 200, "healthz")
+    r = expect_status(s.request("GET", "/healthz"), 200, "healthz")
     assert r.body == {"status": "ok"}, r.body
 
 
 def main():
-    with h.System("api") as s:
+    with System("api") as s:
         tz = {"TZ": "IST-5:30"}  # timestamps must still be UTC
         s.start_api(env=tz)
         health(s)
@@ -410,16 +414,16 @@ def main():
             m = s.metrics()
             c = m["order_status_count"]
             return m if c["Pending"] == 0 and c["Processing"] == 0 else None
-        m = h.wait_until(settled, 20, "all orders to finish")
-        h.check_metrics_consistent(m)
+        m = wait_until(settled, 20, "all orders to finish")
+        check_metrics_consistent(m)
         assert m["order_status_count"]["Cancelled"] >= 2, m
 
         # readiness follows the worker heartbeat
         r = s.request("GET", "/readyz")
-        expect(r, 200, "readyz with the worker running")
+        expect_status(r, 200, "readyz with the worker running")
         s.stop_worker()
-        h.wait_until(lambda: s.request("GET", "/readyz").status == 503, 20,
-                     "/readyz to answer 503 once the worker stopped")
+        wait_until(lambda: s.request("GET", "/readyz").status == 503, 20,
+                   "/readyz to answer 503 once the worker stopped")
         r = s.request("GET", "/readyz")
         assert isinstance(r.body, dict), r.raw
         health(s)  # still alive
@@ -427,4 +431,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

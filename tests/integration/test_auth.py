@@ -21,15 +21,12 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run  # noqa: E402
+from optest.client import expect_status  # noqa: E402
+from optest.daemons import System  # noqa: E402
 
 GOOD = {"user_id": 1, "item_ids": [101, 102], "total_amount": 250.75}
-
-
-def expect(r, status, what):
-    assert r.status == status, "%s: expected %s, got %s %r" % (what, status, r.status, r.raw)
-    return r
 
 
 def write_token_file(path, text, mode=0o600):
@@ -61,7 +58,7 @@ def protected_requests(oid):
 
 
 def expect_401(r, what, invalid_token):
-    expect(r, 401, what)
+    expect_status(r, 401, what)
     www = r.headers.get("www-authenticate", "")
     assert www.lower().startswith("bearer"), \
         "%s: WWW-Authenticate %r, expected Bearer" % (what, www)
@@ -78,7 +75,8 @@ def expect_401(r, what, invalid_token):
 
 def with_token(s, tok_ok):
     # an order to point the routes at (created with the token)
-    r = expect(s.request("POST", "/api/orders/", GOOD, bearer(tok_ok)), 201, "POST with the token")
+    r = expect_status(s.request("POST", "/api/orders/", GOOD, bearer(tok_ok)),
+                      201, "POST with the token")
     oid = r.body["order_id"]
     before = s.request("GET", "/api/orders/metrics/", headers=bearer(tok_ok)).body["total_orders"]
 
@@ -97,21 +95,24 @@ def with_token(s, tok_ok):
             r = s.request(method, path, body, hdrs)
             expect_401(r, "%s, %s" % (what, label), invalid)
     # nothing was created or cancelled by the refused requests
-    m = expect(s.request("GET", "/api/orders/metrics/", headers=bearer(tok_ok)), 200, "metrics")
+    m = expect_status(s.request("GET", "/api/orders/metrics/", headers=bearer(tok_ok)),
+                      200, "metrics")
     assert m.body["total_orders"] == before, "refused POSTs created orders: %r" % m.body
-    st = expect(s.request("GET", "/api/orders/%s/" % oid, headers=bearer(tok_ok)), 200, "get")
+    st = expect_status(s.request("GET", "/api/orders/%s/" % oid, headers=bearer(tok_ok)),
+                       200, "get")
     assert st.body["status"] != "Cancelled", "an unauthenticated cancel took effect: %r" % st.body
 
     # the right token, any case of the scheme, extra spaces
     for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
-        expect(s.request("GET", "/orders/%s/status/" % oid, headers=bearer(tok_ok, scheme)),
-               200, "GET with scheme %r" % scheme)
-    expect(s.request("GET", "/api/orders/", headers={"Authorization": "Bearer   " + tok_ok}),
-           200, "Bearer followed by several spaces")
-    r = expect(s.request("POST", "/orders/", GOOD, bearer(tok_ok, "bearer")), 201, "POST, bearer")
-    expect(s.request("POST", "/api/orders/%s/cancel/" % r.body["order_id"], None,
-                     bearer(tok_ok)), 200, "cancel with the token")
-    expect(s.request("GET", "/api/orders/metrics/", headers=bearer(tok_ok)), 200, "metrics")
+        expect_status(s.request("GET", "/orders/%s/status/" % oid, headers=bearer(tok_ok, scheme)),
+                      200, "GET with scheme %r" % scheme)
+    expect_status(s.request("GET", "/api/orders/", headers={"Authorization": "Bearer   " + tok_ok}),
+                  200, "Bearer followed by several spaces")
+    r = expect_status(s.request("POST", "/orders/", GOOD, bearer(tok_ok, "bearer")),
+                      201, "POST, bearer")
+    expect_status(s.request("POST", "/api/orders/%s/cancel/" % r.body["order_id"], None,
+                            bearer(tok_ok)), 200, "cancel with the token")
+    expect_status(s.request("GET", "/api/orders/metrics/", headers=bearer(tok_ok)), 200, "metrics")
 
     # open routes
     for path in ("/healthz", "/readyz", "/metrics"):
@@ -122,13 +123,13 @@ def with_token(s, tok_ok):
         r = s.request("GET", path, headers=bearer("wrong"), check=(path != "/metrics"))
         assert r.status != 401, "GET %s with a wrong token: 401" % path
     # unknown paths stay 404
-    expect(s.request("GET", "/nothing/here/"), 404, "unknown path without a token")
+    expect_status(s.request("GET", "/nothing/here/"), 404, "unknown path without a token")
 
     # a refused POST with a body keeps the keep-alive connection usable
     for _ in range(3):
         expect_401(s.request("POST", "/orders/", GOOD, retry=False), "POST on keep-alive", False)
-    expect(s.request("GET", "/orders/", headers=bearer(tok_ok), retry=False), 200,
-           "GET on the same connection after 401s with bodies")
+    expect_status(s.request("GET", "/orders/", headers=bearer(tok_ok), retry=False), 200,
+                  "GET on the same connection after 401s with bodies")
     return oid
 
 
@@ -139,7 +140,7 @@ def start_refused(s, path, what):
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
     except subprocess.TimeoutExpired:
         # it started serving: stop it (subprocess.run killed it already)
-        h.fail("%s: order-api did not refuse to start" % what)
+        fail("%s: order-api did not refuse to start" % what)
     err = p.stderr.decode("utf-8", "replace")
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert p.returncode == 2, "%s: exit status %s, expected 2; stderr %r" % (
@@ -150,7 +151,7 @@ def start_refused(s, path, what):
 
 
 def main():
-    with h.System("auth") as s:
+    with System("auth") as s:
         d = tempfile.mkdtemp(prefix="tok-", dir=s.tmp)
         one = write_token_file(os.path.join(d, "one"), "tok-1\n")
         s.start_api(extra=["--api-token-file", one])
@@ -164,8 +165,10 @@ def main():
                                "# tokens for the order API\n\ntok-A\r\n# old one:\ntok-B\n")
         s.start_api(extra=["--api-token-file", two])
         for tok in ("tok-A", "tok-B"):
-            expect(s.request("POST", "/api/orders/", GOOD, bearer(tok)), 201, "POST with %s" % tok)
-            expect(s.request("GET", "/orders/", headers=bearer(tok)), 200, "GET with %s" % tok)
+            expect_status(s.request("POST", "/api/orders/", GOOD, bearer(tok)),
+                          201, "POST with %s" % tok)
+            expect_status(s.request("GET", "/orders/", headers=bearer(tok)),
+                          200, "GET with %s" % tok)
         for tok in ("tok-1", "# tokens for the order API", "#", "tok-AB", "tok-"):
             expect_401(s.request("GET", "/orders/", headers=bearer(tok)),
                        "GET with %r" % tok, True)
@@ -174,7 +177,7 @@ def main():
         # group-readable is allowed (not readable by others)
         grp = write_token_file(os.path.join(d, "grp"), "tok-g\n", 0o640)
         s.start_api(extra=["--api-token-file", grp])
-        expect(s.request("GET", "/orders/", headers=bearer("tok-g")), 200, "mode 0640 token")
+        expect_status(s.request("GET", "/orders/", headers=bearer("tok-g")), 200, "mode 0640 token")
         s.stop_api()
 
         # refusals
@@ -197,10 +200,10 @@ def main():
 
         # and the original file still works afterwards
         s.start_api(extra=["--api-token-file", one])
-        expect(s.request("GET", "/orders/", headers=bearer("tok-1")), 200, "tok-1 again")
+        expect_status(s.request("GET", "/orders/", headers=bearer("tok-1")), 200, "tok-1 again")
         s.stop_api()
         s.stop_worker()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

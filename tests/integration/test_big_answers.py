@@ -24,9 +24,11 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import expect, run  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import check_order_shape  # noqa: E402
 
 ORDERS = 1000
 ITEMS = list(range(1, 1001))
@@ -34,17 +36,12 @@ CLIENTS = 64
 RSS_LIMIT_MIB = 128
 
 
-def expect(ok, msg):
-    if not ok:
-        h.fail(msg)
-
-
 def fill(s):
     body = {"user_id": 9, "item_ids": ITEMS, "total_amount": "12.34"}
     errors = []
 
     def post(n):
-        c = h.Client(s.port, timeout=30)
+        c = Client(s.port, timeout=30)
         for _ in range(n):
             r = c.request("POST", "/orders/", body, check=False)
             if r.status != 201:
@@ -78,7 +75,7 @@ def whole_and_right(s):
     expect(len(ids) == ORDERS and big["next"] is None,
            "the long list has %d orders, next %r" % (len(ids), big["next"]))
     for o in big["results"][:3] + big["results"][-3:]:
-        h.check_order_shape(o)
+        check_order_shape(o)
         expect(o["item_ids"] == ITEMS, "an order's items came back wrong")
     paged, after = [], None
     while True:
@@ -150,7 +147,7 @@ def readers_that_do_not_read(s):
         while time.monotonic() < deadline:
             peak = max(peak, rss_mib(s.api.pid))
             time.sleep(0.05)
-        c = h.Client(s.port, timeout=10)
+        c = Client(s.port, timeout=10)
         t = time.monotonic()
         r = c.request("GET", "/healthz", check=False, retry=False)
         took = time.monotonic() - t
@@ -174,7 +171,7 @@ def readers_that_do_not_read(s):
 
 
 def main():
-    with h.System("big_answers") as s:
+    with System("big_answers") as s:
         # Under AddressSanitizer, freed memory waits in a quarantine of
         # 256 MiB before it is reused: keep it small, so that the bound
         # still measures what order-api holds.
@@ -188,4 +185,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

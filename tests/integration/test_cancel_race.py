@@ -8,15 +8,18 @@ import os
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import check_all_completed  # noqa: E402
 
 N = 300
 THREADS = 8
 
 
 def main():
-    with h.System("cancel-race") as s:
+    with System("cancel-race") as s:
         s.start_api()
         s.start_worker(workers=2, pickup_ms=0, processing_ms=50, lease_ms=1000)
         lock = threading.Lock()
@@ -25,7 +28,7 @@ def main():
         work = iter(range(N))
 
         def client():
-            c = h.Client(s.port)
+            c = Client(s.port)
             try:
                 while True:
                     with lock:
@@ -62,7 +65,7 @@ def main():
         lost = [o for o, st in outcome.items() if st == 409]
         print("%d cancels won, %d lost to the worker" % (len(won), len(lost)))
 
-        m = h.check_all_completed(s, lost, timeout=60, expected_total=N)
+        m = check_all_completed(s, lost, timeout=60, expected_total=N)
         for oid in won:
             o = s.order(oid)
             assert o["status"] == "Cancelled" and o["completed_at"] is None, \
@@ -76,4 +79,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -12,8 +12,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs  # noqa: E402
+from optest.checks import run, wait_until  # noqa: E402
+from optest.daemons import (ORDER_API, ORDER_WORKER, Daemon, System, unique_queue,  # noqa: E402
+                            unlink_queue)
+from optest.ports import free_port  # noqa: E402
 
 # --daemon/-d, --pidfile/-p and --api-token-file are not in scope yet.
 COMMON = ["--config", "--data-dir", "--queue", "--map-size",
@@ -30,14 +34,14 @@ WORKER_DEFAULTS = ["2000", "3000", "30000"]
 queues = []
 
 
-def run(argv, timeout=10):
+def run_prog(argv, timeout=10):
     """Run a daemon that is expected to exit by itself."""
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        kids = h.descendants_of(p.pid)
+        kids = procs.descendants(p.pid)
         for pid in [p.pid] + kids:
             try:
                 os.kill(pid, 9)
@@ -52,7 +56,7 @@ def run(argv, timeout=10):
 def check_help(prog, opts, short, defaults):
     name = os.path.basename(prog)
     for flag in ("--help", "-h"):
-        rc, out, err = run([prog, flag])
+        rc, out, err = run_prog([prog, flag])
         assert rc == 0, "%s %s: exit %s, stderr %r" % (name, flag, rc, err)
         assert out.strip(), "%s %s printed nothing on stdout" % (name, flag)
         for o in COMMON + opts:
@@ -67,7 +71,7 @@ def check_help(prog, opts, short, defaults):
 def check_version(prog):
     name = os.path.basename(prog)
     for flag in ("--version", "-V"):
-        rc, out, err = run([prog, flag])
+        rc, out, err = run_prog([prog, flag])
         assert rc == 0, "%s %s: exit %s, stderr %r" % (name, flag, rc, err)
         assert re.search(r"[0-9]+\.[0-9]+", out), "%s %s: no version in %r" % (name, flag, out)
 
@@ -78,7 +82,7 @@ def check_config_ok(prog, tmp, lines, extra=()):
     with open(conf, "w") as f:
         f.write("# a comment\n\n" + "\n".join(lines) + "\n")
     for flag in ("--check-config", "-n"):
-        rc, out, err = run([prog, "-c", conf, flag] + list(extra))
+        rc, out, err = run_prog([prog, "-c", conf, flag] + list(extra))
         assert rc == 0, "%s -c %s %s: exit %s, stderr %r (config %r)" % (
             name, conf, flag, rc, err, lines)
         assert "configuration OK" in out, "%s %s: stdout %r" % (name, flag, out)
@@ -88,7 +92,7 @@ def refused(prog, args, what, mentions=(), tmp=None, check_only=False, single_li
     """The daemon must exit non-zero at once with one stderr line naming the
     program (and each word of mentions).  Exit code 2 for bad values."""
     name = os.path.basename(prog)
-    q = h.unique_queue()
+    q = unique_queue()
     queues.append(q)
     base = [prog]
     if "-c" not in args:
@@ -97,9 +101,9 @@ def refused(prog, args, what, mentions=(), tmp=None, check_only=False, single_li
         base += ["-D", os.path.join(tmp, "data-%s" % q.strip("/"))]
     base += ["-q", q]
     if name == "order-api" and "-l" not in args and "--listen" not in args:
-        base += ["-l", "127.0.0.1:%d" % h.free_port()]
+        base += ["-l", "127.0.0.1:%d" % free_port()]
     argv = base + list(args) + (["--check-config"] if check_only else [])
-    rc, out, err = run(argv)
+    rc, out, err = run_prog(argv)
     lines = [x for x in err.splitlines() if x.strip()]
     assert rc != 0, "%s (%s): exit 0, expected a refusal; argv %r" % (name, what, argv)
     if not single_line:  # a runtime failure: logs may precede the error
@@ -117,7 +121,7 @@ def refused(prog, args, what, mentions=(), tmp=None, check_only=False, single_li
 
 def main():
     tmp = tempfile.mkdtemp(prefix="op-it-cli-")
-    api, worker = h.ORDER_API, h.ORDER_WORKER
+    api, worker = ORDER_API, ORDER_WORKER
     notes = []
     try:
         check_help(api, API_OPTS, API_SHORT, API_DEFAULTS)
@@ -127,7 +131,7 @@ def main():
 
         data = os.path.join(tmp, "data")
         check_config_ok(api, tmp, ["data-dir = %s" % data, "queue = /op-cli-x",
-                                   "listen = 127.0.0.1:%d" % h.free_port(), "threads = 4",
+                                   "listen = 127.0.0.1:%d" % free_port(), "threads = 4",
                                    "log-level = warn", "map-size = 64M"])
         check_config_ok(worker, tmp, ["data-dir = %s" % data, "queue = /op-cli-x",
                                       "workers = 3", "pickup-delay-ms = 10",
@@ -198,13 +202,13 @@ def main():
 
         # the command line wins over the file, observably: the file's listen
         # port is not used.
-        with h.System("cli-override") as s:
+        with System("cli-override") as s:
             conf = os.path.join(s.tmp, "o.conf")
-            other = h.free_port()
+            other = free_port()
             with open(conf, "w") as f:
                 f.write("listen = 127.0.0.1:%d\nlog-level = error\n" % other)
-            s.api = h.Daemon("order-api", [api, "-c", conf, "-D", s.datadir, "-q", s.queue,
-                                           "-l", "127.0.0.1:%d" % s.port], s.api_log)
+            s.api = Daemon("order-api", [api, "-c", conf, "-D", s.datadir, "-q", s.queue,
+                                         "-l", "127.0.0.1:%d" % s.port], s.api_log)
             s.api.start()
             s.wait_healthy()
             assert s.request("GET", "/healthz").status == 200
@@ -220,17 +224,17 @@ def main():
             # command line does not give them
             with open(conf, "w") as f:
                 f.write("workers = 3\npickup-delay-ms = 0\nprocessing-ms = 0\nlease-ms = 1000\n")
-            s.worker = h.Daemon("order-worker", [worker, "-c", conf, "-D", s.datadir,
-                                                 "-q", s.queue], s.worker_log)
+            s.worker = Daemon("order-worker", [worker, "-c", conf, "-D", s.datadir,
+                                               "-q", s.queue], s.worker_log)
             s.worker.start()
-            h.wait_until(lambda: len(h.children_of(s.worker.pid)) == 3, 10,
-                         "order-worker to fork the 3 workers of the config file")
+            wait_until(lambda: len(procs.children(s.worker.pid)) == 3, 10,
+                       "order-worker to fork the 3 workers of the config file")
             s.stop_worker()
-            s.worker = h.Daemon("order-worker", [worker, "-c", conf, "-D", s.datadir,
-                                                 "-q", s.queue, "-w", "1"], s.worker_log)
+            s.worker = Daemon("order-worker", [worker, "-c", conf, "-D", s.datadir,
+                                               "-q", s.queue, "-w", "1"], s.worker_log)
             s.worker.start()
             time.sleep(1.0)
-            kids = h.children_of(s.worker.pid)
+            kids = procs.children(s.worker.pid)
             assert len(kids) == 1, "-w 1 over workers = 3: %d children" % len(kids)
             s.stop_worker()
 
@@ -248,30 +252,30 @@ def main():
             busy.close()
 
         # --listen PORT (no address) serves on 127.0.0.1
-        with h.System("cli-listen") as s:
-            s.api = h.Daemon("order-api", [api, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
-                                           "-l", str(s.port)], s.api_log)
+        with System("cli-listen") as s:
+            s.api = Daemon("order-api", [api, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
+                                         "-l", str(s.port)], s.api_log)
             s.api.start()
             s.wait_healthy()
             s.stop_api()
             # the worker's default --workers is the number of CPUs
-            s.worker = h.Daemon("order-worker", [worker, "-c", "/dev/null", "-D", s.datadir,
-                                                 "-q", s.queue], s.worker_log)
+            s.worker = Daemon("order-worker", [worker, "-c", "/dev/null", "-D", s.datadir,
+                                               "-q", s.queue], s.worker_log)
             s.worker.start()
             cpus = {os.cpu_count(), len(os.sched_getaffinity(0))}
-            h.wait_until(lambda: len(h.children_of(s.worker.pid)) in cpus, 10,
-                         "order-worker without -w to fork one worker per CPU (%s)" % sorted(cpus))
+            wait_until(lambda: len(procs.children(s.worker.pid)) in cpus, 10,
+                       "order-worker without -w to fork one worker per CPU (%s)" % sorted(cpus))
             time.sleep(0.5)
-            n = len(h.children_of(s.worker.pid))
+            n = len(procs.children(s.worker.pid))
             assert n in cpus, "order-worker without -w runs %d workers, CPUs %r" % (n, cpus)
             s.stop_worker()
     finally:
         for q in queues:
-            h.unlink_queue(q)
+            unlink_queue(q)
         shutil.rmtree(tmp, ignore_errors=True)
     for n in notes:
         print("note:", n)
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -9,8 +9,11 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import check_all_completed, check_metrics_consistent  # noqa: E402
 
 THREADS = 8
 # processing kept short so that a burst of a few thousand orders drains fast
@@ -27,7 +30,7 @@ def burst(s, stop_how):
     stop = threading.Event()
 
     def client(t):
-        c = h.Client(s.port)
+        c = Client(s.port)
         i = 0
         while not stop.is_set():
             i += 1
@@ -65,7 +68,7 @@ def burst(s, stop_how):
 
 
 def main():
-    with h.System("api-kill") as s:
+    with System("api-kill") as s:
         s.start_api()
         s.start_worker(**WORKER)
 
@@ -74,14 +77,14 @@ def main():
         assert not bad, "non-201 answers before the kill: %r" % bad[:5]
         s.start_api()  # same port, data dir and queue
         m = s.metrics()
-        h.check_metrics_consistent(m)
+        check_metrics_consistent(m)
         assert m["total_orders"] >= len(acked), \
             "total_orders %d < %d acknowledged" % (m["total_orders"], len(acked))
         # new orders still work and get fresh ids
         more = [s.create_order(user_id=99) for _ in range(5)]
         assert not set(more) & set(acked), "ids reused after restart: %r" % (set(more) & set(acked))
         all_ids = acked + more
-        m = h.check_all_completed(s, all_ids, timeout=max(60, len(acked) / 50))
+        m = check_all_completed(s, all_ids, timeout=max(60, len(acked) / 50))
         assert m["total_orders"] >= len(all_ids), m
 
         # 2. SIGTERM during the burst: exit 0, every acknowledged order kept;
@@ -92,11 +95,11 @@ def main():
         s.start_api()
         assert not set(acked2) & set(all_ids), "ids reused after a clean restart"
         all_ids += acked2
-        m = h.check_all_completed(s, all_ids, timeout=max(60, len(all_ids) / 50))
+        m = check_all_completed(s, all_ids, timeout=max(60, len(all_ids) / 50))
         assert m["total_orders"] >= len(all_ids), m
         s.stop_worker()
         s.stop_api()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -10,18 +10,19 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run, wait_until  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (Poster, finish, jepsen_check, metric, op_check,  # noqa: E402
+                           op_check_self_test, require_op_check)
 
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=500, lease_ms=1000)
 THREADS = 8
 
 
 def main():
-    f.require_op_check()
-    with h.System("both-kill") as s:
+    require_op_check()
+    with System("both-kill") as s:
         s.start_api()
         s.start_worker(**WORKER)
         # one order with an Idempotency-Key, so that idem is checked too
@@ -29,19 +30,19 @@ def main():
         body = {"user_id": 5, "item_ids": [1, 2], "total_amount": 3.5}
         r = s.request("POST", "/api/orders/", body, headers=key)
         if r.status != 201:
-            h.fail("POST with an Idempotency-Key: %s %r" % (r.status, r.raw))
+            fail("POST with an Idempotency-Key: %s %r" % (r.status, r.raw))
         keyed = r.body["order_id"]
 
-        poster = f.Poster(s, threads=THREADS, interval=0.0, timeout=5).start()
+        poster = Poster(s, threads=THREADS, interval=0.0, timeout=5).start()
         poster.wait_for(300, timeout=30)
-        h.wait_until(lambda: s.metrics()["order_status_count"]["Processing"] > 0,
-                     10, "orders to be Processing")
+        wait_until(lambda: s.metrics()["order_status_count"]["Processing"] > 0,
+                   10, "orders to be Processing")
         s.kill_worker()
         s.kill_api()
         at_kill = poster.count()
         time.sleep(0.5)  # the burst hits a dead port for a while
         # the environment as the kill left it: consistent, nothing half-written
-        r = f.op_check(s.datadir)
+        r = op_check(s.datadir)
         print("killed both after %d acknowledged POSTs" % at_kill)
 
         s.start_api()
@@ -51,20 +52,20 @@ def main():
         print("%d acknowledged, %d unknown outcome, %d refused"
               % (len(poster.acked), poster.uncertain, poster.refused))
         acked = [keyed] + poster.acked
-        m = f.jepsen_check(s, acked, poster.uncertain, timeout=60)
+        m = jepsen_check(s, acked, poster.uncertain, timeout=60)
         # the keyed order survived the crash: a retry still finds it
         r = s.request("POST", "/api/orders/", body, headers=key)
         if r.status not in (200, 201) or r.body.get("order_id") != keyed:
-            h.fail("Idempotency-Key retry after the crash: %s %r, expected %s"
-                   % (r.status, r.raw, keyed))
+            fail("Idempotency-Key retry after the crash: %s %r, expected %s"
+                 % (r.status, r.raw, keyed))
         m2 = s.metrics()
         if m2["total_orders"] != m["total_orders"]:
-            h.fail("the retry created an order: %r -> %r" % (m, m2))
+            fail("the retry created an order: %r -> %r" % (m, m2))
         print("%r, lease expiries %s" % (m["order_status_count"],
-                                         f.prometheus(s, "lease_expiries_total")))
-        f.finish(s, acked, total=None if poster.uncertain else len(acked))
-        f.op_check_self_test(s.datadir, s.tmp)
+                                         metric(s, "lease_expiries_total")))
+        finish(s, acked, total=None if poster.uncertain else len(acked))
+        op_check_self_test(s.datadir, s.tmp)
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -15,10 +15,11 @@ total_orders counts exactly the 201s."""
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run, wait_until  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (FaultShim, finish, jepsen_check, log_lines_since,  # noqa: E402
+                           require_op_check)
 
 REFUSED = 200
 # Lines order-api may log while REFUSED creates fail.
@@ -60,7 +61,7 @@ def failing_creates(s, shim, what, err, reason):
         % (m["total_orders"], total + 1)
     shim.disarm()
 
-    lines = f.log_lines_since(s.api_log, mark)
+    lines = log_lines_since(s.api_log, mark)
     print("order-api's log meanwhile (%d lines):" % len(lines))
     for line in lines:
         print("    " + line)
@@ -69,9 +70,9 @@ def failing_creates(s, shim, what, err, reason):
 
 
 def main():
-    f.require_op_check()
-    with h.System("commit-fail") as s:
-        shim = f.FaultShim(s)
+    require_op_check()
+    with System("commit-fail") as s:
+        shim = FaultShim(s)
         s.start_api(env=shim.env())
         s.start_worker(workers=1, pickup_ms=0, processing_ms=20, lease_ms=2000)
         s.wait_ready()
@@ -80,23 +81,23 @@ def main():
         # The flush fails: LMDB returns EIO from the commit, nothing stored.
         acked.append(failing_creates(s, shim, "sync", "EIO", "Input/output error"))
         # No create needed: the API tries the commit again once a second.
-        h.wait_until(lambda: readyz(s)[0] == 200, 5,
-                     "/readyz to be 200 again once commits work, with no create")
+        wait_until(lambda: readyz(s)[0] == 200, 5,
+                   "/readyz to be 200 again once commits work, with no create")
         assert s.status(acked[-1]) in ("Pending", "Processing", "Completed"), acked[-1]
         acked += [s.create_order(user_id=2) for _ in range(10)]
 
         # The data pages cannot be written: the disk is full.
         acked.append(failing_creates(s, shim, "data", "ENOSPC",
                                      "the disk holding the data directory is full"))
-        h.wait_until(lambda: readyz(s)[0] == 200, 5,
-                     "/readyz to be 200 again once the disk has room, with no create")
+        wait_until(lambda: readyz(s)[0] == 200, 5,
+                   "/readyz to be 200 again once the disk has room, with no create")
         acked.append(s.create_order(user_id=2))
         status, detail = readyz(s)
         assert status == 200, "/readyz %s %r after a create succeeded" % (status, detail)
 
-        f.jepsen_check(s, acked)
-        f.finish(s, acked)
+        jepsen_check(s, acked)
+        finish(s, acked)
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -13,8 +13,10 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run  # noqa: E402
+from optest.daemons import ORDER_API, System  # noqa: E402
+from optest.orders import check_all_completed, check_metrics_consistent  # noqa: E402
 
 
 def mount_tmpfs(path, size):
@@ -39,7 +41,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: mounting a tmpfs needs root")
         sys.exit(77)
-    with h.System("diskfull") as s:
+    with System("diskfull") as s:
         mnt = os.path.join(s.tmp, "disk")
         if not mount_tmpfs(mnt, "4m"):
             print("SKIP: cannot mount a tmpfs here")
@@ -68,7 +70,7 @@ def main():
             assert len(acked) > 10, len(acked)
             # Nothing half-written: the counts are the acknowledged orders.
             m = s.metrics()
-            h.check_metrics_consistent(m)
+            check_metrics_consistent(m)
             assert m["total_orders"] == len(acked), (m, len(acked))
             # Reads still work.
             r = s.request("GET", "/orders/%s/" % acked[-1])
@@ -77,15 +79,15 @@ def main():
             # claims and completes every accepted order.
             s.start_worker(workers=1, pickup_ms=0, processing_ms=0,
                            lease_ms=1000, extra=["--map-size", "64M"])
-            h.check_all_completed(s, acked, timeout=60,
-                                  expected_total=len(acked))
+            check_all_completed(s, acked, timeout=60,
+                                expected_total=len(acked))
             s.stop_worker()
             s.stop_api()
 
             # A fresh data directory on the full disk: a clear refusal.
             fill(os.path.join(mnt, "filler"))
             fresh = os.path.join(mnt, "fresh")
-            r = subprocess.run([h.ORDER_API, "-c", "/dev/null", "-D", fresh,
+            r = subprocess.run([ORDER_API, "-c", "/dev/null", "-D", fresh,
                                 "-q", s.queue, "-l", "127.0.0.1:%d" % s.port],
                                capture_output=True, text=True, timeout=30)
             assert r.returncode == 1, (r.returncode, r.stderr)
@@ -98,4 +100,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

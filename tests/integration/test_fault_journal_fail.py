@@ -33,10 +33,13 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run  # noqa: E402
+from optest.client import Client, Response  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (FaultShim, finish, jepsen_check, log_lines_since,  # noqa: E402
+                           require_op_check)
+from optest.orders import check_all_completed, check_order_shape  # noqa: E402
 
 EXIT_STORE = 4
 DOUBT = ("The order may or may not have been stored: the journal could not "
@@ -62,7 +65,7 @@ def body_of(user, item):
 def post(s, body, key=None):
     """POST a create on its own connection: a Response, or the exception
     if no answer came (order-api exiting)."""
-    c = h.Client(s.port, timeout=10)
+    c = Client(s.port, timeout=10)
     try:
         return c.request("POST", "/api/orders/", body,
                          {"Idempotency-Key": key} if key else None, retry=False)
@@ -117,7 +120,7 @@ def fail_journal(s, shim, round_no, what, err, run_acked):
     doubts = []         # answered 500
     unanswered = []     # no answer: order-api was exiting already
     for user, key, r in burst(s, users, round_no):
-        if not isinstance(r, h.Response):
+        if not isinstance(r, Response):
             print("a create sent at the fault got no answer: %r" % (r,))
             unanswered.append((user, key))
             continue
@@ -141,7 +144,7 @@ def fail_journal(s, shim, round_no, what, err, run_acked):
     while s.api.proc.poll() is None and time.monotonic() - t_armed < 15:
         item += 1
         r = post(s, body_of(refused_user, item))
-        if isinstance(r, h.Response):
+        if isinstance(r, Response):
             assert r.status == 503, \
                 "create #%d after the journal failed: %s %r" % (item, r.status, r.raw)
             assert isinstance(r.body, dict) and r.body.get("detail") \
@@ -162,8 +165,8 @@ def fail_journal(s, shim, round_no, what, err, run_acked):
     try:
         rc = s.api.proc.wait(10)
     except subprocess.TimeoutExpired:
-        h.fail("order-api still runs %.0f s after its journal failed"
-               % (time.monotonic() - t_armed))
+        fail("order-api still runs %.0f s after its journal failed"
+             % (time.monotonic() - t_armed))
     exited_s = time.monotonic() - t_armed
     print("order-api exited with status %s %.2f s after the fault; meanwhile "
           "%d creates answered 503 %r, /healthz 503 %d times, /readyz 503 %d "
@@ -174,7 +177,7 @@ def fail_journal(s, shim, round_no, what, err, run_acked):
     injected = shim.faults()[injected_before:]
     assert injected == [(api_pid, what, err)], \
         "expected one %s %s in order-api (pid %d), got %r" % (what, err, api_pid, injected)
-    lines = f.log_lines_since(s.api_log, mark)
+    lines = log_lines_since(s.api_log, mark)
     show("order-api's log from the fault to its exit", lines)
     clear = [l for l in lines if journal in l and why in l]
     assert len(clear) == 1, \
@@ -186,7 +189,7 @@ def fail_journal(s, shim, round_no, what, err, run_acked):
     mark = os.path.getsize(s.api_log)
     s.start_api(env=shim.env())
     s.wait_ready()
-    lines = f.log_lines_since(s.api_log, mark)
+    lines = log_lines_since(s.api_log, mark)
     applied = [APPLIED_RE.search(l) for l in lines]
     applied = [(int(m.group(1)), m.group(2)) for m in applied if m]
     print("order-api's start: %r" % [l for l in lines if "journal" in l])
@@ -203,7 +206,7 @@ def fail_journal(s, shim, round_no, what, err, run_acked):
             assert len(got) <= 1, "user %d: %r" % (user, got)
         if got:
             o = got[0]
-            h.check_order_shape(o)
+            check_order_shape(o)
             assert (o["item_ids"], o["total_amount"]) == ([1], "3.25"), o
             found[user] = o["order_id"]
     for user in users + [refused_user]:
@@ -235,7 +238,7 @@ def settle(s, acked, doubts):
     key: a replay of the order found, or a new order. Returns the ids the
     retries acknowledged."""
     found = [oid for _, _, oid in doubts if oid is not None]
-    m = f.jepsen_check(s, acked, uncertain=len(doubts))
+    m = jepsen_check(s, acked, uncertain=len(doubts))
     assert m["total_orders"] == len(acked) + len(found), \
         "total_orders %d: %d acknowledged, %d orders in doubt found" \
         % (m["total_orders"], len(acked), len(found))
@@ -244,7 +247,7 @@ def settle(s, acked, doubts):
     retried = []
     for user, key, oid in doubts:
         r = post(s, body_of(user, 1), key)
-        assert isinstance(r, h.Response) and r.status == 201, \
+        assert isinstance(r, Response) and r.status == 201, \
             "retry of key %s: %r" % (key, r)
         replayed = r.headers.get("idempotent-replayed") == "true"
         if oid is not None:
@@ -260,9 +263,9 @@ def settle(s, acked, doubts):
 
 
 def main():
-    f.require_op_check()
-    with h.System("journal-fail") as s:
-        shim = f.FaultShim(s)
+    require_op_check()
+    with System("journal-fail") as s:
+        shim = FaultShim(s)
         s.start_api(env=shim.env())
         s.start_worker(workers=1, pickup_ms=0, processing_ms=20, lease_ms=2000)
         s.wait_ready()
@@ -274,12 +277,12 @@ def main():
             doubts = fail_journal(s, shim, round_no, what, err, len(acked) - started)
             started = len(acked)
             acked += settle(s, acked, doubts)
-            h.check_all_completed(s, acked)
-        m = f.jepsen_check(s, acked)
+            check_all_completed(s, acked)
+        m = jepsen_check(s, acked)
         assert m["total_orders"] == len(acked), m
-        f.finish(s, acked, total=len(acked))
+        finish(s, acked, total=len(acked))
         print(json.dumps(m))
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -7,20 +7,25 @@ The child is SIGSTOPped at random moments under load until a POST stalls
 (that is the moment it held the lock); if that never happens the test only
 checks the load run."""
 
+import http.client
 import os
 import signal
 import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs  # noqa: E402
+from optest.checks import run, wait_until  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import check_all_completed  # noqa: E402
 
 BODY = {"user_id": 1, "item_ids": [1], "total_amount": 1}
 
 
 def main():
-    with h.System("lock-holder") as s:
+    with System("lock-holder") as s:
         s.start_api()
         s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=1000)
         stop = threading.Event()
@@ -28,7 +33,7 @@ def main():
         errors = []
 
         def load():
-            c = h.Client(s.port, timeout=30)
+            c = Client(s.port, timeout=30)
             while not stop.is_set():
                 try:
                     r = c.request("POST", "/orders/", BODY, retry=False)
@@ -46,16 +51,16 @@ def main():
             t.start()
         try:
             time.sleep(0.5)
-            kids = h.children_of(s.worker.pid)
+            kids = procs.children(s.worker.pid)
             victim = kids[0]
             hit = False
             for attempt in range(300):
                 os.kill(victim, signal.SIGSTOP)
                 try:
-                    c = h.Client(s.port, timeout=1.5)
+                    c = Client(s.port, timeout=1.5)
                     c.request("POST", "/orders/", BODY, retry=False)
                     c.close()
-                except (OSError, h.http.client.HTTPException):
+                except (OSError, http.client.HTTPException):
                     hit = True
                     print("attempt %d: the stopped child held the write lock" % attempt)
                     break
@@ -64,7 +69,7 @@ def main():
             if hit:
                 os.kill(victim, signal.SIGKILL)
                 t0 = time.monotonic()
-                c = h.Client(s.port, timeout=20)
+                c = Client(s.port, timeout=20)
                 r = c.request("POST", "/orders/", BODY, retry=False)
                 c.close()
                 assert r.status == 201, r
@@ -73,10 +78,10 @@ def main():
                       % (time.monotonic() - t0))
 
                 def replaced():
-                    now = h.children_of(s.worker.pid)
+                    now = procs.children(s.worker.pid)
                     s.worker_kids.update(now)
                     return len(now) == 2 and victim not in now
-                h.wait_until(replaced, 10, "order-worker to replace the killed child")
+                wait_until(replaced, 10, "order-worker to replace the killed child")
             else:
                 os.kill(victim, signal.SIGCONT)
                 print("note: never caught the child inside a write transaction")
@@ -86,11 +91,11 @@ def main():
             for t in threads:
                 t.join(60)
         assert not errors, errors[:5]
-        m = h.check_all_completed(s, acked, timeout=60)
+        m = check_all_completed(s, acked, timeout=60)
         assert m["total_orders"] >= len(acked), m
         s.stop_worker()
         s.stop_api()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -9,14 +9,17 @@ restarted with a larger map accepts orders again and is ready."""
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import TestFailure, run  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import (check_all_completed, check_metrics_consistent,  # noqa: E402
+                           check_order_shape)
 
 CAP = 30000
 
 
 def main():
-    with h.System("mapfull") as s:
+    with System("mapfull") as s:
         s.start_api(extra=["--map-size", "1M"])
         acked = []
         refusal = None
@@ -46,12 +49,12 @@ def main():
         # reads work, counts are exact: nothing half-written
         assert s.request("GET", "/healthz").status == 200
         m = s.metrics()
-        h.check_metrics_consistent(m)
+        check_metrics_consistent(m)
         assert m["total_orders"] == len(acked), \
             "total_orders %d, but %d orders were acknowledged" % (m["total_orders"], len(acked))
         assert m["order_status_count"]["Pending"] == len(acked), m
         for oid in (acked[0], acked[len(acked) // 2], acked[-1]):
-            h.check_order_shape(s.order(oid), oid)
+            check_order_shape(s.order(oid), oid)
         r = s.request("GET", "/orders/?limit=1000")
         assert r.status == 200 and len(r.body["results"]) == 1000, (r.status, r.raw[:200])
         # a cancel is a write too: it either works or is a clean 503
@@ -67,9 +70,9 @@ def main():
                        extra=["--map-size", "1M"])
         stuck = None
         try:
-            m = h.check_all_completed(s, rest, timeout=40)
+            m = check_all_completed(s, rest, timeout=40)
             assert m["total_orders"] == len(acked), m
-        except h.TestFailure as e:
+        except TestFailure as e:
             stuck = str(e)
             print("the worker could not finish the orders of a full map: %s" % stuck)
 
@@ -86,7 +89,7 @@ def main():
         more = [s.create_order(user_id=77) for _ in range(200)]
         r = s.request("GET", "/readyz", check=False)
         assert r.status == 200, (r.status, r.raw)
-        m = h.check_all_completed(s, rest + more, timeout=60)
+        m = check_all_completed(s, rest + more, timeout=60)
         assert m["total_orders"] == len(acked) + len(more), m
         s.stop_worker()
         s.stop_api()
@@ -95,4 +98,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -14,10 +14,11 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs  # noqa: E402
+from optest.checks import fail, run, wait_until  # noqa: E402
+from optest.daemons import Daemon, System  # noqa: E402
+from optest.faults import Poster, finish, jepsen_check, metric, require_op_check  # noqa: E402
 
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=300, lease_ms=1000)
 KILLS = 30
@@ -33,92 +34,92 @@ def readers(datadir):
     # mdb_stat 0.9.24 exits 1 after -r alone (it returns what
     # mdb_reader_list returned): judge by the output
     if r.returncode not in (0, 1) or "Reader Table Status" not in r.stdout:
-        h.fail("mdb_stat -r %s: %s%s" % (datadir, r.stdout, r.stderr))
+        fail("mdb_stat -r %s: %s%s" % (datadir, r.stdout, r.stderr))
     return [int(m.group(1)) for m in
             re.finditer(r"(?m)^\s+([0-9]+) [0-9a-f]+ ", r.stdout)]
 
 
 def stale(pids):
-    return [p for p in pids if not h.pid_alive(p)]
+    return [p for p in pids if not procs.alive(p)]
 
 
 def main():
     if not shutil.which("mdb_stat"):
         sys.stderr.write("mdb_stat (lmdb-utils) not installed\n")
         sys.exit(77)
-    f.require_op_check()
-    with h.System("readers") as s:
+    require_op_check()
+    with System("readers") as s:
         s.start_api()
-        poster = f.Poster(s, threads=1, interval=0.02).start()
+        poster = Poster(s, threads=1, interval=0.02).start()
         poster.wait_for(5)
         most = 0
         seen_stale = 0
         t0 = time.monotonic()
         for i in range(KILLS):
             s.start_worker(**WORKER)
-            kids = h.children_of(s.worker.pid)
+            kids = procs.children(s.worker.pid)
             s.worker_kids.update(kids)
             # the children open LMDB and sweep at once: wait for their slots
-            h.wait_until(lambda: set(kids) & set(readers(s.datadir)), 10,
-                         "a worker child %r in the reader table" % kids)
+            wait_until(lambda: set(kids) & set(readers(s.datadir)), 10,
+                       "a worker child %r in the reader table" % kids)
             s.kill_worker()
             pids = readers(s.datadir)
             most = max(most, len(pids))
             seen_stale = max(seen_stale, len(stale(pids)))
             if len(pids) > MAX_SLOTS:
-                h.fail("after %d kills %d reader slots are taken: %r"
-                       % (i + 1, len(pids), pids))
+                fail("after %d kills %d reader slots are taken: %r"
+                     % (i + 1, len(pids), pids))
         print("%d start/SIGKILL rounds in %.1f s: at most %d reader slots, "
               "at most %d of dead processes"
               % (KILLS, time.monotonic() - t0, most, seen_stale))
         if seen_stale == 0:
-            h.fail("no killed worker ever left a reader slot: nothing was tested")
+            fail("no killed worker ever left a reader slot: nothing was tested")
 
         s.start_worker(**WORKER)
         time.sleep(2 * SWEEP_S)
         left = stale(readers(s.datadir))
         if left:
-            h.fail("reader slots of dead processes %r left after a worker swept "
-                   "(mdb_stat -r: %r)" % (left, readers(s.datadir)))
+            fail("reader slots of dead processes %r left after a worker swept "
+                 "(mdb_stat -r: %r)" % (left, readers(s.datadir)))
 
         # Now slots left behind while a worker keeps running, so that its
         # sweep, not an open, must clear them: a second order-worker on the
         # same data and queue, SIGKILLed once its children read.
         swept = 0
         for i in range(3):
-            other = h.Daemon("order-worker", s.worker_argv(**WORKER),
-                             os.path.join(s.tmp, "order-worker-2.log"))
+            other = Daemon("order-worker", s.worker_argv(**WORKER),
+                           os.path.join(s.tmp, "order-worker-2.log"))
             other.start()
             try:
-                h.wait_until(lambda: h.children_of(other.pid), 10,
-                             "the second order-worker to fork")
-                kids = h.children_of(other.pid)
+                wait_until(lambda: procs.children(other.pid), 10,
+                           "the second order-worker to fork")
+                kids = procs.children(other.pid)
                 s.worker_kids.update(kids)
-                h.wait_until(lambda: set(kids) <= set(readers(s.datadir)), 10,
-                             "the second worker's children %r in the reader table" % kids)
+                wait_until(lambda: set(kids) <= set(readers(s.datadir)), 10,
+                           "the second worker's children %r in the reader table" % kids)
             finally:
                 s._sigkill_tree(other)
             if set(stale(readers(s.datadir))) & set(kids):
                 swept += 1
-            h.wait_until(lambda: not set(readers(s.datadir)) & set(kids),
-                         2 * SWEEP_S + 1.0,
-                         "the running worker's sweep to clear the slots of %r" % kids)
+            wait_until(lambda: not set(readers(s.datadir)) & set(kids),
+                       2 * SWEEP_S + 1.0,
+                       "the running worker's sweep to clear the slots of %r" % kids)
         if swept == 0:
-            h.fail("the killed processes' slots never outlived them: the sweep "
-                   "was not tested")
+            fail("the killed processes' slots never outlived them: the sweep "
+                 "was not tested")
         log = open(s.worker_log, errors="replace").read()
         if "stale LMDB reader slots" not in log:
-            h.fail("the worker's log does not mention clearing reader slots")
+            fail("the worker's log does not mention clearing reader slots")
         print("a running worker's sweep cleared the slots of a killed second "
               "worker (%d of 3 rounds caught the stale slots)" % swept)
         time.sleep(0.5)
         poster.stop()
-        m = f.jepsen_check(s, poster.acked, timeout=60)
+        m = jepsen_check(s, poster.acked, timeout=60)
         print("%d orders: %r, lease expiries %s"
               % (len(poster.acked), m["order_status_count"],
-                 f.prometheus(s, "lease_expiries_total")))
-        f.finish(s, poster.acked, total=len(poster.acked))
+                 metric(s, "lease_expiries_total")))
+        finish(s, poster.acked, total=len(poster.acked))
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

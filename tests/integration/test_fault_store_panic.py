@@ -19,10 +19,14 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs  # noqa: E402
+from optest.checks import run, wait_until  # noqa: E402
+from optest.client import Response  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (FaultShim, Poster, finish, jepsen_check, log_lines_since,  # noqa: E402
+                           require_op_check)
+from optest.orders import check_all_completed  # noqa: E402
 
 EXIT_STORE = 4
 # The most lines a daemon may log from the fault until the end of a case.
@@ -36,12 +40,12 @@ def show(title, lines):
 
 
 def api_case():
-    with h.System("panic-api") as s:
-        shim = f.FaultShim(s)
+    with System("panic-api") as s:
+        shim = FaultShim(s)
         s.start_api(env=shim.env())
         s.start_worker(workers=2, pickup_ms=0, processing_ms=20, lease_ms=2000)
         acked = [s.create_order(user_id=5) for _ in range(20)]
-        poster = f.Poster(s, threads=4).start()
+        poster = Poster(s, threads=4).start()
         poster.wait_for(50)
         api_pid = s.api.pid
         mark = os.path.getsize(s.api_log)
@@ -65,7 +69,7 @@ def api_case():
             refused = r
             break
         print("after the fault: %r" % (refused,))
-        if isinstance(refused, h.Response):
+        if isinstance(refused, Response):
             assert refused.status == 503, refused
             try:
                 hz = s.request("GET", "/healthz", check=False, retry=False)
@@ -76,8 +80,8 @@ def api_case():
                 print("/healthz meanwhile: %r (exited)" % e)
         s.client.close()
 
-        h.wait_until(lambda: not s.api.running(), 10,
-                     "order-api to exit once its LMDB environment is unusable")
+        wait_until(lambda: not s.api.running(), 10,
+                   "order-api to exit once its LMDB environment is unusable")
         exited_s = time.monotonic() - t_armed
         rc = s.api.proc.returncode
         print("order-api exited with status %s %.2f s after the fault was armed" % (rc, exited_s))
@@ -85,7 +89,7 @@ def api_case():
         assert shim.faults() == [(api_pid, "meta", "EIO")], shim.faults()
         assert not shim.armed(), "the fault was never taken"
 
-        lines = f.log_lines_since(s.api_log, mark)
+        lines = log_lines_since(s.api_log, mark)
         show("order-api's log from the fault to its exit", lines)
         clear = [l for l in lines if "unusable" in l]
         assert len(clear) == 1 and "MDB_PANIC" in clear[0], \
@@ -103,34 +107,34 @@ def api_case():
         print("posts: %d acknowledged, %d refused, %d unknown"
               % (len(poster.acked), poster.refused, poster.uncertain))
         acked += poster.acked
-        f.jepsen_check(s, acked, uncertain=poster.uncertain)
-        f.finish(s, acked)
+        jepsen_check(s, acked, uncertain=poster.uncertain)
+        finish(s, acked)
 
 
 def worker_case():
-    with h.System("panic-worker") as s:
-        shim = f.FaultShim(s)
+    with System("panic-worker") as s:
+        shim = FaultShim(s)
         s.start_api()
         s.start_worker(workers=1, pickup_ms=0, processing_ms=20, lease_ms=1000,
                        env=shim.env())
         s.wait_ready()
         acked = [s.create_order(user_id=8) for _ in range(20)]
-        h.check_all_completed(s, acked, timeout=30)
-        (child,) = h.children_of(s.worker.pid)
+        check_all_completed(s, acked, timeout=30)
+        (child,) = procs.children(s.worker.pid)
         mark = os.path.getsize(s.worker_log)
-        poster = f.Poster(s, threads=2, interval=0.01).start()
+        poster = Poster(s, threads=2, interval=0.01).start()
 
         shim.arm("meta", "EIO", 1)
         t_armed = time.monotonic()
-        faults = h.wait_until(shim.faults, 10, "the worker to take the fault")
+        faults = wait_until(shim.faults, 10, "the worker to take the fault")
         assert faults == [(child, "meta", "EIO")], (faults, child)
-        h.wait_until(lambda: not h.pid_alive(child), 10,
-                     "the worker process (pid %d) to exit once its LMDB environment "
-                     "is unusable" % child)
+        wait_until(lambda: not procs.alive(child), 10,
+                   "the worker process (pid %d) to exit once its LMDB environment "
+                   "is unusable" % child)
         print("worker process %d exited %.2f s after the fault was armed"
               % (child, time.monotonic() - t_armed))
-        new = h.wait_until(lambda: [p for p in h.children_of(s.worker.pid) if p != child],
-                           10, "the master to start a new worker process")
+        new = wait_until(lambda: [p for p in procs.children(s.worker.pid) if p != child],
+                         10, "the master to start a new worker process")
         print("the master started pid %d" % new[0])
         s.worker_kids.update(new)
 
@@ -138,11 +142,11 @@ def worker_case():
         poster.wait_for(poster.count() + 300, timeout=20)
         poster.stop()
         acked += poster.acked
-        f.jepsen_check(s, acked, uncertain=poster.uncertain)
+        jepsen_check(s, acked, uncertain=poster.uncertain)
         window = time.monotonic() - t_armed
         assert s.worker.running(), "the master exited"
 
-        lines = f.log_lines_since(s.worker_log, mark)
+        lines = log_lines_since(s.worker_log, mark)
         show("order-worker's log over the %.1f s since the fault" % window, lines)
         clear = [l for l in lines if "unusable" in l and "MDB_PANIC" in l]
         assert len(clear) == 1, "expected one line naming the error, got %r" % clear
@@ -150,14 +154,14 @@ def worker_case():
                    for l in lines), "no line of the master restarting the worker"
         assert len(lines) <= MAX_LINES, \
             "%d lines in %.1f s (%.0f a second)" % (len(lines), window, len(lines) / window)
-        f.finish(s, acked)
+        finish(s, acked)
 
 
 def main():
-    f.require_op_check()
+    require_op_check()
     api_case()
     worker_case()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -8,10 +8,11 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (Poster, finish, jepsen_check, metric, op_check,  # noqa: E402
+                           require_op_check)
 
 # processing longer than the stop grace (2 s): a SIGTERM hands orders back
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=2500, lease_ms=3000)
@@ -20,11 +21,11 @@ PLAN = "TTKTTKTTKTTKTTK"
 
 
 def main():
-    f.require_op_check()
-    with h.System("worker-loop") as s:
+    require_op_check()
+    with System("worker-loop") as s:
         s.start_api()
         s.start_worker(**WORKER)
-        poster = f.Poster(s, threads=1, interval=0.01).start()
+        poster = Poster(s, threads=1, interval=0.01).start()
         poster.wait_for(20)
         stopped = killed = 0
         for i, how in enumerate(PLAN):
@@ -40,26 +41,26 @@ def main():
             time.sleep(0.2)
             s.start_worker(**WORKER)
             if poster.count() <= before:
-                h.fail("no POST was acknowledged around restart %d" % (i + 1))
+                fail("no POST was acknowledged around restart %d" % (i + 1))
         time.sleep(0.5)
         poster.stop()
         assert stopped == 10 and killed == 5
         print("%d orders acknowledged across %d SIGTERM and %d SIGKILL restarts"
               % (len(poster.acked), stopped, killed))
         if poster.uncertain or poster.refused:
-            h.fail("the API (never restarted) left %d POSTs unanswered and "
-                   "refused %d" % (poster.uncertain, poster.refused))
+            fail("the API (never restarted) left %d POSTs unanswered and "
+                 "refused %d" % (poster.uncertain, poster.refused))
         # a live snapshot is consistent too (one transaction per change)
-        f.op_check(s.datadir)
-        m = f.jepsen_check(s, poster.acked, timeout=60)
-        released = f.prometheus(s, "released_total")
+        op_check(s.datadir)
+        m = jepsen_check(s, poster.acked, timeout=60)
+        released = metric(s, "released_total")
         print("metrics: %r, released %s, lease expiries %s"
               % (m["order_status_count"], released,
-                 f.prometheus(s, "lease_expiries_total")))
+                 metric(s, "lease_expiries_total")))
         if not released:
-            h.fail("no SIGTERM handed an order back (released_total %r)" % released)
-        f.finish(s, poster.acked, total=len(poster.acked))
+            fail("no SIGTERM handed an order back (released_total %r)" % released)
+        finish(s, poster.acked, total=len(poster.acked))
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -42,7 +42,7 @@ timeout, then answer 503 with Retry-After.
    timeouts counted, and a status GET of the newest acknowledged order,
    polled meanwhile, answers 200 with that order or 503 (never 404).
 Every acknowledged order completes, total_orders equals the 201s exactly
-(faultlib.jepsen_check with no unknown outcome): no 503'd create was
+(optest.faults.jepsen_check with no unknown outcome): no 503'd create was
 stored. op-check agrees."""
 
 import http.client
@@ -57,10 +57,12 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run, wait_until  # noqa: E402
+from optest.client import Client, Response, check_response  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (Poster, WriterHold, finish, jepsen_check, log_lines_since,  # noqa: E402
+                           metric, require_op_check, require_writer_hold)
 
 TIMEOUT_MS = 1500     # --commit-timeout-ms
 T = TIMEOUT_MS / 1000
@@ -98,30 +100,30 @@ def num(oid):
 
 def check_503(what, r, says):
     if r.status != 503:
-        h.fail("%s: expected 503, got %s %r" % (what, r.status, r.raw[:200]))
+        fail("%s: expected 503, got %s %r" % (what, r.status, r.raw[:200]))
     if r.headers.get("retry-after") != "1":
-        h.fail("%s: 503 without Retry-After: 1: %r" % (what, r.headers))
+        fail("%s: 503 without Retry-After: 1: %r" % (what, r.headers))
     detail = r.body.get("detail") if isinstance(r.body, dict) else None
     if not isinstance(detail, str) or says not in detail:
-        h.fail("%s: 503 detail does not say %r: %r" % (what, says, r.raw[:200]))
+        fail("%s: 503 detail does not say %r: %r" % (what, says, r.raw[:200]))
 
 
 def check_at_deadline(what, elapsed):
     if not T * 0.9 <= elapsed <= T + MARGIN:
-        h.fail("%s: answered after %.2f s, expected about %.1f s (at most %.1f)"
-               % (what, elapsed, T, T + MARGIN))
+        fail("%s: answered after %.2f s, expected about %.1f s (at most %.1f)"
+             % (what, elapsed, T, T + MARGIN))
 
 
 def check_at_once(what, elapsed):
     if elapsed > FAST:
-        h.fail("%s: answered after %.2f s, expected at once (under %.1f s; "
-               "the deadline is %.1f s)" % (what, elapsed, FAST, T))
+        fail("%s: answered after %.2f s, expected at once (under %.1f s; "
+             "the deadline is %.1f s)" % (what, elapsed, FAST, T))
 
 
 def timeouts(s):
-    v = f.prometheus(s, "create_timeouts_total")
+    v = metric(s, "create_timeouts_total")
     if v is None:
-        h.fail("GET /metrics has no order_processing_create_timeouts_total")
+        fail("GET /metrics has no order_processing_create_timeouts_total")
     return int(v)
 
 
@@ -135,7 +137,7 @@ def concurrent(port, requests):
     barrier = threading.Barrier(len(requests) + 1)
 
     def one(i, method, path, data, hdrs):
-        c = h.Client(port, timeout=CLIENT_TIMEOUT)
+        c = Client(port, timeout=CLIENT_TIMEOUT)
         barrier.wait()
         t0 = time.monotonic()
         try:
@@ -155,8 +157,8 @@ def concurrent(port, requests):
             t.join(CLIENT_TIMEOUT + 5)
         for i, res in enumerate(results):
             if res is None or isinstance(res[0], Exception):
-                h.fail("%s %s: no answer: %r" % (requests[i][0],
-                                                 requests[i][1], res))
+                fail("%s %s: no answer: %r" % (requests[i][0],
+                                               requests[i][1], res))
         return results
 
     return barrier.wait, join
@@ -166,12 +168,12 @@ def stalled_creates(s, acked):
     """Phase 1: creates, reads and cancels while the lock is held."""
     known = acked[0]
     # Every order so far is in LMDB and Completed before the hold.
-    h.wait_until(lambda: all(s.status(o) == "Completed" for o in acked), 20,
-                 "the first orders to complete")
+    wait_until(lambda: all(s.status(o) == "Completed" for o in acked), 20,
+               "the first orders to complete")
     before = s.metrics()["total_orders"]
     t_before = timeouts(s)
 
-    with f.WriterHold(s.datadir):
+    with WriterHold(s.datadir):
         # Creates within the deadline: journaled, 201 at once.
         start, join = concurrent(s.port, wave_creates("a"))
         start()
@@ -179,8 +181,8 @@ def stalled_creates(s, acked):
         first = []
         for i, (r, took, _) in enumerate(accepted):
             if r.status != 201:
-                h.fail("create %d while the writer lock is held: %s %r"
-                       % (i, r.status, r.raw[:200]))
+                fail("create %d while the writer lock is held: %s %r"
+                     % (i, r.status, r.raw[:200]))
             check_at_once("create %d while the writer lock is held" % i, took)
             first.append(r.body["order_id"])
         slowest = max(x[1] for x in accepted)
@@ -191,8 +193,8 @@ def stalled_creates(s, acked):
         check_at_once("a retry of a journaled create", time.monotonic() - t0)
         if (r.status != 201 or "idempotent-replayed" not in r.headers
                 or r.body["order_id"] != first[0]):
-            h.fail("a retry of journaled order %s with its key: %s %r %r"
-                   % (first[0], r.status, r.headers, r.raw[:200]))
+            fail("a retry of journaled order %s with its key: %s %r %r"
+                 % (first[0], r.status, r.headers, r.raw[:200]))
 
         # Reads of journaled orders, a list and cancels wait for the
         # commit; reads of an order in LMDB and the metrics do not.
@@ -221,28 +223,28 @@ def stalled_creates(s, acked):
             r = s.request("GET", path, check=path != "/metrics", retry=False)
             took = time.monotonic() - t0
             if r.status != 200 or took > FAST:
-                h.fail("GET %s while the writer lock is held: %s after %.2f s"
-                       % (path, r.status, took))
+                fail("GET %s while the writer lock is held: %s after %.2f s"
+                     % (path, r.status, took))
             read_done.append(time.monotonic())
             if path == "/api/orders/metrics/":
                 m = r.body
         # The journaled orders count as created and Pending.
         if (m["total_orders"] != before + N
                 or m["order_status_count"]["Pending"] != N):
-            h.fail("metrics with %d orders journaled, %d before: %r"
-                   % (N, before, m))
+            fail("metrics with %d orders journaled, %d before: %r"
+                 % (N, before, m))
         done = join()
         for (what, _, says), (r, took, _) in zip(waits, done):
             check_503(what + " while the writer lock is held", r, says)
             check_at_deadline(what + " while the writer lock is held", took)
         if max(read_done) >= min(x[2] for x in done):
-            h.fail("the reads did not answer while the others were waiting")
+            fail("the reads did not answer while the others were waiting")
 
         # The journaled orders have waited longer than the deadline now:
         # creates are refused at once, and not stored.
         if timeouts(s) != t_before:
-            h.fail("creates timed out before the deadline: %d"
-                   % (timeouts(s) - t_before))
+            fail("creates timed out before the deadline: %d"
+                 % (timeouts(s) - t_before))
         start, join = concurrent(s.port, wave_creates("b"))
         start()
         refused = join()
@@ -251,24 +253,24 @@ def stalled_creates(s, acked):
             check_503(what, r, NOT_STORED)
             check_at_once(what, took)
         if timeouts(s) != t_before + N:
-            h.fail("create_timeouts_total went up by %d after %d refused creates"
-                   % (timeouts(s) - t_before, N))
+            fail("create_timeouts_total went up by %d after %d refused creates"
+                 % (timeouts(s) - t_before, N))
         total = s.metrics()["total_orders"]
         if total != before + N:
-            h.fail("total_orders %d, expected %d: the %d refused creates "
-                   "were counted" % (total, before + N, N))
+            fail("total_orders %d, expected %d: the %d refused creates "
+                 "were counted" % (total, before + N, N))
         # Still a replay while new creates are refused: that order is stored.
         r = s.request("POST", "/orders/", body(0),
                       headers={"Idempotency-Key": key_of("a", 0)}, retry=False)
         if (r.status != 201 or "idempotent-replayed" not in r.headers
                 or r.body["order_id"] != first[0]):
-            h.fail("a retry of journaled order %s while creates time out: %s %r %r"
-                   % (first[0], r.status, r.headers, r.raw[:200]))
+            fail("a retry of journaled order %s while creates time out: %s %r %r"
+                 % (first[0], r.status, r.headers, r.raw[:200]))
         if timeouts(s) != t_before + N:
-            h.fail("a replay while creates time out was counted as a timeout")
+            fail("a replay while creates time out was counted as a timeout")
         r = s.request("GET", "/readyz", check=False, retry=False)
         if r.status != 503 or "creates time out" not in str(r.body):
-            h.fail("/readyz while creates time out: %s %r" % (r.status, r.body))
+            fail("/readyz while creates time out: %s %r" % (r.status, r.body))
         print("held: %d creates 201 in at most %.2f s, reads and cancels of "
               "journaled orders 503 in %.2f-%.2f s, then %d creates 503 in at "
               "most %.2f s; /readyz said %r"
@@ -276,9 +278,9 @@ def stalled_creates(s, acked):
                  N, max(x[1] for x in refused), r.body["detail"]))
 
     # Released, with no create coming: /readyz is 200 again by itself.
-    h.wait_until(lambda: s.request("GET", "/readyz", check=False,
-                                   retry=False).status == 200,
-                 5, "/readyz 200 after the writer lock is released")
+    wait_until(lambda: s.request("GET", "/readyz", check=False,
+                                 retry=False).status == 200,
+               5, "/readyz 200 after the writer lock is released")
 
     # The first orders are stored, once each: each is readable, and a
     # retry of its key is a replay of it. The cancels changed nothing:
@@ -287,60 +289,60 @@ def stalled_creates(s, acked):
     for i, oid in enumerate(first):
         st = s.status(oid)
         if st == "Cancelled":
-            h.fail("order %s was cancelled by a cancel answered 503" % oid)
+            fail("order %s was cancelled by a cancel answered 503" % oid)
         if key_of("a", i):
             r = s.request("POST", "/orders/", body(i),
                           headers={"Idempotency-Key": key_of("a", i)},
                           retry=False)
             if (r.status != 201 or "idempotent-replayed" not in r.headers
                     or r.body["order_id"] != oid):
-                h.fail("retry of %s (key %s) after the release: %s %r %r"
-                       % (oid, key_of("a", i), r.status, r.headers,
-                          r.raw[:200]))
+                fail("retry of %s (key %s) after the release: %s %r %r"
+                     % (oid, key_of("a", i), r.status, r.headers,
+                        r.raw[:200]))
     acked.extend(first)
     r = s.request("POST", "/orders/%s/cancel/" % known, check=False, retry=False)
     if r.status != 409 or s.status(known) != "Completed":
-        h.fail("the cancel after the release: %s, %s is %s"
-               % (r.status, known, s.status(known)))
+        fail("the cancel after the release: %s, %s is %s"
+             % (r.status, known, s.status(known)))
     # The refused creates were never stored: their keys make new orders.
-    c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+    c = Client(s.port, timeout=CLIENT_TIMEOUT)
     for i in range(N):
         hdrs = {"Idempotency-Key": key_of("b", i)} if key_of("b", i) else None
         r = c.request("POST", "/orders/", body(i), headers=hdrs, retry=False)
         if r.status != 201:
-            h.fail("retry %d after the release: %s %r" % (i, r.status, r.raw[:200]))
+            fail("retry %d after the release: %s %r" % (i, r.status, r.raw[:200]))
         if "idempotent-replayed" in r.headers:
-            h.fail("retry %d with key %s was a replay: the 503'd create "
-                   "was stored" % (i, key_of("b", i)))
+            fail("retry %d with key %s was a replay: the 503'd create "
+                 "was stored" % (i, key_of("b", i)))
         acked.append(r.body["order_id"])
     c.close()
     total = s.metrics()["total_orders"]
     if total != before + 2 * N:
-        h.fail("total_orders %d after the release, expected %d"
-               % (total, before + 2 * N))
+        fail("total_orders %d after the release, expected %d"
+             % (total, before + 2 * N))
 
 
 def release_under_load(s, acked):
     """Phase 2: the lock is held, then released, under steady creates."""
     before = timeouts(s)
-    poster = f.Poster(s, threads=6, timeout=CLIENT_TIMEOUT)
-    with f.WriterHold(s.datadir) as hold:
+    poster = Poster(s, threads=6, timeout=CLIENT_TIMEOUT)
+    with WriterHold(s.datadir) as hold:
         poster.start()
-        h.wait_until(lambda: timeouts(s) >= before + 12, 20,
-                     "creates to time out while the writer lock is held")
+        wait_until(lambda: timeouts(s) >= before + 12, 20,
+                   "creates to time out while the writer lock is held")
         held = poster.count()
         if held == 0:
-            h.fail("no create got 201 while the writer lock was held")
+            fail("no create got 201 while the writer lock was held")
         hold.release()
         poster.wait_for(poster.count() + 100, timeout=30)
     poster.stop()
     if poster.uncertain:
-        h.fail("%d creates had no answer in %.1f s" % (poster.uncertain,
-                                                       CLIENT_TIMEOUT))
+        fail("%d creates had no answer in %.1f s" % (poster.uncertain,
+                                                     CLIENT_TIMEOUT))
     refused = timeouts(s) - before
     if poster.refused != refused:
-        h.fail("%d creates answered 503, but %d timeouts were counted"
-               % (poster.refused, refused))
+        fail("%d creates answered 503, but %d timeouts were counted"
+             % (poster.refused, refused))
     print("under load: %d created (%d while held), %d answered 503 around "
           "the release" % (len(poster.acked), held, poster.refused))
     acked.extend(poster.acked)
@@ -367,9 +369,9 @@ class SlowCreate:
         resp.begin()
         raw = resp.read()
         hl = {k.lower(): v for k, v in resp.getheaders()}
-        h.check_response("POST", "/orders/", resp.status, hl, raw)
+        check_response("POST", "/orders/", resp.status, hl, raw)
         self.sock.close()
-        return h.Response(resp.status, hl, json.loads(raw), raw)
+        return Response(resp.status, hl, json.loads(raw), raw)
 
 
 def log_size(s):
@@ -387,13 +389,13 @@ def stop_while_held(s, acked):
     get = []
 
     def get_status(oid):
-        c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+        c = Client(s.port, timeout=CLIENT_TIMEOUT)
         t0 = time.monotonic()
         r = c.request("GET", "/api/orders/%s/status/" % oid, retry=False)
         get.append((r, t0, time.monotonic()))
         c.close()
 
-    with f.WriterHold(s.datadir):
+    with WriterHold(s.datadir):
         for i in range(HELD):
             hdrs = {"Idempotency-Key": "held-%d" % i} if i % 2 == 0 else None
             t0 = time.monotonic()
@@ -402,8 +404,8 @@ def stop_while_held(s, acked):
             check_at_once("create %d while the writer lock is held" % i,
                           time.monotonic() - t0)
             if r.status != 201:
-                h.fail("create %d while the writer lock is held: %s %r"
-                       % (i, r.status, r.raw[:200]))
+                fail("create %d while the writer lock is held: %s %r"
+                     % (i, r.status, r.raw[:200]))
             held.append(r.body["order_id"])
             if hdrs:
                 keys[held[-1]] = (i, hdrs)
@@ -411,32 +413,32 @@ def stop_while_held(s, acked):
         t = threading.Thread(target=get_status, args=(held[-1],))
         t.start()
         # Both are in hand (the gauge counts the /metrics request too).
-        h.wait_until(lambda: f.prometheus(s, "http_requests_in_flight") == 3,
-                     5, "the GET and the create in hand")
+        wait_until(lambda: metric(s, "http_requests_in_flight") == 3,
+                   5, "the GET and the create in hand")
         # No idle keep-alive connection of ours: civetweb's stop would
         # wait for its poll (about half a second), not order-api's.
         s.client.close()
         offset = log_size(s)
         t_term = time.monotonic()
         os.kill(s.api.pid, signal.SIGTERM)
-        h.wait_until(lambda: any("stopping on SIGTERM" in line for line in
-                                 f.log_lines_since(s.api_log, offset)),
-                     5, "order-api to log the SIGTERM")
+        wait_until(lambda: any("stopping on SIGTERM" in line for line in
+                               log_lines_since(s.api_log, offset)),
+                   5, "order-api to log the SIGTERM")
         r = slow.finish()
         if r.status != 201:
-            h.fail("the create in hand at the SIGTERM: %s %r"
-                   % (r.status, r.raw[:200]))
+            fail("the create in hand at the SIGTERM: %s %r"
+                 % (r.status, r.raw[:200]))
         held.append(r.body["order_id"])
         keys[held[-1]] = (HELD, {"Idempotency-Key": "held-slow"})
         try:
             rc = s.api.proc.wait(2 * T + 1 + MARGIN + 10)
         except subprocess.TimeoutExpired:
-            h.fail("order-api did not stop in %.0f s while the writer lock "
-                   "was held" % (time.monotonic() - t_term))
+            fail("order-api did not stop in %.0f s while the writer lock "
+                 "was held" % (time.monotonic() - t_term))
         t_exit = time.monotonic()
         t.join(CLIENT_TIMEOUT)
         if len(get) != 1:
-            h.fail("the GET in hand at the SIGTERM got no answer")
+            fail("the GET in hand at the SIGTERM got no answer")
         r, t_get, t_answer = get[0]
         check_503("the GET in hand at the SIGTERM", r, NOT_READABLE)
         check_at_deadline("the GET in hand at the SIGTERM", t_answer - t_get)
@@ -446,19 +448,19 @@ def stop_while_held(s, acked):
         # not much more.
         if (t_exit - t_get < 2 * T + 1 - 0.01
                 or t_exit - t_answer > T + 1 + MARGIN):
-            h.fail("order-api exited %.2f s after the last answer in hand "
-                   "(%.2f s after that request), expected %.1f s (at most "
-                   "%.1f)" % (t_exit - t_answer, t_exit - t_get, T + 1,
-                              T + 1 + MARGIN))
+            fail("order-api exited %.2f s after the last answer in hand "
+                 "(%.2f s after that request), expected %.1f s (at most "
+                 "%.1f)" % (t_exit - t_answer, t_exit - t_get, T + 1,
+                            T + 1 + MARGIN))
     with open(s.api_log) as log:
         text = log.read()
     said = text.count("could not stop cleanly: no LMDB write transaction "
                       "could begin")
     if rc != 1 or said != 1:
-        h.fail("stopped while the writer lock was held: exit %s, %d lines "
-               "saying why" % (rc, said))
+        fail("stopped while the writer lock was held: exit %s, %d lines "
+             "saying why" % (rc, said))
     if "requests still in hand" in text:
-        h.fail("order-api stopped with requests unanswered")
+        fail("order-api stopped with requests unanswered")
     print("SIGTERM with the writer lock held: exit 1 %.1f s after the last "
           "answer in hand" % (t_exit - t_answer))
 
@@ -468,10 +470,10 @@ def stop_while_held(s, acked):
     s.start_api(extra=api_args)
     applied = [int(m.group(1)) for m in
                (re.search(r"applied ([0-9]+) orders from the journal", line)
-                for line in f.log_lines_since(s.api_log, offset)) if m]
+                for line in log_lines_since(s.api_log, offset)) if m]
     if applied != [HELD + 1]:
-        h.fail("the start after the SIGTERM applied %r orders from the "
-               "journal, expected [%d]" % (applied, HELD + 1))
+        fail("the start after the SIGTERM applied %r orders from the "
+             "journal, expected [%d]" % (applied, HELD + 1))
     for oid in held:
         s.status(oid)
         if oid in keys:
@@ -479,9 +481,9 @@ def stop_while_held(s, acked):
             r = s.request("POST", "/orders/", body(i), headers=hdrs, retry=False)
             if (r.status != 201 or "idempotent-replayed" not in r.headers
                     or r.body["order_id"] != oid):
-                h.fail("retry of %s (key %s) after the restart: %s %r %r"
-                       % (oid, hdrs["Idempotency-Key"], r.status, r.headers,
-                          r.raw[:200]))
+                fail("retry of %s (key %s) after the restart: %s %r %r"
+                     % (oid, hdrs["Idempotency-Key"], r.status, r.headers,
+                        r.raw[:200]))
     print("the start after it applied the %d journaled orders" % len(held))
     acked.extend(held)
 
@@ -492,13 +494,13 @@ def release_at_deadlines(s, acked):
     s.start_api(extra=["--threads", str(THREADS), "--commit-timeout-ms", "100"])
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    poster = f.Poster(s, threads=8, timeout=CLIENT_TIMEOUT).start()
+    poster = Poster(s, threads=8, timeout=CLIENT_TIMEOUT).start()
     stop = threading.Event()
     reads = {200: 0, 503: 0}
     bad = []
 
     def reader():
-        c = h.Client(s.port, timeout=CLIENT_TIMEOUT)
+        c = Client(s.port, timeout=CLIENT_TIMEOUT)
         while not stop.is_set():
             with poster.lock:
                 oid = poster.acked[-1]
@@ -523,7 +525,7 @@ def release_at_deadlines(s, acked):
     rt.start()
     # The sleeps are the fault's schedule, not a wait for a result.
     for _ in range(40):
-        with f.WriterHold(s.datadir):
+        with WriterHold(s.datadir):
             time.sleep(rng.uniform(0.05, 0.15))
         time.sleep(rng.uniform(0, 0.03))
     stop.set()
@@ -535,20 +537,20 @@ def release_at_deadlines(s, acked):
                                           poster.refused, reads[200],
                                           reads[503]))
     if bad:
-        h.fail("a status GET of an acknowledged order (seed %d): %r"
-               % (seed, bad))
+        fail("a status GET of an acknowledged order (seed %d): %r"
+             % (seed, bad))
     if poster.uncertain:
-        h.fail("%d creates had no answer (seed %d)" % (poster.uncertain, seed))
+        fail("%d creates had no answer (seed %d)" % (poster.uncertain, seed))
     if poster.refused != refused:
-        h.fail("%d creates answered 503, but %d timeouts were counted (seed %d)"
-               % (poster.refused, refused, seed))
+        fail("%d creates answered 503, but %d timeouts were counted (seed %d)"
+             % (poster.refused, refused, seed))
     acked.extend(poster.acked)
 
 
 def main():
-    f.require_op_check()
-    f.require_writer_hold()
-    with h.System("writer-stall") as s:
+    require_op_check()
+    require_writer_hold()
+    with System("writer-stall") as s:
         s.start_api(extra=["--threads", str(THREADS),
                            "--commit-timeout-ms", str(TIMEOUT_MS)])
         s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=2000)
@@ -563,17 +565,17 @@ def main():
         ended = text.count("journaled orders reach LMDB again; creates are "
                            "accepted")
         if began != 2 or ended != 2:
-            h.fail("expected one log line as each of 2 stalls began and one "
-                   "as it ended, found %d and %d" % (began, ended))
+            fail("expected one log line as each of 2 stalls began and one "
+                 "as it ended, found %d and %d" % (began, ended))
         stop_while_held(s, acked)
         release_at_deadlines(s, acked)
 
-        m = f.jepsen_check(s, acked, uncertain=0)
+        m = jepsen_check(s, acked, uncertain=0)
         if m["total_orders"] != len(acked):
-            h.fail("total_orders %d, %d creates acknowledged"
-                   % (m["total_orders"], len(acked)))
-        f.finish(s, acked, total=len(acked))
+            fail("total_orders %d, %d creates acknowledged"
+                 % (m["total_orders"], len(acked)))
+        finish(s, acked, total=len(acked))
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

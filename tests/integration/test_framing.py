@@ -29,8 +29,10 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run  # noqa: E402
+from optest.client import exchange  # noqa: E402
+from optest.daemons import System  # noqa: E402
 
 BODY = b'{"user_id": 5, "item_ids": [1], "total_amount": 1}'
 
@@ -44,39 +46,13 @@ def create(extra=b"", body=BODY):
 HIDDEN = create()
 
 
-def exchange(port, data, timeout=5.0):
-    """Send data, read until the server closes (or timeout).  Returns
-    (bytes read, whether the server closed)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                return buf, True
-            except socket.timeout:
-                return buf, False
-            if not chunk:
-                return buf, True
-            buf += chunk
-        return buf, False
-    finally:
-        s.close()
-
-
 def responses(buf):
     """Split a byte stream into (status, headers, body) by Content-Length."""
     out = []
     while buf:
         head, sep, rest = buf.partition(b"\r\n\r\n")
         if not sep:
-            h.fail("a partial response: %r" % buf[:200])
+            fail("a partial response: %r" % buf[:200])
         lines = head.decode("iso-8859-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
         hl = {}
@@ -98,22 +74,22 @@ def expect_refused(s, what, data, want):
     buf, closed = exchange(s.port, data)
     rs = responses(buf)
     if len(rs) != 1:
-        h.fail("%s: expected one answer, got %d: %r" % (what, len(rs), buf[:400]))
+        fail("%s: expected one answer, got %d: %r" % (what, len(rs), buf[:400]))
     status, hl, body = rs[0]
     if status != want:
-        h.fail("%s: expected %d, got %d %r" % (what, want, status, body))
+        fail("%s: expected %d, got %d %r" % (what, want, status, body))
     if hl.get("content-type", "").split(";")[0] != "application/json":
-        h.fail("%s: not JSON: %r" % (what, hl))
+        fail("%s: not JSON: %r" % (what, hl))
     if "detail" not in json.loads(body):
-        h.fail("%s: no detail: %r" % (what, body))
+        fail("%s: no detail: %r" % (what, body))
     if hl.get("connection", "").lower() != "close":
-        h.fail("%s: the answer does not say Connection: close: %r" % (what, hl))
+        fail("%s: the answer does not say Connection: close: %r" % (what, hl))
     if not closed:
-        h.fail("%s: the connection stayed open after Connection: close" % what)
+        fail("%s: the connection stayed open after Connection: close" % what)
     after = total(s)
     if after != before:
-        h.fail("%s: %d orders were created (a hidden request ran)"
-               % (what, after - before))
+        fail("%s: %d orders were created (a hidden request ran)"
+             % (what, after - before))
     print("ok: %s -> %d, closed" % (what, status))
 
 
@@ -195,10 +171,10 @@ def chunked_trickle_closes(s):
     c.close()
     took = time.monotonic() - t0
     if not buf.startswith(b"HTTP/1.1 400 "):
-        h.fail("a chunked create: expected 400, got %r" % buf[:200])
+        fail("a chunked create: expected 400, got %r" % buf[:200])
     if not closed or took > 2.0:
-        h.fail("a chunked create trickled after its 400: closed=%s after %.1f s"
-               % (closed, took))
+        fail("a chunked create trickled after its 400: closed=%s after %.1f s"
+             % (closed, took))
     print("ok: a trickled chunked body is closed %.1f s after its 400" % took)
 
 
@@ -211,11 +187,11 @@ def key_after_cut(s):
         buf, closed = exchange(s.port, create(filler + b"Idempotency-Key: cut-key\r\n"))
         status = responses(buf)[0][0]
         if status != 431:
-            h.fail("create %d with its Idempotency-Key beyond 64 header lines: "
-                   "expected 431, got %d" % (attempt, status))
+            fail("create %d with its Idempotency-Key beyond 64 header lines: "
+                 "expected 431, got %d" % (attempt, status))
     if total(s) != before:
-        h.fail("creates whose Idempotency-Key was cut off made %d orders"
-               % (total(s) - before))
+        fail("creates whose Idempotency-Key was cut off made %d orders"
+             % (total(s) - before))
     # 63 header lines are all seen: the key works.
     few = b"".join(b"X-Filler-%d: %d\r\n" % (i, i) for i in range(57))
     ids = set()
@@ -224,10 +200,10 @@ def key_after_cut(s):
                           .replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n", 1))
         status, _, body = responses(buf)[0]
         if status != 201:
-            h.fail("create with 63 header lines: expected 201, got %d %r" % (status, body))
+            fail("create with 63 header lines: expected 201, got %d %r" % (status, body))
         ids.add(json.loads(body)["order_id"])
     if len(ids) != 1:
-        h.fail("one Idempotency-Key in 63 header lines made orders %r" % ids)
+        fail("one Idempotency-Key in 63 header lines made orders %r" % ids)
     print("ok: a key beyond the 64th header line is refused (431); within 63, replayed")
 
 
@@ -238,14 +214,14 @@ def absolute_target(s):
                            b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
     rs = responses(buf) if buf else []
     if len(rs) != 1 or rs[0][0] != 400 or "detail" not in json.loads(rs[0][2]):
-        h.fail("absolute-form target for another host: expected a JSON 400, got %r" % buf[:300])
+        fail("absolute-form target for another host: expected a JSON 400, got %r" % buf[:300])
     if not closed or total(s) != before:
-        h.fail("absolute-form target: closed=%s, orders made %d" % (closed, total(s) - before))
+        fail("absolute-form target: closed=%s, orders made %d" % (closed, total(s) - before))
     # The same server's own address and port is a path here: served.
     buf, _ = exchange(s.port, b"GET http://127.0.0.1:%d/healthz HTTP/1.1\r\nHost: x\r\n"
                       b"Connection: close\r\n\r\n" % s.port)
     if responses(buf)[0][0] != 200:
-        h.fail("absolute-form target for this server: %r" % buf[:200])
+        fail("absolute-form target for this server: %r" % buf[:200])
     print("ok: absolute-form target for another host -> JSON 400 and close")
 
 
@@ -258,17 +234,17 @@ def unread_body_closes(s):
     buf, closed = exchange(s.port, data)
     rs = responses(buf)
     if len(rs) != 1 or rs[0][0] != 404:
-        h.fail("POST to an unknown path: expected one 404, got %r" % buf[:300])
+        fail("POST to an unknown path: expected one 404, got %r" % buf[:300])
     if rs[0][1].get("connection", "").lower() == "close" and not closed:
-        h.fail("POST to an unknown path: Connection: close, but the connection stayed open")
+        fail("POST to an unknown path: Connection: close, but the connection stayed open")
     if total(s) != before:
-        h.fail("the body of a 404 ran as a create")
+        fail("the body of a 404 ran as a create")
     print("ok: a 404 with an unread body: %s" %
           ("closed" if closed else "kept alive, body skipped"))
 
 
 def main():
-    with h.System("framing") as s:
+    with System("framing") as s:
         s.start_api()
         oid = s.create_order()
         framing(s, oid)
@@ -280,4 +256,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -35,8 +35,11 @@ import socket
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import TestFailure, run  # noqa: E402
+from optest.client import check_response, expect_status, raw_request  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import ORDER_ID_RE  # noqa: E402
 
 BODY = {"user_id": 7, "item_ids": [1, 2, 3], "total_amount": "12.50"}
 BODY_BYTES = json.dumps(BODY).encode()          # '{"user_id": 7, ...}'
@@ -44,11 +47,6 @@ OTHER_BYTES = json.dumps(dict(BODY, user_id=8)).encode()
 # the same object, other whitespace: another body as far as the key goes
 COMPACT_BYTES = json.dumps(BODY, separators=(",", ":")).encode()
 JSON_CT = {"Content-Type": "application/json"}
-
-
-def expect(r, status, what):
-    assert r.status == status, "%s: expected %s, got %s %r" % (what, status, r.status, r.raw)
-    return r
 
 
 def post(s, key, body=BODY_BYTES):
@@ -60,7 +58,7 @@ def post(s, key, body=BODY_BYTES):
 
 def order_id(r, what):
     oid = r.body.get("order_id") if isinstance(r.body, dict) else None
-    assert isinstance(oid, str) and h.ORDER_ID_RE.match(oid), \
+    assert isinstance(oid, str) and ORDER_ID_RE.match(oid), \
         "%s: bad order_id in %r" % (what, r.raw)
     return oid
 
@@ -75,13 +73,13 @@ def replayed(r):
 
 def basics(s):
     before = total(s)
-    r = expect(post(s, "k1"), 201, "first POST with key k1")
+    r = expect_status(post(s, "k1"), 201, "first POST with key k1")
     oid = order_id(r, "first POST with k1")
     assert not replayed(r), "first POST with k1 says it was replayed: %r" % (r.headers,)
     assert total(s) == before + 1, "first POST with k1 did not add one order"
 
     for i in range(3):
-        r = expect(post(s, "k1"), 201, "retry %d of k1, same body" % i)
+        r = expect_status(post(s, "k1"), 201, "retry %d of k1, same body" % i)
         assert order_id(r, "retry of k1") == oid, \
             "retry of k1 gave %s, first was %s" % (order_id(r, "retry"), oid)
         assert replayed(r), "retry of k1 lacks Idempotent-Replayed: true: headers %r" % (r.headers,)
@@ -91,34 +89,35 @@ def basics(s):
     assert o["user_id"] == 7 and o["item_ids"] == [1, 2, 3] and o["total_amount"] == "12.50", o
 
     # another body with the same key
-    r = expect(post(s, "k1", OTHER_BYTES), 422, "k1 with another body")
+    r = expect_status(post(s, "k1", OTHER_BYTES), 422, "k1 with another body")
     assert isinstance(r.body, dict) and isinstance(r.body.get("detail"), str), \
         "422 body is not {detail: ...}: %r" % r.raw
     # the same JSON object with other whitespace is another body too
-    r = expect(post(s, "k1", COMPACT_BYTES), 422, "k1 with the same object, other whitespace")
+    r = expect_status(post(s, "k1", COMPACT_BYTES),
+                      422, "k1 with the same object, other whitespace")
     assert isinstance(r.body, dict) and r.body.get("detail"), r.raw
     assert total(s) == before + 1, "422s created orders"
     # and the original body still replays after the mismatches
-    r = expect(post(s, "k1"), 201, "k1 again after the 422s")
+    r = expect_status(post(s, "k1"), 201, "k1 again after the 422s")
     assert order_id(r, "k1 again") == oid and replayed(r), r
 
     # /orders/ (no /api) shares the keys
-    r = expect(s.request("POST", "/orders/", BODY_BYTES,
-                         dict(JSON_CT, **{"Idempotency-Key": "k1"})), 201, "k1 via /orders/")
+    r = expect_status(s.request("POST", "/orders/", BODY_BYTES,
+                                dict(JSON_CT, **{"Idempotency-Key": "k1"})), 201, "k1 via /orders/")
     assert order_id(r, "k1 via /orders/") == oid and replayed(r), r
 
     # a body that fails validation stores no key: the key stays free
     r = post(s, "k-invalid-body", b'{"user_id": "x"}')
-    expect(r, 400, "invalid body with a key")
-    r = expect(post(s, "k-invalid-body"), 201, "key reused after a 400")
+    expect_status(r, 400, "invalid body with a key")
+    r = expect_status(post(s, "k-invalid-body"), 201, "key reused after a 400")
     assert not replayed(r), "key of a rejected body replayed an order: %r" % (r.headers,)
 
     # keys are case-sensitive and distinct keys give distinct orders
-    r = expect(post(s, "K1"), 201, "key K1")
+    r = expect_status(post(s, "K1"), 201, "key K1")
     assert order_id(r, "K1") != oid and not replayed(r), "K1 replayed k1's order"
     # no key: a new order each time
-    a = order_id(expect(post(s, None), 201, "no key 1"), "no key")
-    b = order_id(expect(post(s, None), 201, "no key 2"), "no key")
+    a = order_id(expect_status(post(s, None), 201, "no key 1"), "no key")
+    b = order_id(expect_status(post(s, None), 201, "no key 2"), "no key")
     assert a != b, "two POSTs without a key gave one id %s" % a
     return oid
 
@@ -137,19 +136,19 @@ def invalid_keys(s):
         req = (b"POST /api/orders/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                + line + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY_BYTES)
                + BODY_BYTES)
-        r = h.raw_request(s.port, req)
+        r = raw_request(s.port, req)
         try:
-            h.check_response("POST", what, r.status, r.headers, r.raw)
-        except h.TestFailure as e:
+            check_response("POST", what, r.status, r.headers, r.raw)
+        except TestFailure as e:
             problems.append(str(e))
         if r.status != 400:
             problems.append("%s: expected 400, got %s %r" % (what, r.status, r.raw[:200]))
     # 255 characters is the longest valid key
-    r = expect(post(s, "b" * 255), 201, "255-character key")
-    r2 = expect(post(s, "b" * 255), 201, "255-character key again")
+    r = expect_status(post(s, "b" * 255), 201, "255-character key")
+    r2 = expect_status(post(s, "b" * 255), 201, "255-character key again")
     assert replayed(r2) and order_id(r2, "255") == order_id(r, "255"), r2
     # a printable key with spaces and punctuation is fine
-    expect(post(s, "a key ~!@#$%^&*()"), 201, "key with spaces and punctuation")
+    expect_status(post(s, "a key ~!@#$%^&*()"), 201, "key with spaces and punctuation")
     assert not problems, "invalid keys:\n  " + "\n  ".join(problems)
     assert total(s) == before + 2, "invalid keys created orders: %d -> %d" % (before, total(s))
 
@@ -188,7 +187,7 @@ def concurrent(s, n=50):
         statuses[st] = statuses.get(st, 0) + 1
         assert st in (201, 409), "concurrent POST with one key: got %s %r (all: %r)" % (
             st, raw[:200], statuses)
-        h.check_response("POST", "/api/orders/ (concurrent)", st, hl, raw)
+        check_response("POST", "/api/orders/ (concurrent)", st, hl, raw)
         body = json.loads(raw)
         if st == 201:
             ids.add(body["order_id"])
@@ -201,7 +200,7 @@ def concurrent(s, n=50):
         n, after - before, statuses)
     oid = ids.pop()
     # and afterwards the key replays
-    r = expect(post(s, key), 201, "the raced key afterwards")
+    r = expect_status(post(s, key), 201, "the raced key afterwards")
     assert order_id(r, "raced key") == oid and replayed(r), r
     print("concurrent: %r, one order %s" % (statuses, oid))
     return key, oid
@@ -259,14 +258,14 @@ def many_keys(s, n=500):
     before = total(s)
     ids = set()
     for i in range(n):
-        r = expect(post(s, "many-%d" % i), 201, "key many-%d" % i)
+        r = expect_status(post(s, "many-%d" % i), 201, "key many-%d" % i)
         assert not replayed(r), "new key many-%d replayed: %r" % (i, r.headers)
         ids.add(order_id(r, "many-%d" % i))
     assert len(ids) == n, "%d different keys gave %d distinct ids" % (n, len(ids))
     assert total(s) == before + n, "total_orders %d, expected %d" % (total(s), before + n)
     # spot-check replays
     for i in (0, n // 2, n - 1):
-        r = expect(post(s, "many-%d" % i), 201, "replay of many-%d" % i)
+        r = expect_status(post(s, "many-%d" % i), 201, "replay of many-%d" % i)
         assert replayed(r) and order_id(r, "replay") in ids, r
 
 
@@ -355,7 +354,7 @@ def immediate_retries(s, clients=2, keys=500):
 
 
 def main():
-    with h.System("idem") as s:
+    with System("idem") as s:
         s.start_api(extra=API)
         oid = basics(s)
         invalid_keys(s)
@@ -368,14 +367,14 @@ def main():
         s.stop_api()
         s.start_api(extra=API)
         for key, want in (("k1", oid), (race_key, race_oid)):
-            r = expect(post(s, key), 201, "%s after a restart" % key)
+            r = expect_status(post(s, key), 201, "%s after a restart" % key)
             assert order_id(r, "after restart") == want, \
                 "%s after a restart gave %s, before it was %s" % (key, r.body, want)
             assert replayed(r), "%s after a restart lacks Idempotent-Replayed: %r" % (key, r.headers)
-        expect(post(s, "k1", OTHER_BYTES), 422, "k1 with another body after a restart")
+        expect_status(post(s, "k1", OTHER_BYTES), 422, "k1 with another body after a restart")
         assert total(s) == before, "replays after the restart created orders"
         s.stop_api()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -44,8 +44,11 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import Soft, TestFailure, run  # noqa: E402
+from optest.client import check_response  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import check_metrics_consistent  # noqa: E402
 
 THREADS = 4
 REQUEST_TIMEOUT = 1.0
@@ -150,11 +153,11 @@ def wait_eof(sock, timeout):
 
 
 def check_json(r, what, failures):
-    """A JSON body and a Content-Length equal to it (harness rules)."""
+    """A JSON body and a Content-Length equal to it (optest.client.check_response)."""
     try:
-        h.check_response("X", what, r.status, r.headers, r.body)
-    except h.TestFailure as e:
-        failures.append(str(e))
+        check_response("X", what, r.status, r.headers, r.body)
+    except TestFailure as e:
+        failures.add(str(e))
         return False
     return True
 
@@ -177,8 +180,8 @@ def timed_get(port, timeout=10):
 def expect_normal_served(s, what, failures, limit=5.0):
     st, dt = timed_get(s.port, timeout=limit + 5)
     if st != 200 or dt >= limit:
-        failures.append("%s: a normal GET /healthz got %s after %.2f s (want 200 in < %.0f s)"
-                        % (what, st, dt, limit))
+        failures.add("%s: a normal GET /healthz got %s after %.2f s (want 200 in < %.0f s)"
+                     % (what, st, dt, limit))
     return dt
 
 
@@ -193,15 +196,15 @@ def simple(s, what, data, allowed, failures, closes=False):
             pass
         r, _, _ = read_reply(c, t0, 10)
         if r is None:
-            failures.append("%s: no answer within 10 s" % what)
+            failures.add("%s: no answer within 10 s" % what)
             return None
         if r.status not in allowed:
-            failures.append("%s: status %s, expected %s; body %r"
-                            % (what, r.status, "a 4xx" if len(allowed) > 10
-                               else " or ".join(map(str, sorted(allowed))), r.body[:200]))
+            failures.add("%s: status %s, expected %s; body %r"
+                         % (what, r.status, "a 4xx" if len(allowed) > 10
+                            else " or ".join(map(str, sorted(allowed))), r.body[:200]))
         check_json(r, what, failures)
         if closes and wait_eof(c, 2 * REQUEST_TIMEOUT + 2) is None:
-            failures.append("%s: the connection stayed open after %s" % (what, r.status))
+            failures.add("%s: the connection stayed open after %s" % (what, r.status))
         return r
     finally:
         c.close()
@@ -220,20 +223,20 @@ def body_too_large(s, failures):
                 c.sendall(post_head(length, expect_hdr))   # and no body
                 r, rest, _ = read_reply(c, t0, 5)
                 if r is None:
-                    failures.append("%s: no answer within 5 s without the body" % what)
+                    failures.add("%s: no answer within 5 s without the body" % what)
                     continue
                 if r.status == 100:
-                    failures.append("%s: 100 Continue for a body over the limit" % what)
+                    failures.add("%s: 100 Continue for a body over the limit" % what)
                     r, _, _ = read_reply(c, t0, 5, rest)
                     if r is None:
                         continue
                 if r.status != 413:
-                    failures.append("%s: expected 413, got %s %r" % (what, r.status, r.body[:200]))
+                    failures.add("%s: expected 413, got %s %r" % (what, r.status, r.body[:200]))
                 check_json(r, what, failures)
                 if r.done > 2 * REQUEST_TIMEOUT:
-                    failures.append("%s: 413 only after %.2f s" % (what, r.done))
+                    failures.add("%s: 413 only after %.2f s" % (what, r.done))
                 if wait_eof(c, 2 * REQUEST_TIMEOUT + 2) is None:
-                    failures.append("%s: connection not closed after the 413" % what)
+                    failures.add("%s: connection not closed after the 413" % what)
             finally:
                 c.close()
     # exactly the limit is fine (padded with JSON whitespace)
@@ -250,20 +253,20 @@ def expect_continue(s, failures):
         c.sendall(post_head(len(BODY), b"Expect: 100-continue\r\n"))
         r, rest, _ = read_reply(c, t0, 5)
         if r is None or r.status != 100:
-            failures.append("%s: expected 100 Continue first, got %r" % (what, r))
+            failures.add("%s: expected 100 Continue first, got %r" % (what, r))
             if r is not None and r.status != 100:
                 return
         elif r.done > 0.8:
-            failures.append("%s: 100 Continue only after %.2f s" % (what, r.done))
+            failures.add("%s: 100 Continue only after %.2f s" % (what, r.done))
         t1 = time.monotonic()
         c.sendall(BODY)
         r, _, _ = read_reply(c, t1, 5, rest)
         if r is None or r.status != 201:
-            failures.append("%s: expected 201 after the body, got %r" % (what, r))
+            failures.add("%s: expected 201 after the body, got %r" % (what, r))
             return
         check_json(r, what, failures)
         if r.done > 0.8:
-            failures.append("%s: 201 only %.2f s after the body was sent" % (what, r.done))
+            failures.add("%s: 201 only %.2f s after the body was sent" % (what, r.done))
     finally:
         c.close()
 
@@ -307,16 +310,16 @@ def short_bodies(s, failures):
     for i, (r, closed) in enumerate(results):
         what = "Content-Length above the body (client %d of %d)" % (i + 1, n)
         if r is None:
-            failures.append("%s: no answer within 10 s" % what)
+            failures.add("%s: no answer within 10 s" % what)
             continue
         if r.status not in (400, 408):
-            failures.append("%s: expected 408 or 400, got %s %r" % (what, r.status, r.body))
+            failures.add("%s: expected 408 or 400, got %s %r" % (what, r.status, r.body))
         check_json(r, what, failures)
         # one client waits for a thread to be freed: up to 2 timeouts more
         if r.done > 4 * REQUEST_TIMEOUT + 1.0:
-            failures.append("%s: answered only after %.2f s" % (what, r.done))
+            failures.add("%s: answered only after %.2f s" % (what, r.done))
         if closed is None:
-            failures.append("%s: connection not closed after the %s" % (what, r.status))
+            failures.add("%s: connection not closed after the %s" % (what, r.status))
     print("short bodies: answers after %s s, closed after %s s" % (
         ", ".join("%.2f" % r.done for r, _ in results if r),
         ", ".join("%.2f" % c for _, c in results if c is not None)))
@@ -365,33 +368,33 @@ def trickled_bodies(s, failures):
         st, dt = timed_get(s.port, timeout=10)
         worst = max(worst, dt)
         if st != 200:
-            failures.append("trickled bodies: a normal GET got %s after %.2f s" % (st, dt))
+            failures.add("trickled bodies: a normal GET got %s after %.2f s" % (st, dt))
             break
     for t in ts:
         t.join(30)
     if worst >= REQUEST_TIMEOUT * 2 + 1.0:
-        failures.append("trickled bodies: a normal GET /healthz waited %.2f s while %d clients "
-                        "trickled bodies (request timeout %.1f s)" % (worst, n, REQUEST_TIMEOUT))
+        failures.add("trickled bodies: a normal GET /healthz waited %.2f s while %d clients "
+                     "trickled bodies (request timeout %.1f s)" % (worst, n, REQUEST_TIMEOUT))
     for i, (r, sent, took) in enumerate(results):
         what = "body of %d bytes trickled at 1 byte/300 ms (client %d)" % (len(BODY), i + 1)
         if r is None:
-            failures.append("%s: not cut off: no answer after %d bytes in %.1f s"
-                            % (what, sent, took))
+            failures.add("%s: not cut off: no answer after %d bytes in %.1f s"
+                         % (what, sent, took))
             continue
         if r.done > 2 * REQUEST_TIMEOUT + 1.0:
-            failures.append("%s: not cut off while the bytes kept coming: %s only after %.2f s "
-                            "(%d bytes sent; the client stops trickling at %.0f s; request "
-                            "timeout %.1f s)" % (what, r.status, r.done, sent, stop_after,
-                                                 REQUEST_TIMEOUT))
+            failures.add("%s: not cut off while the bytes kept coming: %s only after %.2f s "
+                         "(%d bytes sent; the client stops trickling at %.0f s; request "
+                         "timeout %.1f s)" % (what, r.status, r.done, sent, stop_after,
+                                              REQUEST_TIMEOUT))
         elif r.status != 408:
-            failures.append("%s: expected 408 once the %.1f s request timeout passed, got %s "
-                            "after %.2f s, %d bytes sent: %r"
-                            % (what, REQUEST_TIMEOUT, r.status, r.done, sent, r.body[:120]))
+            failures.add("%s: expected 408 once the %.1f s request timeout passed, got %s "
+                         "after %.2f s, %d bytes sent: %r"
+                         % (what, REQUEST_TIMEOUT, r.status, r.done, sent, r.body[:120]))
         check_json(r, what, failures)
     m = s.metrics()["total_orders"]
     created = sum(1 for r, _, _ in results if r is not None and r.status == 201)
     if m != before + created:
-        failures.append("trickled bodies: total_orders %d -> %d with %d 201s" % (before, m, created))
+        failures.add("trickled bodies: total_orders %d -> %d with %d 201s" % (before, m, created))
 
 
 def rejected_then_trickled(s, failures):
@@ -440,21 +443,21 @@ def rejected_then_trickled(s, failures):
         st, dt = timed_get(s.port, timeout=10)
         worst = max(worst, dt)
         if st != 200:
-            failures.append("413 then trickle: a normal GET got %s after %.2f s" % (st, dt))
+            failures.add("413 then trickle: a normal GET got %s after %.2f s" % (st, dt))
             break
     for t in ts:
         t.join(30)
     if worst >= 2 * REQUEST_TIMEOUT + 1.0:
-        failures.append("413 then trickle: a normal GET /healthz waited %.2f s while %d clients "
-                        "trickled the bodies of their refused requests" % (worst, n))
+        failures.add("413 then trickle: a normal GET /healthz waited %.2f s while %d clients "
+                     "trickled the bodies of their refused requests" % (worst, n))
     for i, (r, closed) in enumerate(results):
         what = "Content-Length 100000, 413, then the body trickled (client %d)" % (i + 1)
         if r is None or r.status != 413:
-            failures.append("%s: expected 413 first, got %r" % (what, r))
+            failures.add("%s: expected 413 first, got %r" % (what, r))
         if closed is None or closed > 2 * REQUEST_TIMEOUT + 1.0:
-            failures.append("%s: the server kept reading the refused body: connection %s"
-                            % (what, "still open after %.0f s" % stop_after if closed is None
-                               else "closed only after %.2f s" % closed))
+            failures.add("%s: the server kept reading the refused body: connection %s"
+                         % (what, "still open after %.0f s" % stop_after if closed is None
+                            else "closed only after %.2f s" % closed))
 
 
 def slowloris(s, failures, duration=4.0):
@@ -520,7 +523,7 @@ def slowloris(s, failures, duration=4.0):
           "longest lived %.2f s" % (served, worst, stats["connections"], stats["cut"],
                                     max(life) if life else 0))
     if stats["cut"] == 0:
-        failures.append("slowloris: no slow connection was cut off in %.0f s" % duration)
+        failures.add("slowloris: no slow connection was cut off in %.0f s" % duration)
 
 
 def idle_keepalive(s, failures):
@@ -533,7 +536,7 @@ def idle_keepalive(s, failures):
             c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             r, _, _ = read_reply(c, t0, 5)
             if r is None or r.status != 200:
-                failures.append("idle keep-alive: request %d got %r" % (i, r))
+                failures.add("idle keep-alive: request %d got %r" % (i, r))
             conns.append((c, time.monotonic()))
         limit = KEEPALIVE_TIMEOUT + 2.0
         expect_normal_served(s, "with %d idle keep-alive connections" % THREADS, failures,
@@ -541,9 +544,9 @@ def idle_keepalive(s, failures):
         for c, t_idle in conns:
             left = KEEPALIVE_TIMEOUT + 3.0 - (time.monotonic() - t_idle)
             if wait_eof(c, max(left, 0.1)) is None:
-                failures.append("idle keep-alive: a connection idle for %.1f s is still open "
-                                "(keep-alive timeout %.1f s)"
-                                % (time.monotonic() - t_idle, KEEPALIVE_TIMEOUT))
+                failures.add("idle keep-alive: a connection idle for %.1f s is still open "
+                             "(keep-alive timeout %.1f s)"
+                             % (time.monotonic() - t_idle, KEEPALIVE_TIMEOUT))
                 break
     finally:
         for c, _ in conns:
@@ -574,7 +577,7 @@ def framing(s, failures):
         simple(s, what, data, allowed or set(range(400, 500)), failures)
     after = s.metrics()["total_orders"]
     if after != before:
-        failures.append("framing errors created %d orders" % (after - before))
+        failures.add("framing errors created %d orders" % (after - before))
 
 
 def disconnects(s, failures):
@@ -596,41 +599,34 @@ def disconnects(s, failures):
     time.sleep(2 * REQUEST_TIMEOUT + 0.5)
     after = s.metrics()["total_orders"]
     if after != before:
-        failures.append("clients that disconnected mid-body created %d orders" % (after - before))
+        failures.add("clients that disconnected mid-body created %d orders" % (after - before))
     expect_normal_served(s, "after the disconnects", failures, limit=2.0)
 
 
 def main():
-    failures = []
-    with h.System("limits") as s:
+    failures = Soft()
+    with System("limits") as s:
         s.start_api(extra=LIMITS)
         steps = [body_too_large, expect_continue, big_header, short_bodies,
                  trickled_bodies, rejected_then_trickled, slowloris, idle_keepalive, framing, disconnects]
         for step in steps:
             t0 = time.monotonic()
-            n = len(failures)
-            try:
-                step(s, failures)
-            except Exception as e:  # noqa: BLE001
-                failures.append("%s: %s: %s" % (step.__name__, type(e).__name__, e))
+            n = failures.step(step.__name__, step, s, failures)
             print("%-16s %5.1f s  %s" % (step.__name__, time.monotonic() - t0,
-                                         "ok" if len(failures) == n else
-                                         "%d failures" % (len(failures) - n)))
+                                         "ok" if n == 0 else "%d failures" % n))
             if not s.api.running():
-                failures.append("order-api died during %s (exit status %s)"
-                                % (step.__name__, s.api.proc.returncode))
+                failures.add("order-api died during %s (exit status %s)"
+                             % (step.__name__, s.api.proc.returncode))
                 s.start_api(extra=LIMITS)
         # alive, consistent, and stops cleanly
         r = s.request("GET", "/healthz")
         assert r.status == 200, r
-        h.check_metrics_consistent(s.metrics())
+        check_metrics_consistent(s.metrics())
         s.stop_api()
         if failures:
             s.dump_logs(20)
-    if failures:
-        raise AssertionError("%d of the limit checks failed:\n  - %s"
-                             % (len(failures), "\n  - ".join(failures)))
+    failures.report("of the limit checks failed")
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

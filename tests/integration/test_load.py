@@ -6,15 +6,18 @@ import os
 import sys
 import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import ORDER_ID_RE, check_all_completed, check_order_shape  # noqa: E402
 
 N = 1000
 THREADS = 16
 
 
 def main():
-    with h.System("load") as s:
+    with System("load") as s:
         s.start_api()
         s.start_worker(workers=2, pickup_ms=0, processing_ms=0, lease_ms=1000)
         ids = []
@@ -23,7 +26,7 @@ def main():
         counter = iter(range(N))
 
         def client(t):
-            c = h.Client(s.port)  # its own keep-alive connection
+            c = Client(s.port)  # its own keep-alive connection
             try:
                 while True:
                     with lock:
@@ -32,7 +35,7 @@ def main():
                         return
                     body = {"user_id": 1 + i % 50, "item_ids": [i + 1, 7], "total_amount": "%d.%02d" % (i, i % 100)}
                     r = c.request("POST", "/api/orders/" if i % 2 else "/orders/", body)
-                    if r.status != 201 or not h.ORDER_ID_RE.match(str(r.body.get("order_id"))):
+                    if r.status != 201 or not ORDER_ID_RE.match(str(r.body.get("order_id"))):
                         with lock:
                             errors.append((i, r.status, r.raw[:200]))
                         continue
@@ -54,16 +57,16 @@ def main():
         assert len(ids) == N, "%d ids for %d requests" % (len(ids), N)
         assert len(set(ids)) == N, "duplicate order ids: %d distinct of %d" % (len(set(ids)), N)
 
-        m = h.check_all_completed(s, ids, timeout=60, expected_total=N)
+        m = check_all_completed(s, ids, timeout=60, expected_total=N)
         c = m["order_status_count"]
         assert c["Completed"] == N and m["total_orders_processed"] == N, m
         assert sum(c.values()) == m["total_orders"] == N, m
         # spot-check a few bodies
         for oid in ids[:: N // 10]:
-            h.check_order_shape(s.order(oid), oid)
+            check_order_shape(s.order(oid), oid)
         s.stop_worker()
         s.stop_api()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

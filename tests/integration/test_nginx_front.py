@@ -57,10 +57,15 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs  # noqa: E402
+from optest.checks import fail, run, tail, wait_until  # noqa: E402
+from optest.client import Response, check_response, decode_body  # noqa: E402
+from optest.daemons import ROOT, System  # noqa: E402
+from optest.orders import ORDER_ID_RE, check_all_completed, check_order_shape  # noqa: E402
+from optest.ports import free_port  # noqa: E402
 
-NGINX_DIR = os.path.join(h.ROOT, "contrib", "nginx")
+NGINX_DIR = os.path.join(ROOT, "contrib", "nginx")
 HTTP_SNIPPET = os.path.join(NGINX_DIR, "snippets", "order-processing-http.conf")
 SERVER_SNIPPET = os.path.join(NGINX_DIR, "snippets", "order-processing-server.conf")
 SITE = os.path.join(NGINX_DIR, "order-processing.conf")
@@ -92,13 +97,13 @@ def directive(path, pattern):
         m = re.search(pattern, line)
         if m:
             return m.group(1)
-    h.fail("%s has no line matching %r" % (path, pattern))
+    fail("%s has no line matching %r" % (path, pattern))
 
 
 def seconds(value):
     m = re.fullmatch(r"([0-9]+)(s?)", value)
     if not m:
-        h.fail("cannot read %r as seconds" % value)
+        fail("cannot read %r as seconds" % value)
     return int(m.group(1))
 
 
@@ -119,10 +124,10 @@ class Shipped:
         for what, v in (("limit_conn", self.conn_limit), ("burst", self.burst),
                         ("rate", self.rate), ("keepalive", self.keepalive)):
             if v <= 0:
-                h.fail("shipped %s is %d" % (what, v))
+                fail("shipped %s is %d" % (what, v))
         if self.max_body != "64k":
-            h.fail("client_max_body_size is %s, order-api's max-body-size is 64k"
-                   % self.max_body)
+            fail("client_max_body_size is %s, order-api's max-body-size is 64k"
+                 % self.max_body)
 
 
 # ------------------------------------------------------------------ nginx
@@ -134,15 +139,15 @@ class Nginx:
         self.binary = binary
         self.dir = os.path.join(tmp, "nginx")
         os.makedirs(os.path.join(self.dir, "snippets"))
-        self.port = h.free_port()
-        self.status_port = h.free_port()
+        self.port = free_port()
+        self.status_port = free_port()
         self.conf = os.path.join(self.dir, "nginx.conf")
         self.error_log = os.path.join(self.dir, "error.log")
         self.proc = None
         self.pids = []
         text = read(HTTP_SNIPPET)
         if text.count(SHIPPED_UPSTREAM) != 1:
-            h.fail("%s: expected exactly one %r" % (HTTP_SNIPPET, SHIPPED_UPSTREAM))
+            fail("%s: expected exactly one %r" % (HTTP_SNIPPET, SHIPPED_UPSTREAM))
         with open(os.path.join(self.dir, "snippets", "order-processing-http.conf"), "w") as f:
             f.write(text.replace(SHIPPED_UPSTREAM, "server 127.0.0.1:%d;" % api_port))
         os.symlink(SERVER_SNIPPET,
@@ -195,12 +200,12 @@ http {
 
         def up():
             if self.proc.poll() is not None:
-                h.fail("nginx exited with %s at start-up:\n%s\n%s"
-                       % (self.proc.returncode, h.tail(os.path.join(self.dir, "nginx.out")),
-                          h.tail(self.error_log)))
+                fail("nginx exited with %s at start-up:\n%s\n%s"
+                     % (self.proc.returncode, tail(os.path.join(self.dir, "nginx.out")),
+                        tail(self.error_log)))
             return self.status()["active"] >= 1
-        h.wait_until(up, 10, "nginx to serve its status page")
-        self.pids = [self.proc.pid] + h.descendants_of(self.proc.pid)
+        wait_until(up, 10, "nginx to serve its status page")
+        self.pids = [self.proc.pid] + procs.descendants(self.proc.pid)
 
     def status(self):
         """stub_status: active, reading, writing, waiting."""
@@ -213,7 +218,7 @@ http {
         m = re.search(r"Active connections:\s*([0-9]+).*Reading:\s*([0-9]+)\s+"
                       r"Writing:\s*([0-9]+)\s+Waiting:\s*([0-9]+)", text, re.S)
         if not m:
-            h.fail("cannot read nginx's stub_status: %r" % text)
+            fail("cannot read nginx's stub_status: %r" % text)
         return dict(zip(("active", "reading", "writing", "waiting"), map(int, m.groups())))
 
     def stop(self):
@@ -230,12 +235,12 @@ http {
                     except OSError:
                         pass
                 self.proc.wait(5)
-        h.wait_until(lambda: not any(h.pid_alive(p) for p in self.pids), 10,
-                     "nginx processes %r to exit" % self.pids)
+        wait_until(lambda: not any(procs.alive(p) for p in self.pids), 10,
+                   "nginx processes %r to exit" % self.pids)
 
     def dump(self):
         sys.stderr.write("---- last lines of nginx's error.log ----\n%s\n"
-                         % h.tail(self.error_log, 40))
+                         % tail(self.error_log, 40))
 
 
 # ------------------------------------------------------------------ clients
@@ -266,21 +271,21 @@ def request_from(addr, port, method, path, body=None, headers=None):
         c.close()
     dt = time.monotonic() - t0
     hl = {k.lower(): v for k, v in r.getheaders()}
-    return h.Response(r.status, hl, h._decode_body(raw), raw), dt
+    return Response(r.status, hl, decode_body(raw), raw), dt
 
 
 def expect(resp, status, what, detail=None):
     if resp.status != status:
-        h.fail("%s: expected %d, got %d %r" % (what, status, resp.status, resp.raw[:300]))
+        fail("%s: expected %d, got %d %r" % (what, status, resp.status, resp.raw[:300]))
     if resp.headers.get("content-type", "").startswith("application/json"):
-        h.check_response("GET", what, resp.status, resp.headers, resp.raw)
+        check_response("GET", what, resp.status, resp.headers, resp.raw)
     else:
-        h.fail("%s: %d without a JSON body: %r %r" % (what, status, resp.headers, resp.raw[:200]))
+        fail("%s: %d without a JSON body: %r %r" % (what, status, resp.headers, resp.raw[:200]))
     if detail is not None:
         if not isinstance(resp.body, dict) or not isinstance(resp.body.get("detail"), str):
-            h.fail("%s: body is not {\"detail\": ...}: %r" % (what, resp.raw))
+            fail("%s: body is not {\"detail\": ...}: %r" % (what, resp.raw))
         if detail not in resp.body["detail"]:
-            h.fail("%s: detail %r lacks %r" % (what, resp.body["detail"], detail))
+            fail("%s: detail %r lacks %r" % (what, resp.body["detail"], detail))
     return resp
 
 
@@ -296,7 +301,7 @@ def recv_response(sock, timeout):
                 break
         chunk = sock.recv(65536)
         if not chunk:
-            h.fail("the connection closed before a whole response: %r" % buf[:300])
+            fail("the connection closed before a whole response: %r" % buf[:300])
         buf += chunk
     lines = head.decode("iso-8859-1").split("\r\n")
     hl = {}
@@ -304,7 +309,7 @@ def recv_response(sock, timeout):
         k, _, v = line.partition(":")
         hl[k.strip().lower()] = v.strip()
     raw = rest[:int(hl["content-length"])]
-    return h.Response(int(lines[0].split(" ", 2)[1]), hl, h._decode_body(raw), raw)
+    return Response(int(lines[0].split(" ", 2)[1]), hl, decode_body(raw), raw)
 
 
 def api_connections(api_port):
@@ -339,7 +344,7 @@ def closed_times(socks, opened, deadline):
             except (ConnectionResetError, ConnectionAbortedError):
                 data = b""
             if data:
-                h.fail("idle connection %d got an answer: %r" % (i, data[:200]))
+                fail("idle connection %d got an answer: %r" % (i, data[:200]))
             out[i] = time.monotonic() - opened[i]
             sel.unregister(socks[i])
             left -= 1
@@ -388,7 +393,7 @@ def check_site(nginx_bin, tmp):
     for inc in ("include snippets/order-processing-http.conf;",
                 "include snippets/order-processing-server.conf;"):
         if inc not in text:
-            h.fail("%s does not %s" % (SITE, inc))
+            fail("%s does not %s" % (SITE, inc))
     d = os.path.join(tmp, "nginx-site")
     os.makedirs(os.path.join(d, "snippets"))
     for name in ("order-processing-http.conf", "order-processing-server.conf"):
@@ -398,23 +403,23 @@ def check_site(nginx_bin, tmp):
                         "-subj", "/CN=orders.example.com", "-days", "1",
                         "-keyout", key, "-out", cert], capture_output=True)
     if r.returncode != 0:
-        h.fail("openssl could not make a test certificate: %s" % r.stderr.decode())
+        fail("openssl could not make a test certificate: %s" % r.stderr.decode())
     placeholders = ("/etc/ssl/certs/orders.example.com.pem",
                     "/etc/ssl/private/orders.example.com.key")
     for p in placeholders:
         if text.count(p) != 1:
-            h.fail("%s: expected the placeholder %s once" % (SITE, p))
+            fail("%s: expected the placeholder %s once" % (SITE, p))
     text = text.replace(placeholders[0], cert).replace(placeholders[1], key)
     # nginx -t binds the listening sockets: free loopback ports in place of
     # 80 and 443 (privileged unless root), IPv4 only (the host may have no
     # IPv6).
-    listens = {"listen 80;": "listen 127.0.0.1:%d;" % h.free_port(),
+    listens = {"listen 80;": "listen 127.0.0.1:%d;" % free_port(),
                "listen [::]:80;": "",
-               "listen 443 ssl;": "listen 127.0.0.1:%d ssl;" % h.free_port(),
+               "listen 443 ssl;": "listen 127.0.0.1:%d ssl;" % free_port(),
                "listen [::]:443 ssl;": ""}
     for old, new in listens.items():
         if text.count(old) != 1:
-            h.fail("%s: expected %r once" % (SITE, old))
+            fail("%s: expected %r once" % (SITE, old))
         text = text.replace(old, new)
     with open(os.path.join(d, "site.conf"), "w") as f:
         f.write(text)
@@ -430,7 +435,7 @@ def check_site(nginx_bin, tmp):
     r = subprocess.run([nginx_bin, "-t", "-p", d + "/", "-c", os.path.join(d, "check.conf"),
                         "-e", os.path.join(d, "error.log")], capture_output=True)
     if r.returncode != 0:
-        h.fail("nginx -t rejects the shipped site file: %s" % r.stderr.decode())
+        fail("nginx -t rejects the shipped site file: %s" % r.stderr.decode())
     print("nginx -t accepts the shipped site file (TLS, redirect, both snippets)")
 
 
@@ -451,25 +456,25 @@ def check_idle(s, ngx, shipped, created):
                 c.sendall(partial)
             socks.append(c)
     n_idle = len(socks)
-    h.wait_until(lambda: ngx.status()["active"] >= n_idle + 2, 5,
-                 "nginx to hold the %d idle connections" % n_idle)
+    wait_until(lambda: ngx.status()["active"] >= n_idle + 2, 5,
+               "nginx to hold the %d idle connections" % n_idle)
     print("%d idle connections (%d addresses, half with a partial header) open in %.2f s"
           % (n_idle, IDLE_ADDRESSES, time.monotonic() - t0))
 
     r, dt_create = request_from("127.0.2.1", port, "POST", "/api/orders/", BODY)
     expect(r, 201, "create through nginx with %d idle connections" % n_idle)
     oid = r.body.get("order_id") if isinstance(r.body, dict) else None
-    if not isinstance(oid, str) or not h.ORDER_ID_RE.match(oid):
-        h.fail("create through nginx: bad order_id in %r" % r.raw)
+    if not isinstance(oid, str) or not ORDER_ID_RE.match(oid):
+        fail("create through nginx: bad order_id in %r" % r.raw)
     if r.headers.get("location") != "/api/orders/%s/" % oid:
-        h.fail("create through nginx: Location %r" % r.headers.get("location"))
+        fail("create through nginx: Location %r" % r.headers.get("location"))
     created.append(oid)
     r, dt_get = request_from("127.0.2.1", port, "GET", "/api/orders/%s/" % oid)
     expect(r, 200, "GET through nginx with %d idle connections" % n_idle)
-    h.check_order_shape(r.body, "order through nginx")
+    check_order_shape(r.body, "order through nginx")
     if (r.body["order_id"], r.body["user_id"], r.body["item_ids"], r.body["total_amount"]) != \
             (oid, BODY["user_id"], BODY["item_ids"], BODY["total_amount"]):
-        h.fail("GET %s through nginx: %r does not match the create %r" % (oid, r.body, BODY))
+        fail("GET %s through nginx: %r does not match the create %r" % (oid, r.body, BODY))
     api_conns = api_connections(s.port)
     st = ngx.status()
     print("with %d idle connections held by nginx (active %d): create 201 in %.1f ms, "
@@ -477,15 +482,15 @@ def check_idle(s, ngx, shipped, created):
           % (n_idle, st["active"], dt_create * 1000, dt_get * 1000, api_conns))
     for what, dt in (("create", dt_create), ("GET", dt_get)):
         if dt >= FRESH_BOUND:
-            h.fail("%s from a fresh address took %.3f s with %d idle connections "
-                   "(want < %.0f s)" % (what, dt, n_idle, FRESH_BOUND))
+            fail("%s from a fresh address took %.3f s with %d idle connections "
+                 "(want < %.0f s)" % (what, dt, n_idle, FRESH_BOUND))
     if api_conns > shipped.keepalive:
-        h.fail("order-api holds %d established connections with %d idle clients at "
-               "nginx; at most the upstream keepalive (%d) expected"
-               % (api_conns, n_idle, shipped.keepalive))
+        fail("order-api holds %d established connections with %d idle clients at "
+             "nginx; at most the upstream keepalive (%d) expected"
+             % (api_conns, n_idle, shipped.keepalive))
     if st["active"] < n_idle + 2:
-        h.fail("nginx holds %d connections, fewer than the %d idle ones: some closed early"
-               % (st["active"], n_idle))
+        fail("nginx holds %d connections, fewer than the %d idle ones: some closed early"
+             % (st["active"], n_idle))
 
     # nginx closes every one of them at client_header_timeout from its start.
     T = shipped.header_timeout
@@ -494,27 +499,27 @@ def check_idle(s, ngx, shipped, created):
         c.close()
     still = [i for i, t in enumerate(closed) if t is None]
     if still:
-        h.fail("%d of %d idle connections still open %.0f s after client_header_timeout "
-               "(%d s), e.g. #%d" % (len(still), n_idle, 5, T, still[0]))
+        fail("%d of %d idle connections still open %.0f s after client_header_timeout "
+             "(%d s), e.g. #%d" % (len(still), n_idle, 5, T, still[0]))
     early = min(closed)
     late = max(closed)
     print("idle connections closed by nginx %.2f to %.2f s after they opened "
           "(client_header_timeout %d s)" % (early, late, T))
     if early < T - 0.5:
-        h.fail("an idle connection was closed after %.2f s, before client_header_timeout "
-               "(%d s)" % (early, T))
+        fail("an idle connection was closed after %.2f s, before client_header_timeout "
+             "(%d s)" % (early, T))
     if late > T + 3:
-        h.fail("an idle connection was closed only after %.2f s (client_header_timeout %d s)"
-               % (late, T))
+        fail("an idle connection was closed only after %.2f s (client_header_timeout %d s)"
+             % (late, T))
     trickler.join(T + 15)
     if not isinstance(trickler.closed_after, float):
-        h.fail("a client sending its header one byte a second was not closed within "
-               "%d s (sent %d bytes; %r)" % (T + 10, trickler.sent, trickler.closed_after))
+        fail("a client sending its header one byte a second was not closed within "
+             "%d s (sent %d bytes; %r)" % (T + 10, trickler.sent, trickler.closed_after))
     print("a client sending its header one byte a second was closed after %.2f s "
           "(%d bytes sent)" % (trickler.closed_after, trickler.sent))
     if not T - 0.5 <= trickler.closed_after <= T + 3:
-        h.fail("the one-byte-a-second client was closed after %.2f s, expected about "
-               "client_header_timeout (%d s)" % (trickler.closed_after, T))
+        fail("the one-byte-a-second client was closed after %.2f s, expected about "
+             "client_header_timeout (%d s)" % (trickler.closed_after, T))
 
 
 def check_limit_conn(s, ngx, shipped, created):
@@ -529,13 +534,13 @@ def check_limit_conn(s, ngx, shipped, created):
         c = connect_from("127.0.3.1", port)
         c.sendall(head + BODY_BYTES[:half])
         slow.append(c)
-    h.wait_until(lambda: ngx.status()["writing"] >= base + shipped.conn_limit, 5,
-                 "nginx to have the %d unfinished requests in progress" % shipped.conn_limit)
+    wait_until(lambda: ngx.status()["writing"] >= base + shipped.conn_limit, 5,
+               "nginx to have the %d unfinished requests in progress" % shipped.conn_limit)
     r, dt = request_from("127.0.3.1", port, "GET", "/healthz")
     expect(r, 429, "request %d in progress from one address" % (shipped.conn_limit + 1),
            "Too many requests")
     if r.headers.get("retry-after") != "1":
-        h.fail("429 from limit_conn without Retry-After: 1: %r" % r.headers)
+        fail("429 from limit_conn without Retry-After: 1: %r" % r.headers)
     r2, dt2 = request_from("127.0.3.2", port, "GET", "/healthz")
     expect(r2, 200, "GET from another address while one is at its limit")
     api_conns = api_connections(s.port)
@@ -544,8 +549,8 @@ def check_limit_conn(s, ngx, shipped, created):
           % (shipped.conn_limit, shipped.conn_limit + 1, dt * 1000, dt2 * 1000, api_conns,
              shipped.conn_limit))
     if api_conns > shipped.keepalive:
-        h.fail("order-api holds %d connections while nginx reads %d bodies: the bodies "
-               "were not buffered by nginx" % (api_conns, shipped.conn_limit))
+        fail("order-api holds %d connections while nginx reads %d bodies: the bodies "
+             "were not buffered by nginx" % (api_conns, shipped.conn_limit))
     for c in slow:
         c.sendall(BODY_BYTES[half:])
     for i, c in enumerate(slow):
@@ -576,26 +581,26 @@ def check_limit_req(ngx, shipped, created):
                 created.append(json.loads(raw)["order_id"])
                 continue
             hl = {k.lower(): v for k, v in resp.getheaders()}
-            refused = h.Response(resp.status, hl, h._decode_body(raw), raw)
+            refused = Response(resp.status, hl, decode_body(raw), raw)
             break
     finally:
         c.close()
     elapsed = time.monotonic() - t0
     if refused is None:
-        h.fail("500 creates from one address in %.2f s, none refused (rate %d/s, burst %d)"
-               % (elapsed, shipped.rate, shipped.burst))
+        fail("500 creates from one address in %.2f s, none refused (rate %d/s, burst %d)"
+             % (elapsed, shipped.rate, shipped.burst))
     expect(refused, 429, "create over the rate from one address", "Too many requests")
     if refused.headers.get("retry-after") != "1":
-        h.fail("429 from limit_req without Retry-After: 1: %r" % refused.headers)
+        fail("429 from limit_req without Retry-After: 1: %r" % refused.headers)
     most = shipped.burst + 1 + int(shipped.rate * elapsed) + 1
     print("limit_req %d/s burst %d: %d creates accepted from one address in %.2f s, "
           "then 429 (at most %d allowed)" % (shipped.rate, shipped.burst, accepted, elapsed, most))
     if accepted < shipped.burst + 1:
-        h.fail("only %d creates accepted before a 429; the burst is %d"
-               % (accepted, shipped.burst))
+        fail("only %d creates accepted before a 429; the burst is %d"
+             % (accepted, shipped.burst))
     if accepted > most:
-        h.fail("%d creates accepted in %.2f s; rate %d/s and burst %d allow %d"
-               % (accepted, elapsed, shipped.rate, shipped.burst, most))
+        fail("%d creates accepted in %.2f s; rate %d/s and burst %d allow %d"
+             % (accepted, elapsed, shipped.rate, shipped.burst, most))
     r, _ = request_from("127.0.3.3", port, "GET", "/api/orders/%s/status/" % created[-1])
     expect(r, 200, "a GET from the address whose creates are refused")
     r, _ = request_from("127.0.3.4", port, "POST", "/api/orders/", BODY)
@@ -609,10 +614,10 @@ def check_errors(s, ngx, shipped):
     r, _ = request_from("127.0.5.1", port, "GET", "/metrics")
     expect(r, 403, "/metrics from outside the allowed network", "permission")
     if "retry-after" in r.headers:
-        h.fail("403 with a Retry-After: %r" % r.headers)
+        fail("403 with a Retry-After: %r" % r.headers)
     r, _ = request_from("127.0.0.1", port, "GET", "/metrics")
     if r.status != 200 or b"order_processing_orders" not in r.raw:
-        h.fail("/metrics from 127.0.0.1 through nginx: %s %r" % (r.status, r.raw[:200]))
+        fail("/metrics from 127.0.0.1 through nginx: %s %r" % (r.status, r.raw[:200]))
     big = b'{"user_id": 1, "item_ids": [1], "total_amount": 1, "x": "' + \
         b"a" * 65536 + b'"}'
     r, _ = request_from("127.0.5.2", port, "POST", "/api/orders/", big)
@@ -632,7 +637,7 @@ def check_errors(s, ngx, shipped):
     r, _ = request_from("127.0.5.4", port, "GET", "/api/orders/ORD999999999/")
     expect(r, 404, "order-api's own 404 through nginx")
     if r.body != {"detail": "Not found."}:
-        h.fail("order-api's 404 changed on its way through nginx: %r" % r.raw)
+        fail("order-api's 404 changed on its way through nginx: %r" % r.raw)
     print("nginx's own errors are JSON: 400, 403, 413, 414, 431; order-api's 404 "
           "passes through")
 
@@ -645,11 +650,11 @@ def test_main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
     if want < 4096:
-        h.fail("the open file limit is %d (hard); 1,000 sockets and nginx need 4096" % hard)
+        fail("the open file limit is %d (hard); 1,000 sockets and nginx need 4096" % hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     shipped = Shipped()
     created = []
-    with h.System("nginx") as s:
+    with System("nginx") as s:
         check_site(nginx_bin, s.tmp)
         s.start_api()
         s.start_worker()
@@ -661,12 +666,12 @@ def test_main():
             check_limit_conn(s, ngx, shipped, created)
             check_limit_req(ngx, shipped, created)
             check_errors(s, ngx, shipped)
-            h.check_all_completed(s, created, timeout=60)
+            check_all_completed(s, created, timeout=60)
             s.stop_api()
             r, _ = request_from("127.0.5.5", ngx.port, "GET", "/healthz")
             expect(r, 502, "a request while order-api is down", "unavailable")
             if r.headers.get("retry-after") != "1":
-                h.fail("502 without Retry-After: 1: %r" % r.headers)
+                fail("502 without Retry-After: 1: %r" % r.headers)
             print("with order-api stopped: 502 JSON with Retry-After")
             s.stop_worker()
         except BaseException:
@@ -677,4 +682,4 @@ def test_main():
 
 
 if __name__ == "__main__":
-    h.run(test_main)
+    run(test_main)

@@ -29,13 +29,17 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs, prom  # noqa: E402
+from optest.checks import Soft, TestFailure, fail, run, tail, wait_until  # noqa: E402
+from optest.client import raw_request  # noqa: E402
+from optest.daemons import ORDER_API, ORDER_WORKER, Daemon, System, unique_queue  # noqa: E402
+from optest.orders import check_all_completed  # noqa: E402
+from optest.ports import free_port  # noqa: E402
 
-problems = []
-
+soft = Soft()
+expect = soft.check  # a soft check: record the failure and go on
 
 
 def create_read(s, **kw):
@@ -46,22 +50,11 @@ def create_read(s, **kw):
     s.status(oid)
     return oid
 
-def expect(cond, msg):
-    """A soft check: record the failure and go on."""
-    if not cond:
-        problems.append(msg)
-        sys.stderr.write("CHECK FAILED: %s\n" % msg)
-    return bool(cond)
-
 
 def section(name, fn, *args):
     """Run one part; an exception there is recorded and the next part runs."""
     t0 = time.monotonic()
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001 - reported, not swallowed
-        traceback.print_exc()
-        problems.append("%s: aborted: %s: %s" % (name, type(e).__name__, e))
+    soft.step(name, fn, *args)
     print("%-28s %.1f s" % (name, time.monotonic() - t0))
 
 
@@ -94,7 +87,7 @@ def expect_log(path, pattern, what, timeout=5.0, count=1):
     expect(hits is not None,
            "%s: expected %d line(s) matching /%s/ in %s within %.0f s; log "
            "tail:\n%s" % (what, count, pattern, os.path.basename(path), timeout,
-                          h.tail(path, 15)))
+                          tail(path, 15)))
     return hits or []
 
 
@@ -133,7 +126,7 @@ def read_pidfile(path):
     except FileNotFoundError:
         return None
     if not re.match(r"^[0-9]+\s*$", text):
-        problems.append("pidfile %s holds %r, not a pid" % (path, text))
+        soft.add("pidfile %s holds %r, not a pid" % (path, text))
         return None
     return int(text)
 
@@ -148,14 +141,14 @@ class Detached:
     def add(self, pid):
         if pid:
             self.pids.add(pid)
-            for k in h.descendants_of(pid):
+            for k in procs.descendants(pid):
                 self.pids.add(k)
 
     def kill_all(self):
         for pid in list(self.pids):
-            if h.pid_alive(pid) and h.is_daemon_process(pid):
-                for k in h.descendants_of(pid):
-                    if h.is_daemon_process(k):
+            if procs.alive(pid) and procs.is_daemon_process(pid):
+                for k in procs.descendants(pid):
+                    if procs.is_daemon_process(k):
                         try:
                             os.kill(k, signal.SIGKILL)
                         except OSError:
@@ -168,18 +161,16 @@ class Detached:
 
 def stop_detached(pid, pidfile, logfile, name, timeout=15.0):
     """SIGTERM a daemonized pid: it must exit and remove its pidfile."""
-    kids = h.descendants_of(pid)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while h.pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not expect(not h.pid_alive(pid),
-                  "%s: pid %d still running %.0f s after SIGTERM" % (name, pid, timeout)):
+    kids = procs.descendants(pid)
+    how = procs.stop(pid, signal.SIGTERM, timeout)
+    if not expect(how == "exited", "%s: pid %d %s" % (
+            name, pid, "not running at the SIGTERM" if how == "gone" else
+            "still running %.0f s after SIGTERM (killed)" % timeout)):
         return
     deadline = time.monotonic() + 5
-    while any(h.pid_alive(k) for k in kids) and time.monotonic() < deadline:
+    while any(procs.alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    expect(not any(h.pid_alive(k) for k in kids),
+    expect(not any(procs.alive(k) for k in kids),
            "%s: children %r still running after the master exited" % (name, kids))
     expect(not os.path.exists(pidfile),
            "%s: pidfile %s still there after SIGTERM (holds %r)"
@@ -219,7 +210,7 @@ def check_worker_titles(master, nworkers, where):
            % (where, master, argv))
     expect(argv and argv[0] == "order-worker: master",
            "%s: master cmdline argv[0] %r != 'order-worker: master'" % (where, argv[:1]))
-    kids = h.children_of(master)
+    kids = procs.children(master)
     expect(len(kids) == nworkers, "%s: master has %d children %r, expected %d"
            % (where, len(kids), kids, nworkers))
     titles = []
@@ -236,178 +227,16 @@ def check_worker_titles(master, nworkers, where):
 
 # ---------------------------------------------------------------- Prometheus
 
-METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
-FLOAT_RE = re.compile(r"^(NaN|[+-]Inf|[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)$")
-
-
-def parse_float(s, where):
-    if not FLOAT_RE.match(s):
-        h.fail("%s: value %r is not a Prometheus float" % (where, s))
-    return float(s)
-
-
-def parse_labels(s, where):
-    """'a="x",b="y\\"z"' -> dict; strict."""
-    labels = {}
-    i = 0
-    while i < len(s):
-        m = re.compile(LABEL_NAME + r'="').match(s, i)
-        if not m:
-            h.fail("%s: bad label at %r" % (where, s[i:]))
-        name = s[i:m.end() - 2]
-        i = m.end()
-        val = []
-        while True:
-            if i >= len(s):
-                h.fail("%s: unterminated label value" % where)
-            ch = s[i]
-            if ch == "\\":
-                nxt = s[i + 1:i + 2]
-                if nxt not in ("\\", '"', "n"):
-                    h.fail("%s: bad escape \\%s in label value" % (where, nxt))
-                val.append("\n" if nxt == "n" else nxt)
-                i += 2
-            elif ch == '"':
-                i += 1
-                break
-            elif ch == "\n":
-                h.fail("%s: newline in label value" % where)
-            else:
-                val.append(ch)
-                i += 1
-        if name in labels:
-            h.fail("%s: label %s twice" % (where, name))
-        labels[name] = "".join(val)
-        if i < len(s):
-            if s[i] != ",":
-                h.fail("%s: expected ',' between labels at %r" % (where, s[i:]))
-            i += 1
-    return labels
-
-
-def parse_prometheus(text):
-    """Strict parse of the text format 0.0.4.  Returns
-    (families {name: {'type','help'}}, samples {(name, frozenset(labels)): value})."""
-    if not text.endswith("\n"):
-        h.fail("/metrics: body does not end with a newline")
-    families = {}
-    samples = {}
-    order = []           # family of each sample line, in order
-    sample_re = re.compile(r"^(" + METRIC_NAME + r")(\{(.*)\})? (\S+)( -?[0-9]+)?$")
-    for n, line in enumerate(text[:-1].split("\n"), 1):
-        where = "/metrics line %d %r" % (n, line)
-        if line == "":
-            h.fail("%s: empty line" % where)
-        if line.startswith("#"):
-            m = re.match(r"^# (HELP|TYPE) (" + METRIC_NAME + r") (.*)$", line)
-            if not m:
-                if re.match(r"^#\s*(HELP|TYPE)\b", line):
-                    h.fail("%s: malformed HELP/TYPE" % where)
-                continue  # a plain comment
-            kind, name, rest = m.groups()
-            fam = families.setdefault(name, {})
-            if any(f == name for f in order):
-                h.fail("%s: %s after samples of %s" % (where, kind, name))
-            key = kind.lower()
-            if key in fam:
-                h.fail("%s: second %s line for %s" % (where, kind, name))
-            if kind == "TYPE":
-                if rest not in ("gauge", "counter", "histogram"):
-                    h.fail("%s: type %r" % (where, rest))
-                if "help" not in fam:
-                    h.fail("%s: TYPE before HELP for %s" % (where, name))
-            fam[key] = rest
-            continue
-        m = sample_re.match(line)
-        if not m:
-            h.fail("%s: not 'name{labels} value'" % where)
-        name, _, labels_s, value_s, _ts = m.groups()
-        labels = parse_labels(labels_s, where) if labels_s else {}
-        value = parse_float(value_s, where)
-        fam_name = name
-        if name not in families:
-            for suffix in ("_bucket", "_sum", "_count"):
-                base = name[:-len(suffix)]
-                if name.endswith(suffix) and families.get(base, {}).get("type") == "histogram":
-                    fam_name = base
-                    break
-        fam = families.get(fam_name)
-        if fam is None or "type" not in fam or "help" not in fam:
-            h.fail("%s: sample of %s without # HELP and # TYPE before it"
-                   % (where, fam_name))
-        if fam["type"] != "histogram" and fam_name != name:
-            h.fail("%s: suffixed sample of a %s" % (where, fam["type"]))
-        if fam["type"] == "histogram" and name == fam_name:
-            h.fail("%s: histogram sample without _bucket/_sum/_count" % where)
-        if fam["type"] == "histogram" and name.endswith("_bucket") and "le" not in labels:
-            h.fail("%s: bucket without le" % where)
-        if order and order[-1] != fam_name and fam_name in order:
-            h.fail("%s: samples of %s not grouped together" % (where, fam_name))
-        order.append(fam_name)
-        key = (name, frozenset(labels.items()))
-        if key in samples:
-            h.fail("%s: duplicate series" % where)
-        if fam["type"] == "counter" and not (value >= 0):
-            h.fail("%s: counter value %r" % (where, value))
-        samples[key] = value
-    for name, fam in families.items():
-        if "type" not in fam or "help" not in fam:
-            h.fail("/metrics: family %s lacks HELP or TYPE" % name)
-    # histograms: buckets cumulative, +Inf == _count, _sum present
-    for name, fam in families.items():
-        if fam["type"] != "histogram":
-            continue
-        groups = {}
-        for (sname, lbls), v in samples.items():
-            if sname == name + "_bucket":
-                d = dict(lbls)
-                le = d.pop("le")
-                groups.setdefault(frozenset(d.items()), []).append((le, v))
-        if not groups:
-            h.fail("/metrics: histogram %s has no buckets" % name)
-        for rest, buckets in groups.items():
-            les = []
-            for le, v in buckets:
-                les.append((parse_float(le, "%s le" % name), v, le))
-            les.sort()
-            if les[-1][2] != "+Inf":
-                h.fail("/metrics: histogram %s has no le=\"+Inf\" bucket" % name)
-            for (a, va, _), (b, vb, _) in zip(les, les[1:]):
-                if vb < va:
-                    h.fail("/metrics: %s buckets not cumulative: le=%g %g > le=%g %g"
-                           % (name, a, va, b, vb))
-            cnt = samples.get((name + "_count", rest))
-            if cnt is None or (name + "_sum", rest) not in samples:
-                h.fail("/metrics: histogram %s lacks _count or _sum" % name)
-            if les[-1][1] != cnt:
-                h.fail("/metrics: %s le=\"+Inf\" %g != _count %g" % (name, les[-1][1], cnt))
-    return families, samples
-
-
 def get_prometheus(port):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", "/metrics")
-        r = c.getresponse()
-        body = r.read()
-        headers = {k.lower(): v for k, v in r.getheaders()}
-    finally:
-        c.close()
-    if r.status != 200:
-        h.fail("GET /metrics: %s %r" % (r.status, body[:200]))
+    headers, text = prom.fetch(port)
     ct = headers.get("content-type", "")
     expect(ct.startswith("text/plain; version=0.0.4"),
            "GET /metrics: Content-Type %r, expected text/plain; version=0.0.4" % ct)
-    expect(headers.get("content-length") == str(len(body)),
+    expect(headers.get("content-length") == str(len(text.encode("utf-8"))),
            "GET /metrics: Content-Length %r, body %d bytes"
-           % (headers.get("content-length"), len(body)))
-    fams, samples = parse_prometheus(body.decode("utf-8"))
-    return fams, samples, body.decode("utf-8")
-
-
-def sample(samples, name, **labels):
-    return samples.get((name, frozenset(labels.items())))
+           % (headers.get("content-length"), len(text.encode("utf-8"))))
+    fams, samples = prom.parse(text)
+    return fams, samples, text
 
 
 P = "order_processing_"
@@ -424,14 +253,14 @@ def part_bad_config_at_start(tmp):
         ("frobnicate = 1", "frobnicate"),
         ("just some words", "just some words"),
     ]
-    for prog, extra in ((h.ORDER_API, ["-l", "127.0.0.1:%d" % h.free_port()]),
-                        (h.ORDER_WORKER, ["-w", "1"])):
+    for prog, extra in ((ORDER_API, ["-l", "127.0.0.1:%d" % free_port()]),
+                        (ORDER_WORKER, ["-w", "1"])):
         name = os.path.basename(prog)
         for bad, word in cases:
             write_file(conf, "# test config\nlog-level = info\n%s\n" % bad)
             for mode in ([], ["-d", "-p", os.path.join(tmp, "bad.pid"),
                               "--log-file", os.path.join(tmp, "bad.log")]):
-                argv = [prog, "-c", conf, "-D", data, "-q", h.unique_queue()] + extra + mode
+                argv = [prog, "-c", conf, "-D", data, "-q", unique_queue()] + extra + mode
                 rc, err, _ = run_cmd(argv)
                 lines = err.splitlines()
                 what = "%s with config line 3 %r%s" % (name, bad, " and -d" if mode else "")
@@ -452,7 +281,7 @@ def part_api_daemon(s, detached):
     d = s.tmp
     pidfile = os.path.join(d, "api.pid")
     logfile = os.path.join(d, "api.log")
-    argv = [h.ORDER_API, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
+    argv = [ORDER_API, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
             "-l", "127.0.0.1:%d" % s.port, "-d", "-p", pidfile, "--log-file", logfile]
     cmd = " ".join(argv)
     rc, err, secs = run_cmd(argv)
@@ -470,9 +299,9 @@ def part_api_daemon(s, detached):
     expect(err == "", "order-api -d: unexpected stderr %r" % err)
     if not expect(pid is not None, "order-api -d: no pid in %s" % pidfile):
         return
-    expect(h.pid_alive(pid) and h.is_daemon_process(pid),
+    expect(procs.alive(pid) and procs.is_daemon_process(pid),
            "order-api -d: pidfile pid %d is not a running order-api" % pid)
-    argv0 = cmdline(pid)[0] if h.pid_alive(pid) else ""
+    argv0 = cmdline(pid)[0] if procs.alive(pid) else ""
     expect(os.path.basename(argv0) == "order-api",
            "order-api -d: /proc/%d/cmdline argv[0] %r" % (pid, argv0))
     expect(os.getsid(pid) == pid, "order-api -d: pid %d is not a session leader (sid %d)"
@@ -489,7 +318,7 @@ def part_api_daemon(s, detached):
         s.request("GET", path, check=False)
     time.sleep(0.2)
     expect(count_lines(logfile, r"access:") == 0,
-           "order-api without --access-log logged access lines:\n%s" % h.tail(logfile, 5))
+           "order-api without --access-log logged access lines:\n%s" % tail(logfile, 5))
 
     # a second identical start: exit 1, "already running, pid N" on stderr
     before = read(logfile)
@@ -512,7 +341,7 @@ def part_api_daemon(s, detached):
     for with_log in (True, False):
         pf2 = os.path.join(d, "api2.pid")
         lf2 = os.path.join(d, "api2.log")
-        argv2 = [h.ORDER_API, "-c", "/dev/null", "-D", os.path.join(d, "data2"),
+        argv2 = [ORDER_API, "-c", "/dev/null", "-D", os.path.join(d, "data2"),
                  "-q", s.queue, "-l", "127.0.0.1:%d" % s.port, "-d", "-p", pf2]
         if with_log:
             argv2 += ["--log-file", lf2]
@@ -530,8 +359,8 @@ def part_api_daemon(s, detached):
 
     # another order-api on the same data directory (its own port): refused,
     # since both would hand out the same ids from the one journal
-    argv5 = [h.ORDER_API, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
-             "-l", "127.0.0.1:%d" % h.free_port()]
+    argv5 = [ORDER_API, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
+             "-l", "127.0.0.1:%d" % free_port()]
     rc5, err5, _ = run_cmd(argv5)
     expect(rc5 == 1 and "another order-api uses this data directory" in err5,
            "a second order-api on the same data directory: exit %s stderr %r, expected 1 "
@@ -547,7 +376,7 @@ def part_worker_daemon(s, detached):
     d = s.tmp
     pidfile = os.path.join(d, "worker.pid")
     logfile = os.path.join(d, "worker.log")
-    argv = [h.ORDER_WORKER, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
+    argv = [ORDER_WORKER, "-c", "/dev/null", "-D", s.datadir, "-q", s.queue,
             "-w", "2", "--pickup-delay-ms", "100", "--processing-ms", "200",
             "--lease-ms", "2000", "-d", "-p", pidfile, "--log-file", logfile]
     cmd = " ".join(argv)
@@ -560,14 +389,14 @@ def part_worker_daemon(s, detached):
     if not expect(pid is not None, "order-worker -d: no pid in %s" % pidfile):
         return
     # on return every worker has started
-    kids = h.children_of(pid)
+    kids = procs.children(pid)
     detached.add(pid)
     expect(len(kids) == 2, "order-worker -d returned with %d children %r, expected 2"
            % (len(kids), kids))
     expect(count_lines(logfile, r"\[master\]: info: all 2 workers started") == 1,
            "order-worker -d returned before 'all 2 workers started' was logged:\n%s"
-           % h.tail(logfile, 10))
-    expect(h.is_daemon_process(pid), "order-worker -d: pid %d is not order-worker" % pid)
+           % tail(logfile, 10))
+    expect(procs.is_daemon_process(pid), "order-worker -d: pid %d is not order-worker" % pid)
     expect(os.getsid(pid) == pid, "order-worker -d: pid %d is not a session leader" % pid)
     check_worker_titles(pid, 2, "order-worker -d")
 
@@ -580,13 +409,13 @@ def part_worker_daemon(s, detached):
     expect(rc3 == 1 and "already running, pid %d" % pid in err3,
            "second order-worker -d without --log-file: exit %s stderr %r" % (rc3, err3))
     expect(read_pidfile(pidfile) == pid, "a failed second start changed the pidfile")
-    expect(len(h.children_of(pid)) == 2, "the second start disturbed the workers")
+    expect(len(procs.children(pid)) == 2, "the second start disturbed the workers")
 
     # orders still get done by the daemonized worker
     s.start_api()
     s.wait_ready()
     ids = [s.create_order(user_id=7, item_ids=[i + 1]) for i in range(5)]
-    h.check_all_completed(s, ids, timeout=20)
+    check_all_completed(s, ids, timeout=20)
     s.stop_api()
 
     stop_detached(pid, pidfile, logfile, "order-worker -d")
@@ -599,7 +428,7 @@ def part_worker_daemon(s, detached):
     for with_log in (True, False):
         pf = os.path.join(d, "bad-worker.pid")
         lf = os.path.join(d, "bad-worker.log")
-        argv3 = [h.ORDER_WORKER, "-c", "/dev/null", "-D", bad, "-q", s.queue, "-w", "2",
+        argv3 = [ORDER_WORKER, "-c", "/dev/null", "-D", bad, "-q", s.queue, "-w", "2",
                  "-d", "-p", pf] + (["--log-file", lf] if with_log else [])
         rc4, err4, _ = run_cmd(argv3)
         detached.add(read_pidfile(pf))
@@ -620,8 +449,8 @@ def part_relative_paths(s, detached):
     write_file(os.path.join(d, "rel-worker.conf"),
                "log-level = info\nworkers = 1\nprocessing-ms = 100\nlease-ms = 2000\n")
     for prog, conf, extra in (
-            (h.ORDER_API, "rel-api.conf", ["-l", "127.0.0.1:%d" % s.port]),
-            (h.ORDER_WORKER, "rel-worker.conf", [])):
+            (ORDER_API, "rel-api.conf", ["-l", "127.0.0.1:%d" % s.port]),
+            (ORDER_WORKER, "rel-worker.conf", [])):
         name = os.path.basename(prog)
         argv = [prog, "-c", conf, "-D", "data", "-q", s.queue, "-d",
                 "-p", name + ".pid", "--log-file", name + ".log"] + extra
@@ -647,7 +476,7 @@ def part_relative_paths(s, detached):
 
     # in the foreground (no chdir): the config file is found, but relative
     # paths must not count as changed settings
-    argv = [h.ORDER_WORKER, "-c", "rel-worker.conf", "-D", "data", "-q", s.queue,
+    argv = [ORDER_WORKER, "-c", "rel-worker.conf", "-D", "data", "-q", s.queue,
             "-p", "fg-worker.pid", "--log-file", "fg-worker.log"]
     logfile = os.path.join(d, "fg-worker.log")
     p = subprocess.Popen(argv, cwd=d, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -668,7 +497,7 @@ def part_relative_paths(s, detached):
                "order-worker (foreground): pidfile left after SIGTERM")
     finally:
         if p.poll() is None:
-            kids = h.descendants_of(p.pid)
+            kids = procs.descendants(p.pid)
             for k in [p.pid] + kids:
                 try:
                     os.kill(k, signal.SIGKILL)
@@ -682,8 +511,8 @@ def part_parser_selftest():
     good = ('# HELP a_total A.\n# TYPE a_total counter\na_total{x="{y}",z="q\\"r"} 3\n'
             '# HELP h H.\n# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\n'
             'h_sum 0.5\nh_count 2\n# HELP g G.\n# TYPE g gauge\ng NaN\n')
-    fams, smp = parse_prometheus(good)
-    assert math.isnan(sample(smp, "g")) and sample(smp, "a_total", x="{y}", z='q"r') == 3
+    fams, smp = prom.parse(good)
+    assert math.isnan(prom.value(smp, "g")) and prom.value(smp, "a_total", x="{y}", z='q"r') == 3
     bad = [
         good[:-1],                                               # no final newline
         good.replace("# HELP g G.\n", ""),                       # no HELP
@@ -702,10 +531,10 @@ def part_parser_selftest():
     ]
     for i, doc in enumerate(bad):
         try:
-            parse_prometheus(doc)
-        except h.TestFailure:
+            prom.parse(doc)
+        except TestFailure:
             continue
-        h.fail("parser self-test: malformed document %d accepted" % i)
+        fail("parser self-test: malformed document %d accepted" % i)
 
 
 def part_sighup_and_metrics(s):
@@ -714,21 +543,21 @@ def part_sighup_and_metrics(s):
     d = s.tmp
     api_conf = os.path.join(d, "api.conf")
     api_log = os.path.join(d, "api-file.log")
-    new_port = h.free_port()
+    new_port = free_port()
     listen = "listen = 127.0.0.1:%d\n" % s.port
     write_file(api_conf, "log-level = info\n" + listen)
     # no --log-level or --listen on the command line: they would win over the file
-    s.api = h.Daemon("order-api", [h.ORDER_API, "-c", api_conf, "-D", s.datadir,
-                                   "-q", s.queue, "--log-file", api_log], s.api_log)
+    s.api = Daemon("order-api", [ORDER_API, "-c", api_conf, "-D", s.datadir,
+                                 "-q", s.queue, "--log-file", api_log], s.api_log)
     s.api.start()
     s.wait_healthy()
     ids = []
 
     fams, smp, _ = get_prometheus(s.port)
-    hb = sample(smp, P + "worker_heartbeat_age_seconds")
+    hb = prom.value(smp, P + "worker_heartbeat_age_seconds")
     expect(hb is not None and math.isnan(hb),
            "/metrics before any worker ran: heartbeat age %r, expected NaN" % hb)
-    expect(sample(smp, P + "orders_created_total") == 0, "fresh store: created_total != 0")
+    expect(prom.value(smp, P + "orders_created_total") == 0, "fresh store: created_total != 0")
 
     # no worker: the queue (10 messages) fills after a dozen sequential
     # POSTs, each read back (the read makes it reach LMDB at once, and its
@@ -736,19 +565,19 @@ def part_sighup_and_metrics(s):
     ids += [create_read(s, user_id=1, item_ids=[i + 1]) for i in range(12)]
     time.sleep(0.3)
     expect(count_lines(api_log, r"access:") == 0,
-           "order-api at info without access-log logged access lines:\n%s" % h.tail(api_log, 5))
+           "order-api at info without access-log logged access lines:\n%s" % tail(api_log, 5))
     expect(count_lines(api_log, r": debug: ") == 0,
-           "order-api at info logged debug lines:\n%s" % h.tail(api_log, 5))
+           "order-api at info logged debug lines:\n%s" % tail(api_log, 5))
     _, smp, _ = get_prometheus(s.port)
-    expect((sample(smp, P + "queue_full_total") or 0) > 0,
+    expect((prom.value(smp, P + "queue_full_total") or 0) > 0,
            "12 orders with no worker (10-message queue): queue_full_total %r"
-           % sample(smp, P + "queue_full_total"))
+           % prom.value(smp, P + "queue_full_total"))
 
     # logrotate: rename, SIGHUP -> a new file; the next lines go there
     os.rename(api_log, api_log + ".1")
     os.kill(s.api.pid, signal.SIGHUP)
-    h.wait_until(lambda: os.path.exists(api_log), 5,
-                 "order-api to create a new --log-file after rename + SIGHUP")
+    wait_until(lambda: os.path.exists(api_log), 5,
+               "order-api to create a new --log-file after rename + SIGHUP")
     expect_log(api_log + ".1", r"info: SIGHUP: reopening", "order-api rotation (old file)")
     os.kill(s.api.pid, signal.SIGHUP)
     expect_log(api_log, r"order-api: info: SIGHUP: reopening", "order-api rotation (new file)")
@@ -782,7 +611,7 @@ def part_sighup_and_metrics(s):
            % new_port)
     expect(count_lines(api_log, r"reload: (log-level|access-log)") == 2,
            "order-api: a reload that only changed listen re-applied other settings:\n%s"
-           % h.tail(api_log, 8))
+           % tail(api_log, 8))
 
     # a now-bad config: keeps running with the old settings, logs an error
     write_file(api_conf, "access-log = yes\nlog-level = loud\n" + listen)
@@ -813,22 +642,22 @@ def part_sighup_and_metrics(s):
     w_log = os.path.join(d, "worker-file.log")
     w_settings = "workers = 2\npickup-delay-ms = 50\nlease-ms = 2000\n"
     write_file(w_conf, "log-level = info\nprocessing-ms = 100\n" + w_settings)
-    s.worker = h.Daemon("order-worker", [h.ORDER_WORKER, "-c", w_conf, "-D", s.datadir,
-                                         "-q", s.queue, "--log-file", w_log], s.worker_log)
+    s.worker = Daemon("order-worker", [ORDER_WORKER, "-c", w_conf, "-D", s.datadir,
+                                       "-q", s.queue, "--log-file", w_log], s.worker_log)
     s.worker.start()
-    h.wait_until(lambda: s.worker.running() and len(h.children_of(s.worker.pid)) == 2, 10,
-                 "order-worker to fork 2 workers (log %s)" % h.tail(w_log))
-    s.worker_kids.update(h.children_of(s.worker.pid))
+    wait_until(lambda: s.worker.running() and len(procs.children(s.worker.pid)) == 2, 10,
+               "order-worker to fork 2 workers (log %s)" % tail(w_log))
+    s.worker_kids.update(procs.children(s.worker.pid))
     expect_log(w_log, r"\[master\]: info: all 2 workers started", "order-worker start")
     check_worker_titles(s.worker.pid, 2, "order-worker (foreground)")
-    h.check_all_completed(s, ids, timeout=20)
+    check_all_completed(s, ids, timeout=20)
     expect(count_lines(w_log, r"debug") == 0,
-           "order-worker at info logged debug lines:\n%s" % h.tail(w_log, 5))
+           "order-worker at info logged debug lines:\n%s" % tail(w_log, 5))
 
     os.rename(w_log, w_log + ".1")
     os.kill(s.worker.pid, signal.SIGHUP)
-    h.wait_until(lambda: os.path.exists(w_log), 5,
-                 "order-worker to create a new --log-file after rename + SIGHUP")
+    wait_until(lambda: os.path.exists(w_log), 5,
+               "order-worker to create a new --log-file after rename + SIGHUP")
     os.kill(s.worker.pid, signal.SIGHUP)
     expect_log(w_log, r"\[master\]: info: SIGHUP: reopening", "order-worker rotation (new file)")
     time.sleep(0.3)
@@ -841,7 +670,7 @@ def part_sighup_and_metrics(s):
                    "order-worker[%s] reload to debug" % who)
     more = [s.create_order(user_id=3, item_ids=[i + 1]) for i in range(3)]
     ids += more
-    h.check_all_completed(s, ids, timeout=20)
+    check_all_completed(s, ids, timeout=20)
     for oid in more:
         expect_log(w_log, r"order-worker\[[12]\]: debug: order %s Completed$" % oid,
                    "order-worker debug line for %s after log-level = debug" % oid)
@@ -858,11 +687,11 @@ def part_sighup_and_metrics(s):
     expect_log(w_log, r"\[master\]: error: reload: .*bad", "order-worker SIGHUP with a bad config")
     expect_log(w_log, re.escape(w_conf) + r":3", "order-worker bad config (file:line in the log)")
     time.sleep(0.3)
-    expect(s.worker.running() and len(h.children_of(s.worker.pid)) == 2,
+    expect(s.worker.running() and len(procs.children(s.worker.pid)) == 2,
            "order-worker lost workers after a bad reload")
     last = s.create_order(user_id=4)
     ids.append(last)
-    h.check_all_completed(s, ids, timeout=20)
+    check_all_completed(s, ids, timeout=20)
     expect_log(w_log, r"debug: order %s Completed$" % last,
                "order-worker still at debug after a bad reload")
     expect(read(w_log + ".1") == old_w_log,
@@ -885,40 +714,40 @@ def part_sighup_and_metrics(s):
         expect(fams.get(P + fam, {}).get("type") == typ,
                "/metrics: %s%s type %r, expected %s" % (P, fam, fams.get(P + fam), typ))
     checks = [
-        ("orders{status=Completed}", sample(smp, P + "orders", status="Completed"), n),
-        ("orders{status=Pending}", sample(smp, P + "orders", status="Pending"), 0),
-        ("orders{status=Processing}", sample(smp, P + "orders", status="Processing"), 0),
-        ("orders{status=Cancelled}", sample(smp, P + "orders", status="Cancelled"), 0),
-        ("orders_created_total", sample(smp, P + "orders_created_total"), n),
-        ("orders_completed_total", sample(smp, P + "orders_completed_total"), n),
-        ("processing_seconds_count", sample(smp, P + "processing_seconds_count"), n),
-        ("create_timeouts_total", sample(smp, P + "create_timeouts_total"), 0),
+        ("orders{status=Completed}", prom.value(smp, P + "orders", status="Completed"), n),
+        ("orders{status=Pending}", prom.value(smp, P + "orders", status="Pending"), 0),
+        ("orders{status=Processing}", prom.value(smp, P + "orders", status="Processing"), 0),
+        ("orders{status=Cancelled}", prom.value(smp, P + "orders", status="Cancelled"), 0),
+        ("orders_created_total", prom.value(smp, P + "orders_created_total"), n),
+        ("orders_completed_total", prom.value(smp, P + "orders_completed_total"), n),
+        ("processing_seconds_count", prom.value(smp, P + "processing_seconds_count"), n),
+        ("create_timeouts_total", prom.value(smp, P + "create_timeouts_total"), 0),
         ('http_requests_total{route="/api/orders/",code="201"}',
-         sample(smp, P + "http_requests_total", route="/api/orders/", code="201"), n),
+         prom.value(smp, P + "http_requests_total", route="/api/orders/", code="201"), n),
     ]
     for what, got, want in checks:
         expect(got == want, "/metrics after %d orders: %s = %r, expected %d" % (n, what, got, want))
-    commits = sample(smp, P + "commits_total")
+    commits = prom.value(smp, P + "commits_total")
     expect(commits is not None and 1 <= commits <= n,
            "/metrics: commits_total %r for %d orders" % (commits, n))
-    hb = sample(smp, P + "worker_heartbeat_age_seconds")
+    hb = prom.value(smp, P + "worker_heartbeat_age_seconds")
     expect(hb is not None and 0 <= hb < 10, "/metrics: worker_heartbeat_age_seconds %r" % hb)
-    psum = sample(smp, P + "processing_seconds_sum")
+    psum = prom.value(smp, P + "processing_seconds_sum")
     expect(psum is not None and psum >= n * 0.1,
            "/metrics: processing_seconds_sum %r for %d orders of >= 150 ms" % (psum, n))
-    inf = sample(smp, P + "processing_seconds_bucket", le="+Inf")
+    inf = prom.value(smp, P + "processing_seconds_bucket", le="+Inf")
     expect(inf == n, "/metrics: le=+Inf bucket %r, expected %d" % (inf, n))
     m = s.metrics()
     expect(m["total_orders_processed"] == n and m["total_orders"] == n,
            "JSON metrics disagree with /metrics: %r" % m)
     # HEAD: headers only, same length
-    st, hdrs, _ = h.raw_request(s.port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n"
-                                b"Connection: close\r\n\r\n")
+    st, hdrs, _ = raw_request(s.port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n\r\n")
     expect(st == 200 and hdrs.get("content-type", "").startswith("text/plain; version=0.0.4"),
            "HEAD /metrics: %s %r" % (st, hdrs))
     # the /metrics requests are counted themselves, under their own route
     _, smp2, _ = get_prometheus(s.port)
-    got = sample(smp2, P + "http_requests_total", route="/metrics", code="200")
+    got = prom.value(smp2, P + "http_requests_total", route="/metrics", code="200")
     expect(got is not None and got >= 3, "/metrics route counter %r" % got)
 
     s.stop_worker()
@@ -928,7 +757,7 @@ def part_sighup_and_metrics(s):
 def main():
     detached = Detached()
     section("parser self-test", part_parser_selftest)
-    with h.System("ops-a") as s:
+    with System("ops-a") as s:
         try:
             section("bad config at start", part_bad_config_at_start, s.tmp)
             section("order-api --daemon", part_api_daemon, s, detached)
@@ -936,11 +765,10 @@ def main():
             section("relative paths + SIGHUP", part_relative_paths, s, detached)
         finally:
             detached.kill_all()  # before the System removes the queue and files
-    with h.System("ops-b") as s:
+    with System("ops-b") as s:
         section("SIGHUP and /metrics", part_sighup_and_metrics, s)
-    if problems:
-        h.fail("%d problem(s):\n  - %s" % (len(problems), "\n  - ".join(problems)))
+    soft.report("problem(s)")
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -53,18 +53,11 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
-
-# LD_PRELOAD value: the library, after the ASan runtime in a sanitized build.
-POWERTRACE = os.environ.get(
-    "OP_POWERTRACE", os.path.join(h.ROOT, "build", "tests", "check", "powertrace.so"))
-POWER_CUT = os.environ.get(
-    "OP_POWER_CUT", os.path.join(h.ROOT, "build", "tests", "check", "power-cut"))
-OP_RECOVER = os.environ.get(
-    "OP_RECOVER", os.path.join(h.ROOT, "build", "tests", "check", "op-recover"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import OP_CHECK, OP_RECOVER, POWER_CUT, POWERTRACE, System  # noqa: E402
+from optest.faults import require_op_check  # noqa: E402
 
 # struct pt_rec in tests/check/powertrace.h: magic, type, flags, name_len,
 # pid, tid, off, len; host byte order, no padding.
@@ -105,7 +98,7 @@ class Trace:
         rec = PT_REC.pack(PT_MAGIC, type_, 0, len(name), os.getpid(),
                           threading.get_native_id(), off, 0) + name
         if os.write(self.fd, rec) != len(rec):
-            h.fail("a short append to the trace")
+            fail("a short append to the trace")
 
     def ack(self, order_id, status=""):
         self._append(PT_ACK, int(order_id[3:]), status.encode())
@@ -132,7 +125,7 @@ def trace_stats(path):
         magic, type_, flags, name_len, pid, _tid, off, length = \
             PT_REC.unpack_from(data, pos)
         if magic != PT_MAGIC:
-            h.fail("trace: no record at byte %d" % pos)
+            fail("trace: no record at byte %d" % pos)
         name = data[pos + PT_REC.size:pos + PT_REC.size + name_len]
         if type_ == PT_WRITE and name == b"data.mdb":
             stats["writes"] += 1
@@ -163,7 +156,7 @@ def drive(s, trace, seconds, limit):
     deadline = time.monotonic() + seconds
 
     def client(i):
-        c = h.Client(s.port, timeout=30)
+        c = Client(s.port, timeout=30)
         n = 0
         try:
             while time.monotonic() < deadline and len(created) < limit:
@@ -173,7 +166,7 @@ def drive(s, trace, seconds, limit):
                                "total_amount": "%d.25" % (n % 90)},
                               retry=False)
                 if r.status != 201:
-                    h.fail("create: %s %r" % (r.status, r.raw[:200]))
+                    fail("create: %s %r" % (r.status, r.raw[:200]))
                 oid = r.body["order_id"]
                 trace.ack(oid)
                 with lock:
@@ -186,7 +179,7 @@ def drive(s, trace, seconds, limit):
                         with lock:
                             cancelled.append(oid)
                     elif r.status != 409:
-                        h.fail("cancel %s: %s %r" % (oid, r.status, r.raw[:200]))
+                        fail("cancel %s: %s %r" % (oid, r.status, r.raw[:200]))
         except Exception as e:  # reported by the main thread
             with lock:
                 errors.append(e)
@@ -200,7 +193,7 @@ def drive(s, trace, seconds, limit):
     for t in threads:
         t.join(seconds + 60)
         if t.is_alive():
-            h.fail("a client thread did not finish")
+            fail("a client thread did not finish")
     if errors:
         raise errors[0]
     return created, cancelled
@@ -210,7 +203,7 @@ def record(name, lie=None, seconds=NORMAL_SECONDS, limit=NORMAL_ORDERS):
     """Run both daemons under powertrace on a fresh data directory, drive
     them, stop them. Returns (the System, for the caller's with-block, the
     trace's path, the ids created, the ids cancelled)."""
-    s = h.System(name)
+    s = System(name)
     try:
         tmp = os.path.realpath(s.tmp)
         trace_path = os.path.join(tmp, "trace")
@@ -246,12 +239,12 @@ def check_acked(s, created, cancelled):
     with open(path, "w") as fh:
         fh.write("".join("%s\n" % oid for oid in created))
         fh.write("".join("%s Cancelled\n" % oid for oid in cancelled))
-    r = subprocess.run([f.OP_CHECK, s.datadir, "--expect-ids", path],
+    r = subprocess.run([OP_CHECK, s.datadir, "--expect-ids", path],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True, timeout=120)
     if r.returncode != 0:
-        h.fail("op-check of the daemons' own data exited %d:\n%s"
-               % (r.returncode, r.stdout[-4000:]))
+        fail("op-check of the daemons' own data exited %d:\n%s"
+             % (r.returncode, r.stdout[-4000:]))
     print(r.stdout.strip().splitlines()[-1])
 
 
@@ -273,7 +266,7 @@ def power_cut(s, trace_path, seed, what, boundary_cuts=BOUNDARY_CUTS,
               random_cuts=RANDOM_CUTS):
     work = os.path.join(s.tmp, "cuts")
     os.makedirs(work)
-    argv = [POWER_CUT, trace_path, "--op-check", f.OP_CHECK, "--work", work,
+    argv = [POWER_CUT, trace_path, "--op-check", OP_CHECK, "--work", work,
             "--recover", OP_RECOVER, "--rebuilt", "lock.mdb",
             "--sized", "journal=%d" % JOURNAL_SIZE, "--from-mark", "ready",
             "--boundaries", str(boundary_cuts), "--random", str(random_cuts),
@@ -285,7 +278,7 @@ def power_cut(s, trace_path, seed, what, boundary_cuts=BOUNDARY_CUTS,
     out = r.stdout.splitlines()
     m = re.search(r"^power-cut: (seed=.*)$", r.stdout, re.M)
     if m is None or r.returncode not in (0, 1):
-        h.fail("power-cut exited %d:\n%s\n%s" % (r.returncode, r.stdout[-4000:],
+        fail("power-cut exited %d:\n%s\n%s" % (r.returncode, r.stdout[-4000:],
                                                    r.stderr[-2000:]))
     kv = {k: int(v) for k, v in (p.split("=") for p in m.group(1).split())}
     summary = [l for l in out if l.startswith("power-cut: ") and "=" not in l
@@ -312,21 +305,21 @@ def check_honest(seed):
                  st["flushes"], st["journal_writes"], st["journal_bytes"],
                  st["journal_wraps"], st["journal_flushes"], st["acks"]))
         if st["acks"] != len(created) + len(cancelled):
-            h.fail("%d acknowledgements in the trace for %d answers"
-                   % (st["acks"], len(created) + len(cancelled)))
+            fail("%d acknowledgements in the trace for %d answers"
+                 % (st["acks"], len(created) + len(cancelled)))
         if len(st["writer_pids"]) < 2:
-            h.fail("only %d process wrote data.mdb: the workers' commits "
-                   "are missing from the trace" % len(st["writer_pids"]))
+            fail("only %d process wrote data.mdb: the workers' commits "
+                 "are missing from the trace" % len(st["writer_pids"]))
         if st["flushes"] == 0 or st["sync_writes"] == 0:
-            h.fail("no flushes or no O_DSYNC writes traced: %r" % st)
+            fail("no flushes or no O_DSYNC writes traced: %r" % st)
         if st["journal_writes"] == 0 or st["journal_flushes"] == 0:
-            h.fail("no journal writes or flushes traced: %r" % st)
+            fail("no journal writes or flushes traced: %r" % st)
         if st["journal_wraps"] == 0:
-            h.fail("the journal did not wrap: %d bytes written to %d, %d "
-                   "orders created" % (st["journal_bytes"], JOURNAL_SIZE,
-                                       len(created)))
+            fail("the journal did not wrap: %d bytes written to %d, %d "
+                 "orders created" % (st["journal_bytes"], JOURNAL_SIZE,
+                                     len(created)))
         if not cancelled:
-            h.fail("no cancel succeeded: the trace has no Cancelled order")
+            fail("no cancel succeeded: the trace has no Cancelled order")
         rc, kv, fails = power_cut(s, trace_path, seed, "honest disk")
         for l in fails[:60]:
             print(l)
@@ -339,19 +332,19 @@ def check_honest(seed):
                  kv["required_max"], kv["recovered_cuts"],
                  kv["recovered_orders"], kv["failures"]))
         if kv["cuts"] < MIN_CUTS:
-            h.fail("only %d cuts checked, expected at least %d"
-                   % (kv["cuts"], MIN_CUTS))
+            fail("only %d cuts checked, expected at least %d"
+                 % (kv["cuts"], MIN_CUTS))
         if kv["required_max"] < len(created) // 2:
-            h.fail("at most %d orders required at a cut, of %d created"
-                   % (kv["required_max"], len(created)))
+            fail("at most %d orders required at a cut, of %d created"
+                 % (kv["required_max"], len(created)))
         if rc != 0 or kv["failures"] != 0:
             keep(s, trace_path, "power")
-            h.fail("%d of %d cuts failed (%d lost acknowledged orders); "
-                   "replay with OP_POWER_SEED=%d" % (kv["failures"], kv["cuts"],
-                                                     kv["lost_orders"], seed))
+            fail("%d of %d cuts failed (%d lost acknowledged orders); "
+                 "replay with OP_POWER_SEED=%d" % (kv["failures"], kv["cuts"],
+                                                   kv["lost_orders"], seed))
         if kv["recovered_cuts"] == 0:
-            h.fail("no cut held an order that only the journal had: the "
-                   "recovery was never put to the test")
+            fail("no cut held an order that only the journal had: the "
+                 "recovery was never put to the test")
 
 
 def check_lying(seed, lie, what):
@@ -366,10 +359,10 @@ def check_lying(seed, lie, what):
         got = (st["flushes"] > 0, st["sync_writes"] > 0,
                st["journal_flushes"] > 0)
         if got != want or st["journal_writes"] == 0:
-            h.fail("OP_POWER_LIE=%s: %d flushes of LMDB's files, %d O_DSYNC "
-                   "writes, %d journal writes and %d journal flushes traced"
-                   % (lie, st["flushes"], st["sync_writes"],
-                      st["journal_writes"], st["journal_flushes"]))
+            fail("OP_POWER_LIE=%s: %d flushes of LMDB's files, %d O_DSYNC "
+                 "writes, %d journal writes and %d journal flushes traced"
+                 % (lie, st["flushes"], st["sync_writes"],
+                    st["journal_writes"], st["journal_flushes"]))
         rc, kv, fails = power_cut(s, trace_path, seed, what,
                                   LYING_BOUNDARY_CUTS, LYING_RANDOM_CUTS)
         print("%s: %d cuts checked, %d flushes seen, %d writes seen, "
@@ -382,13 +375,13 @@ def check_lying(seed, lie, what):
             print("    e.g. " + l)
         if rc != 1 or kv["lost_cuts"] == 0:
             keep(s, trace_path, "power-lie-%s" % lie)
-            h.fail("%s: no cut lost an acknowledged order (exit %d): "
-                   "power-cut cannot catch the defect; replay with "
-                   "OP_POWER_SEED=%d" % (what, rc, seed))
+            fail("%s: no cut lost an acknowledged order (exit %d): "
+                 "power-cut cannot catch the defect; replay with "
+                 "OP_POWER_SEED=%d" % (what, rc, seed))
 
 
 def main():
-    f.require_op_check()
+    require_op_check()
     for path in POWERTRACE.split() + [POWER_CUT, OP_RECOVER]:
         if not os.access(path, os.R_OK):
             sys.stderr.write("not built: %s\n" % path)
@@ -402,4 +395,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -15,8 +15,10 @@ import ctypes
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import fail, run, wait_until  # noqa: E402
+from optest.daemons import System, unlink_queue  # noqa: E402
+from optest.orders import check_all_completed  # noqa: E402
 
 O_RDWR, O_CREAT, O_EXCL = os.O_RDWR, os.O_CREAT, os.O_EXCL
 
@@ -38,7 +40,7 @@ def mq_open(name, flags, mode=0):
     fd = rt.mq_open(name.encode(), flags, mode, None)
     if fd < 0:
         e = ctypes.get_errno()
-        h.fail("mq_open(%s): %s" % (name, os.strerror(e)))
+        fail("mq_open(%s): %s" % (name, os.strerror(e)))
     return fd
 
 
@@ -48,7 +50,7 @@ def queue_state(name):
     try:
         attr = MqAttr()
         if rt.mq_getattr(fd, ctypes.byref(attr)) != 0:
-            h.fail("mq_getattr(%s): %s" % (name, os.strerror(ctypes.get_errno())))
+            fail("mq_getattr(%s): %s" % (name, os.strerror(ctypes.get_errno())))
         return os.fstat(fd).st_mode & 0o7777, attr.mq_curmsgs
     finally:
         rt.mq_close(fd)
@@ -60,7 +62,7 @@ def log_lines(path, needle):
 
 
 def main():
-    with h.System("queue_exposed") as s:
+    with System("queue_exposed") as s:
         old = os.umask(0)
         try:
             fd = mq_open(s.queue, O_RDWR | O_CREAT | O_EXCL, 0o666)
@@ -68,7 +70,7 @@ def main():
             os.umask(old)
         intruder = (123456789).to_bytes(8, "little")
         if rt.mq_send(fd, intruder, 8, 0) != 0:
-            h.fail("mq_send: %s" % os.strerror(ctypes.get_errno()))
+            fail("mq_send: %s" % os.strerror(ctypes.get_errno()))
         rt.mq_close(fd)
 
         s.start_api()
@@ -77,45 +79,45 @@ def main():
             % (s.queue, os.geteuid())
         advice = "rm /dev/mqueue%s" % s.queue
         for d in (s.api, s.worker):
-            h.wait_until(lambda: any(advice in line for line in
-                                     log_lines(d.log_path, refusal)), 10,
-                         "%s to log that it refuses the queue" % d.name)
+            wait_until(lambda: any(advice in line for line in
+                                   log_lines(d.log_path, refusal)), 10,
+                       "%s to log that it refuses the queue" % d.name)
         r = s.request("GET", "/readyz")
         if r.status != 503 or "queue" not in r.body.get("detail", ""):
-            h.fail("readyz with the queue refused: %s %r" % (r.status, r.raw))
+            fail("readyz with the queue refused: %s %r" % (r.status, r.raw))
 
         ids = [s.create_order(user_id=7, item_ids=[i + 1]) for i in range(20)]
-        h.check_all_completed(s, ids, timeout=30, expected_total=20)
+        check_all_completed(s, ids, timeout=30, expected_total=20)
         mode, waiting = queue_state(s.queue)
         if mode != 0o666 or waiting != 1:
-            h.fail("the refused queue is mode %04o with %d messages; expected "
-                   "it left alone: 0666 with the intruder's one message"
-                   % (mode, waiting))
+            fail("the refused queue is mode %04o with %d messages; expected "
+                 "it left alone: 0666 with the intruder's one message"
+                 % (mode, waiting))
         # One line per event: the daemons retry every second, quietly.
         n_api = len(log_lines(s.api_log, refusal))
         if n_api != 1:
-            h.fail("order-api logged the refusal %d times, expected once" % n_api)
+            fail("order-api logged the refusal %d times, expected once" % n_api)
         n_worker = len(log_lines(s.worker_log, refusal))
         if n_worker != 2:
-            h.fail("order-worker logged the refusal %d times, expected once "
-                   "per worker (2)" % n_worker)
+            fail("order-worker logged the refusal %d times, expected once "
+                 "per worker (2)" % n_worker)
 
         # Removed: both daemons make a private queue and use it.
-        h.unlink_queue(s.queue)
+        unlink_queue(s.queue)
         opened = "opened queue %s" % s.queue
-        h.wait_until(lambda: log_lines(s.api_log, opened), 10,
-                     "order-api to open a new queue")
-        h.wait_until(lambda: len(log_lines(s.worker_log, opened)) >= 2, 10,
-                     "both workers to open the new queue")
+        wait_until(lambda: log_lines(s.api_log, opened), 10,
+                   "order-api to open a new queue")
+        wait_until(lambda: len(log_lines(s.worker_log, opened)) >= 2, 10,
+                   "both workers to open the new queue")
         s.wait_ready(10)
         mode, _ = queue_state(s.queue)
         if mode & 0o007:
-            h.fail("the daemons made the queue with mode %04o" % mode)
+            fail("the daemons made the queue with mode %04o" % mode)
         more = [s.create_order(user_id=8, item_ids=[i + 1]) for i in range(20)]
-        h.check_all_completed(s, ids + more, timeout=30, expected_total=40)
+        check_all_completed(s, ids + more, timeout=30, expected_total=40)
         s.stop_worker()
         s.stop_api()
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

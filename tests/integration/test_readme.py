@@ -7,8 +7,11 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness as h  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import run  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.orders import (ORDER_ID_RE, STATUSES, check_all_completed,  # noqa: E402
+                           check_metrics_consistent, check_order_shape)
 
 # README "Create Order (cURL)": body exactly as written there.
 CURL_BODY = '{"user_id": 99, "item_ids": [101, 102], "total_amount": 250.75}'
@@ -26,11 +29,11 @@ def check_created(r, what):
     assert r.body.get("message") == "Order received.", \
         "%s: message %r, expected 'Order received.'" % (what, r.body.get("message"))
     oid = r.body.get("order_id")
-    assert isinstance(oid, str) and h.ORDER_ID_RE.match(oid), "%s: order_id %r" % (what, oid)
+    assert isinstance(oid, str) and ORDER_ID_RE.match(oid), "%s: order_id %r" % (what, oid)
     assert set(r.body) >= {"message", "order_id"}, r.body
     loc = r.headers.get("location")
     assert loc, "%s: no Location header (%r)" % (what, r.headers)
-    assert oid in loc or h.ORDER_ID_RE.match(oid).group(1) in loc, \
+    assert oid in loc or ORDER_ID_RE.match(oid).group(1) in loc, \
         "%s: Location %r does not name %s" % (what, loc, oid)
     return oid
 
@@ -60,7 +63,7 @@ def check_metrics_body(m, where):
     c = m["order_status_count"]
     for s in ("Pending", "Processing", "Completed", "Cancelled"):
         assert s in c and isinstance(c[s], int), "%s: order_status_count %r lacks %s" % (where, c, s)
-    h.check_metrics_consistent(m)
+    check_metrics_consistent(m)
 
 
 def run_curl(args):
@@ -74,7 +77,7 @@ def run_curl(args):
 
 
 def main():
-    with h.System("readme") as s:
+    with System("readme") as s:
         s.start_api()
         s.start_worker(pickup_ms=100, processing_ms=200, lease_ms=2000)
         ids = []
@@ -95,15 +98,15 @@ def main():
             r = s.request("GET", "/api/orders/%s/status/" % oid)
             assert r.status == 200, (r.status, r.raw)
             assert r.body.get("order_id") == oid, r.body
-            assert r.body.get("status") in h.STATUSES, r.body
+            assert r.body.get("status") in STATUSES, r.body
 
         # Postman: GET http://127.0.0.1:8000/orders/123/status/ (numeric id)
         for oid in ids:
-            n = h.ORDER_ID_RE.match(oid).group(1)
+            n = ORDER_ID_RE.match(oid).group(1)
             r = s.request("GET", "/orders/%s/status/" % n)
             assert r.status == 200, "GET /orders/%s/status/: %s %r" % (n, r.status, r.raw)
             assert r.body.get("order_id") == oid, r.body
-            assert r.body.get("status") in h.STATUSES, r.body
+            assert r.body.get("status") in STATUSES, r.body
 
         # Metrics, both forms
         for path in ("/orders/metrics/", "/api/orders/metrics/"):
@@ -118,9 +121,9 @@ def main():
                                    "-d", CURL_BODY])
             assert code == 201, "curl POST: %s %r" % (code, body)
             assert body.get("message") == "Order received.", body
-            assert h.ORDER_ID_RE.match(body.get("order_id", "")), body
+            assert ORDER_ID_RE.match(body.get("order_id", "")), body
             ids.append(body["order_id"])
-            n = h.ORDER_ID_RE.match(body["order_id"]).group(1)
+            n = ORDER_ID_RE.match(body["order_id"]).group(1)
             code, body = run_curl(["http://127.0.0.1:%d/orders/%s/status/" % (s.port, n)])
             assert code == 200 and body.get("order_id") == ids[-1], (code, body)
             code, body = run_curl(["http://127.0.0.1:%d/orders/metrics/" % s.port])
@@ -129,7 +132,7 @@ def main():
         else:
             print("note: curl not installed, skipping the curl binary check")
 
-        m = h.check_all_completed(s, ids, timeout=30, expected_total=len(ids))
+        m = check_all_completed(s, ids, timeout=30, expected_total=len(ids))
         check_metrics_body(m, "final metrics")
         assert m["total_orders_processed"] == len(ids), m
         # creation to completion: at least pickup (100 ms) + processing (200 ms)
@@ -139,7 +142,7 @@ def main():
             "average_processing_time %r disagrees with %r" % (m["average_processing_time"], secs)
         for oid in ids:
             o = s.order(oid)
-            h.check_order_shape(o, "order %s" % oid)
+            check_order_shape(o, "order %s" % oid)
             assert o["total_amount"] == "250.75", o
             assert o["item_ids"] == [101, 102], o
         assert s.order(ids[0])["user_id"] == 99
@@ -150,4 +153,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

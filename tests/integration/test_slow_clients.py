@@ -24,17 +24,13 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import expect, fail, run, wait_until  # noqa: E402
+from optest.client import Client  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import metric  # noqa: E402
 
 SHARE = 48  # three quarters of the default 64 threads
-
-
-def expect(ok, msg):
-    if not ok:
-        h.fail(msg)
 
 
 def raise_fd_limit(n):
@@ -61,7 +57,7 @@ def timed(fn):
 
 
 def answered_within_a_second(s, what):
-    c = h.Client(s.port, timeout=10)
+    c = Client(s.port, timeout=10)
     r, took = timed(lambda: c.request("GET", "/healthz", check=False, retry=False))
     expect(r.status == 200, "%s: /healthz got %d" % (what, r.status))
     expect(took < 1.0, "%s: /healthz took %.2f s" % (what, took))
@@ -76,7 +72,7 @@ def answered_within_a_second(s, what):
 
 def refused_count(s):
     """order-api's count of connections refused over the share."""
-    return f.prometheus(s, "http_connections_refused_total") or 0
+    return metric(s, "http_connections_refused_total") or 0
 
 
 def refused_ones(socks, wait=3.0):
@@ -137,7 +133,7 @@ def share_comes_back(s):
         c.close()
 
     # civetweb notices the closed idle sockets when it next reads them.
-    h.wait_until(lambda: _served_from(s, "127.0.0.2"), 5, "127.0.0.2 served again")
+    wait_until(lambda: _served_from(s, "127.0.0.2"), 5, "127.0.0.2 served again")
     before = refused_count(s)
     ts = [threading.Thread(target=client) for _ in range(SHARE)]
     for t in ts:
@@ -183,7 +179,7 @@ def header_deadline(s):
                     break
                 data += more
         except socket.timeout:
-            h.fail("%s was still open after %.1f s" % (what, time.monotonic() - t0))
+            fail("%s was still open after %.1f s" % (what, time.monotonic() - t0))
         except ConnectionResetError:
             data = b""
         took = time.monotonic() - t0
@@ -199,7 +195,7 @@ def header_deadline(s):
 
 def main():
     raise_fd_limit(4096)
-    with h.System("slow_clients") as s:
+    with System("slow_clients") as s:
         s.start_api()
         took300 = idle_from_one_address(s, 300)
         share_comes_back(s)
@@ -212,4 +208,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

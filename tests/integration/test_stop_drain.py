@@ -34,20 +34,18 @@ import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest.checks import expect, run, wait_until  # noqa: E402
+from optest.client import Client, check_response  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import (WriterHold, jepsen_check, log_lines_since, metric,  # noqa: E402
+                           require_op_check, require_writer_hold)
+from optest.orders import STATUSES  # noqa: E402
 
 READS = 6
 CREATES = 6
 TIMEOUT_MS = 5000     # --commit-timeout-ms: how long a read may wait
 BODY = {"user_id": 4, "item_ids": [7], "total_amount": "3.00"}
-
-
-def expect(ok, msg):
-    if not ok:
-        h.fail(msg)
 
 
 class SlowCreate:
@@ -74,7 +72,7 @@ class SlowCreate:
         finally:
             self.sock.close()
         hl = {k.lower(): v for k, v in resp.getheaders()}
-        h.check_response("POST", "/orders/", resp.status, hl, raw)
+        check_response("POST", "/orders/", resp.status, hl, raw)
         return (resp.status, json.loads(raw))
 
 
@@ -89,9 +87,9 @@ def late_request(port):
 
 
 def main():
-    f.require_op_check()
-    f.require_writer_hold()
-    with h.System("stop_drain") as s:
+    require_op_check()
+    require_writer_hold()
+    with System("stop_drain") as s:
         api_args = ["--commit-timeout-ms", str(TIMEOUT_MS)]
         s.start_api(extra=api_args)
         first = s.create_order()  # the environment exists before the lock
@@ -100,7 +98,7 @@ def main():
         lock = threading.Lock()
 
         def read(path, oid):
-            c = h.Client(s.port, timeout=30)
+            c = Client(s.port, timeout=30)
             try:
                 r = c.request("GET", path, check=True, retry=False)
                 got = (r.status, r.body, oid)
@@ -110,7 +108,7 @@ def main():
                 answers.append(got)
             c.close()
 
-        with f.WriterHold(s.datadir) as hold:
+        with WriterHold(s.datadir) as hold:
             # Journaled, answered 201 at once, not in LMDB while held.
             journaled = [s.create_order(user_id=4) for _ in range(READS)]
             paths = [("/orders/%s/" if i % 2 else "/api/orders/%s/status/")
@@ -122,9 +120,9 @@ def main():
             slow = [SlowCreate(s.port, BODY) for _ in range(CREATES)]
             # Each has been read as far as it was sent and waits (the
             # gauge counts the /metrics request that reads it too).
-            h.wait_until(lambda: f.prometheus(s, "http_requests_in_flight")
-                         == READS + CREATES + 1, 10,
-                         "%d requests in hand" % (READS + CREATES))
+            wait_until(lambda: metric(s, "http_requests_in_flight")
+                       == READS + CREATES + 1, 10,
+                       "%d requests in hand" % (READS + CREATES))
             expect(not answers, "reads answered while the lock was held: %r"
                    % answers)
             offset = os.path.getsize(s.api_log)
@@ -132,9 +130,9 @@ def main():
             # order-api logs the SIGTERM just before it answers new
             # requests 503: one sent before that may still get 200, never
             # a reset.
-            h.wait_until(lambda: any("stopping on SIGTERM" in line for line in
-                                     f.log_lines_since(s.api_log, offset)),
-                         10, "order-api to log the SIGTERM")
+            wait_until(lambda: any("stopping on SIGTERM" in line for line in
+                                   log_lines_since(s.api_log, offset)),
+                       10, "order-api to log the SIGTERM")
             early, deadline = 0, time.monotonic() + 10
             while True:
                 reply = late_request(s.port)
@@ -164,7 +162,7 @@ def main():
                "got an answer" % (READS, len(answers)))
         for st, b, oid in answers:
             expect(st == 200 and b.get("order_id") == oid
-                   and b.get("status") in h.STATUSES,
+                   and b.get("status") in STATUSES,
                    "a read of %s in hand at the SIGTERM got %s %r" % (oid, st, b))
         with open(s.api_log) as log:
             text = log.read()
@@ -175,16 +173,16 @@ def main():
         s.api = None
         offset = os.path.getsize(s.api_log)
         s.start_api(extra=api_args)
-        applied = [l for l in f.log_lines_since(s.api_log, offset)
+        applied = [l for l in log_lines_since(s.api_log, offset)
                    if "from the journal" in l]
         expect(not applied, "orders left in the journal by a clean stop: %r"
                % applied)
         s.start_worker()
-        f.jepsen_check(s, created + journaled + [first])
+        jepsen_check(s, created + journaled + [first])
         print("%d reads and %d creates in hand at the SIGTERM: all answered "
               "(200, 201) and stored; a new request got 503 (%d before it "
               "200)" % (READS, CREATES, early))
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

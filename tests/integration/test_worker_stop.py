@@ -28,10 +28,11 @@ import signal
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "check")]
-import harness as h  # noqa: E402
-import faultlib as f  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from optest import procs  # noqa: E402
+from optest.checks import expect, fail, run, wait_until  # noqa: E402
+from optest.daemons import System  # noqa: E402
+from optest.faults import metric  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 GRACE = 2.0             # WORKER_STOP_GRACE_MS
@@ -41,11 +42,6 @@ LEASE_MS = 2 * PROCESSING_MS
 # The worker times its grace on the real-time clock, the test on the
 # monotonic one; they may drift apart by NTP's slew (0.05 %), 1 ms here.
 CLOCKS = 0.01
-
-
-def expect(ok, msg):
-    if not ok:
-        h.fail(msg)
 
 
 def sample(pid):
@@ -59,31 +55,31 @@ def sample(pid):
 
 
 def main():
-    with h.System("worker_stop") as s:
+    with System("worker_stop") as s:
         s.start_api()
         s.start_worker(workers=1, pickup_ms=0, processing_ms=PROCESSING_MS,
                        lease_ms=LEASE_MS)
-        kids = h.children_of(s.worker.pid)
+        kids = procs.children(s.worker.pid)
         expect(len(kids) == 1, "expected 1 worker child, found %r" % kids)
         kid = kids[0]
         oid = s.create_order()
-        h.wait_until(lambda: s.status(oid) == "Processing", 5, "%s Processing" % oid)
+        wait_until(lambda: s.status(oid) == "Processing", 5, "%s Processing" % oid)
 
         # Stop the worker 1.8 s after a heartbeat, just before its next one.
         # If the test itself runs late for that, it waits for the next
         # heartbeat (a precondition of the measurement, not a retried check).
         def fresh():
-            a = f.prometheus(s, "worker_heartbeat_age_seconds")
+            a = metric(s, "worker_heartbeat_age_seconds")
             return a is not None and a < 0.3 and time.monotonic() - a
         for _ in range(5):
-            beat = h.wait_until(fresh, 2 * HEARTBEAT + 1, "a fresh worker heartbeat")
+            beat = wait_until(fresh, 2 * HEARTBEAT + 1, "a fresh worker heartbeat")
             time.sleep(max(0.0, beat + 1.8 - time.monotonic()))
             before = sample(kid)
             sent = time.monotonic()
             if sent < beat + 1.9:
                 break
         else:
-            h.fail("could not send SIGTERM within 1.9 s of a heartbeat in 5 tries")
+            fail("could not send SIGTERM within 1.9 s of a heartbeat in 5 tries")
         expect(before is not None and before[0] not in "ZX",
                "the worker child %d is gone before the stop" % kid)
         os.kill(s.worker.pid, signal.SIGTERM)
@@ -121,4 +117,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main)
+    run(main)

@@ -269,8 +269,8 @@ for f in /usr/sbin/order-api /usr/sbin/order-worker \
 done
 
 # The installed sample, plus quick settings and a free loopback port.
-PORT=$(python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(PYTHONPATH=$SRC_ROOT/tests/lib python3 -c \
+    'from optest.ports import free_port; print(free_port())')
 BASE=http://127.0.0.1:$PORT
 cat >>"$ROOTFS/etc/order-processing/order-processing.conf" <<EOF
 

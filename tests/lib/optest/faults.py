@@ -1,7 +1,5 @@
-"""Helpers of the test_fault_* scripts that use op-check.
-
-Imported after harness.py (tests/integration) by the fault tests; Python 3
-standard library only.
+"""The fault tests' tools (tests/check): op-check, the fault shim,
+writer-hold, and the checks of what a fault left behind.
 
 - op_check(): run the op-check tool on a data directory (daemons stopped,
   or live: it reads one snapshot) and fail the test on a discrepancy.
@@ -15,6 +13,7 @@ standard library only.
   lock (a write transaction that never commits), released on leaving it.
 - op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
   mdb_load) and make sure op-check notices each mutation.
+- metric(): one value of GET /metrics (optest.prom) of a System.
 - FaultShim: the faultshim.so LD_PRELOAD library (faultshim.c): the env
   for a daemon, arm() and disarm() at run time (writes and flushes of
   data.mdb or of the journal), and the faults it injected.
@@ -22,23 +21,17 @@ standard library only.
 
 import http.client
 import os
-import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
 
-import harness as h
-
-# LD_PRELOAD value: the shim, after the ASan runtime in a sanitized build.
-FAULTSHIM = os.environ.get(
-    "OP_FAULTSHIM", os.path.join(h.ROOT, "build", "tests", "check", "faultshim.so"))
-OP_CHECK = os.environ.get(
-    "OP_CHECK", os.path.join(h.ROOT, "build", "tests", "check", "op-check"))
-WRITER_HOLD = os.environ.get(
-    "WRITER_HOLD", os.path.join(h.ROOT, "build", "tests", "check",
-                                "writer-hold"))
+from optest import prom
+from optest.checks import fail, wait_until
+from optest.client import Client
+from optest.daemons import FAULTSHIM, OP_CHECK, WRITER_HOLD
+from optest.orders import check_all_completed, check_metrics_consistent
 
 
 def require_op_check():
@@ -73,25 +66,24 @@ def op_check(datadir, acked=None, expect_total=None, expect_ok=True,
         lines = out.splitlines()
         shown = "\n".join(lines[:40] + (["... %d more" % (len(lines) - 41)]
                                         if len(lines) > 41 else []) + lines[-1:])
-        h.fail("op-check %s exited %d:\n%s\n%s"
-               % (datadir, r.returncode, shown, r.stderr.strip()))
+        fail("op-check %s exited %d:\n%s\n%s"
+             % (datadir, r.returncode, shown, r.stderr.strip()))
     if not expect_ok and r.returncode != 1:
-        h.fail("op-check %s exited %d, expected 1 (a discrepancy):\n%s\n%s"
-               % (datadir, r.returncode, out, r.stderr.strip()))
+        fail("op-check %s exited %d, expected 1 (a discrepancy):\n%s\n%s"
+             % (datadir, r.returncode, out, r.stderr.strip()))
     if not quiet and out:
         print(out.splitlines()[-1])
     return r
 
 
-def prometheus(s, name):
-    """The value of one metric in GET /metrics (Prometheus text), or None."""
+def metric(s, name):
+    """The value of the first series of one metric in GET /metrics of the
+    System s (over its client's connection), with or without the
+    order_processing_ prefix, or None."""
     r = s.request("GET", "/metrics", check=False)
     if r.status != 200:
-        h.fail("GET /metrics: %s %r" % (r.status, r.raw[:200]))
-    text = r.raw.decode("utf-8", "replace")
-    m = re.search(r"(?m)^(?:order_processing_)?%s(?:\{[^}]*\})? +([0-9.eE+-]+|NaN)\s*$"
-                  % re.escape(name), text)
-    return float(m.group(1)) if m else None
+        fail("GET /metrics: %s %r" % (r.status, r.raw[:200]))
+    return prom.first(prom.parse(r.raw.decode("utf-8", "replace"))[1], name)
 
 
 class FaultShim:
@@ -176,7 +168,7 @@ class Poster:
         return self
 
     def _run(self, index):
-        c = h.Client(self.s.port, timeout=self.timeout)
+        c = Client(self.s.port, timeout=self.timeout)
         n = 0
         while not self.stopping.is_set():
             if self.limit is not None and n >= self.limit:
@@ -214,17 +206,17 @@ class Poster:
             return len(self.acked)
 
     def wait_for(self, n, timeout=15.0):
-        h.wait_until(lambda: self.count() >= n, timeout,
-                     "%d acknowledged POSTs" % n)
+        wait_until(lambda: self.count() >= n, timeout,
+                   "%d acknowledged POSTs" % n)
 
     def stop(self):
         self.stopping.set()
         for t in self.threads:
             t.join(self.timeout + 10)
             if t.is_alive():
-                h.fail("a POSTing thread did not stop")
+                fail("a POSTing thread did not stop")
         if self.unexpected:
-            h.fail("unexpected answers to POST: %r" % self.unexpected[:5])
+            fail("unexpected answers to POST: %r" % self.unexpected[:5])
         return self
 
 
@@ -234,19 +226,19 @@ def jepsen_check(s, acked, uncertain=0, timeout=60.0):
     is Completed and counted once. Returns the metrics."""
     dups = len(acked) - len(set(acked))
     if dups:
-        h.fail("%d order ids were acknowledged twice" % dups)
-    m = h.check_all_completed(s, acked, timeout=timeout)
-    h.check_metrics_consistent(m)
+        fail("%d order ids were acknowledged twice" % dups)
+    m = check_all_completed(s, acked, timeout=timeout)
+    check_metrics_consistent(m)
     c = m["order_status_count"]
     total = m["total_orders"]
     if not len(acked) <= total <= len(acked) + uncertain:
-        h.fail("total_orders %d, but %d POSTs acknowledged and %d unknown (%r)"
-               % (total, len(acked), uncertain, m))
+        fail("total_orders %d, but %d POSTs acknowledged and %d unknown (%r)"
+             % (total, len(acked), uncertain, m))
     if c["Completed"] != total or c["Cancelled"] != 0:
-        h.fail("not every order Completed: %r" % m)
+        fail("not every order Completed: %r" % m)
     if m["total_orders_processed"] != total:
-        h.fail("total_orders_processed %d for %d orders: counted twice? %r"
-               % (m["total_orders_processed"], total, m))
+        fail("total_orders_processed %d for %d orders: counted twice? %r"
+             % (m["total_orders_processed"], total, m))
     return m
 
 
@@ -280,9 +272,9 @@ class WriterHold:
             self.proc.stdin.close()
             err = self.proc.stderr.read()
             self.proc.wait(self.timeout)
-            h.fail("writer-hold %s: %r, exit %s, %s"
-                   % (self.datadir, line, self.proc.returncode,
-                      err.decode(errors="replace").strip()))
+            fail("writer-hold %s: %r, exit %s, %s"
+                 % (self.datadir, line, self.proc.returncode,
+                    err.decode(errors="replace").strip()))
         return self
 
     def release(self):
@@ -294,10 +286,10 @@ class WriterHold:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            h.fail("writer-hold did not exit within %.0f s of its release"
-                   % self.timeout)
+            fail("writer-hold did not exit within %.0f s of its release"
+                 % self.timeout)
         if rc != 0:
-            h.fail("writer-hold exited %d: %s" % (
+            fail("writer-hold exited %d: %s" % (
                 rc, self.proc.stderr.read().decode(errors="replace").strip()))
 
     def __exit__(self, exc_type, exc, tb):
@@ -337,7 +329,7 @@ def _db(dbs, name):
     for header, pairs in dbs:
         if "database=%s" % name in header:
             return pairs
-    h.fail("mdb_dump has no database %s" % name)
+    fail("mdb_dump has no database %s" % name)
 
 
 def _write_dump(dbs, path):
@@ -374,12 +366,12 @@ def op_check_self_test(datadir, tmp):
             if pair[0] == meta_key(name):
                 pair[1] = fn(pair[1])
                 return
-        h.fail("meta has no %s" % name)
+        fail("meta has no %s" % name)
 
     def first(dbs, name):
         pairs = _db(dbs, name)
         if not pairs:
-            h.fail("database %s is empty" % name)
+            fail("database %s is empty" % name)
         return pairs[0]
 
     def counters_completed_plus_one(dbs):
@@ -424,7 +416,7 @@ def op_check_self_test(datadir, tmp):
                 if _u64(v, b):
                     v = _set_u64(v, b, _u64(v, b) - 1)
                     return _set_u64(v, (b + 1) % 11, _u64(v, (b + 1) % 11) + 1)
-            h.fail("processing_hist is all zeros")
+            fail("processing_hist is all zeros")
         edit_meta(dbs, "processing_hist", move)
 
     def order_dropped(dbs):
@@ -465,15 +457,15 @@ def op_check_self_test(datadir, tmp):
     op_check(d, quiet=True)
     r = op_check(d, acked=["ORD999999999"], expect_ok=False, tmpdir=base, quiet=True)
     if "does not exist" not in r.stdout:
-        h.fail("op-check did not name the missing acknowledged order:\n%s" % r.stdout)
+        fail("op-check did not name the missing acknowledged order:\n%s" % r.stdout)
     for i, (what, edit, expect) in enumerate(cases):
         dbs = _parse_dump(dump)
         edit(dbs)
         d = load("case%d" % i, dbs)
         r = op_check(d, expect_ok=False, quiet=True)
         if expect not in r.stdout:
-            h.fail("op-check on a copy with %s: no %r in its report:\n%s"
-                   % (what, expect, r.stdout))
+            fail("op-check on a copy with %s: no %r in its report:\n%s"
+                 % (what, expect, r.stdout))
         shutil.rmtree(d, ignore_errors=True)
     print("op-check self-test: a faithful copy passes, %d mutated copies fail"
           % len(cases))
