@@ -664,10 +664,9 @@ def start_ceiling(b):
 
 
 def api_case(b, name, conns, ref, target, script, path, env=None, note="", rnd=None, pair=""):
-    """A timed case against order-api: a row (or a round's row); False if
-    it broke."""
-    b.say("%s, %d connections%s" % (name, conns,
-                                     " (round %d of %d)" % (rnd, b.o.rounds) if rnd else ""))
+    """A timed case against order-api: a row, or a round's row with rnd."""
+    b.say("%s, %d connections%s"
+          % (name, conns, " (round %d of %d)" % (rnd, b.o.rounds) if rnd else ""))
     try:
         before = api_codes(b.api)
         if before is None:
@@ -696,13 +695,12 @@ def api_case(b, name, conns, ref, target, script, path, env=None, note="", rnd=N
             b.round_broken(rnd, name, conns, str(e))
         else:
             b.broken_row(name, conns, str(e))
-        return False
+        return
     figures = ("%.1f" % w.rps, w.p50, w.p99, ref, target, note)
     if rnd:
         b.round_row(rnd, name, conns, "OK", *figures, pair=pair)
     else:
         b.row(name, conns, "OK", *figures)
-    return True
 
 
 def get_cases(b, size, max_id, metrics_note):
@@ -1132,47 +1130,45 @@ def disk(b):
     orders costs (bench/storecommit): a commit pays about one device
     write per scattered page it dirties."""
     smoke = b.o.smoke
-
-    def run(argv):
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           errors="replace")
-        return p.returncode == 0, (p.stdout + p.stderr).rstrip("\n")
-
     b.say("synced LMDB commits on %s (%d s)" % (b.fstype, 1 if smoke else 3))
-    data = b.path("synccommit-data")
-    os.makedirs(data)
-    ok, out = run([b.path("synccommit"), data, "1" if smoke else "3"])
-    if ok:
+    out = disk_reference(b, b.path("synccommit"), ["1" if smoke else "3"],
+                         "synced LMDB commits (bench/synccommit.c)")
+    if out is not None:
         b.extra("disk: %s (bench/synccommit.c: one order-sized put per synced commit, nothing "
                 "else)" % out.removeprefix("synccommit: "))
-    else:
-        b.broken_row("synced LMDB commits (bench/synccommit.c)", 1, out)
-    shutil.rmtree(data, ignore_errors=True)
-
     b.say("flush cost by pages, and the store's commits (%d s)" % (2 if smoke else 10))
-    pdata, sdata = b.path("pagecost-data"), b.path("storecommit-data")
-    os.makedirs(pdata)
-    os.makedirs(sdata)
-    ok, out = run([b.path("pagecost"), pdata, "1" if smoke else "4"])
-    if ok:
+    out = disk_reference(b, b.path("pagecost"), ["1" if smoke else "4"],
+                         "flush cost by pages (bench/pagecost.c)")
+    if out is not None:
         b.extra("disk: %s (bench/pagecost.c, 4 KiB pages at random offsets of a 64 MiB file, "
                 "or in one run)" % out.removeprefix("pagecost: "))
-    else:
-        b.broken_row("flush cost by pages (bench/pagecost.c)", 1, out)
-    ok, out = run([b.o.storecommit_bin, sdata, "1000" if smoke else "100000",
-                   "0.3" if smoke else "2", "1", "8", "32"])
-    if ok:
-        for line in out.split("\n"):
-            m = re.fullmatch(r"storecommit: (.*):", line)
-            if m:
-                line = "store (bench/storecommit.c): %s:" % m.group(1)
-            elif line.startswith("  "):
-                line = "store:   " + line[2:]
-            b.extra(line)
-    else:
-        b.broken_row("the store's synced commits (bench/storecommit)", 1, out)
-    shutil.rmtree(pdata, ignore_errors=True)
-    shutil.rmtree(sdata, ignore_errors=True)
+    out = disk_reference(b, b.o.storecommit_bin, ["1000" if smoke else "100000",
+                                                  "0.3" if smoke else "2", "1", "8", "32"],
+                         "the store's synced commits (bench/storecommit)")
+    for line in out.split("\n") if out is not None else ():
+        m = re.fullmatch(r"storecommit: (.*):", line)
+        if m:
+            line = "store (bench/storecommit.c): %s:" % m.group(1)
+        elif line.startswith("  "):
+            line = "store:   " + line[2:]
+        b.extra(line)
+
+
+def disk_reference(b, exe, args, case):
+    """exe DIR ARGS... on a data directory of its own under the run's
+    directory: its output, or None after a BROKEN row for case."""
+    data = b.path(os.path.basename(exe) + "-data")
+    os.makedirs(data)
+    try:
+        p = subprocess.run([exe, data, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, errors="replace")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    out = (p.stdout + p.stderr).rstrip("\n")
+    if p.returncode != 0:
+        b.broken_row(case, 1, out)
+        return None
+    return out
 
 
 def gets_few(b):
