@@ -357,6 +357,14 @@ class Bench:
             s.stop()
         self.samplers = []
 
+    def end_phase(self):
+        """Stop the phase's order-worker and order-api; unlink its queue."""
+        self.stop_worker()
+        self.stop_api()
+        for q in self.queues:
+            daemons.unlink_queue(q)
+        self.queues = []
+
     def new_queue(self, phase):
         q = "%s-bench-%s" % (daemons.unique_queue(), phase)
         self.queues.append(q)
@@ -402,12 +410,9 @@ class Bench:
             p.wait()
             self.client_proc = None
         self.stop_samplers()
-        self.stop_worker()
-        self.stop_api()
+        self.end_phase()
         self.stop_ceiling()
         self.stop_redis()
-        for q in self.queues:
-            daemons.unlink_queue(q)
         if self.run and os.path.isdir(self.run):
             if self.o.keep:
                 sys.stderr.write("kept %s\n" % self.run)
@@ -1183,7 +1188,7 @@ def gets_few(b):
         get_cases(b, "~1k", f.total, "%d orders stored" % f.total)
     except Broken as e:
         get_broken(b, str(e), "~1k")
-    b.stop_api()
+    b.end_phase()
 
 
 def create_target(b, conns):
@@ -1232,7 +1237,7 @@ def create_rounds(b):
         if b.redis is not None:
             b.stop_redis()
         shutil.rmtree(b.path("redis-r%d" % rnd), ignore_errors=True)
-        b.stop_api()
+        b.end_phase()
         shutil.rmtree(data, ignore_errors=True)
     for r in report.rounds(b.rounds):
         b.results.append(r)
@@ -1271,7 +1276,7 @@ def many_orders(b):
             b.extra(lmdb_bytes(data, c[0], "Pending"))
     except Broken as e:
         get_broken(b, str(e), report.human(o.orders_many))
-    b.stop_api()
+    b.end_phase()
     shutil.rmtree(data, ignore_errors=True)  # it can be gigabytes
 
 
@@ -1287,8 +1292,7 @@ def end_to_end_zero(b):
         start_worker(b, "e2e", data, queue, 0, 0)
     except Broken as e:
         b.phase_broken(str(e), [(label, hi)])
-        b.stop_worker()
-        b.stop_api()
+        b.end_phase()
         return
     b.say("%s, %d connections" % (label, hi))
     rss_api = b.sample("rss-api-e2e", b.api.pid)
@@ -1327,8 +1331,7 @@ def end_to_end_zero(b):
     b.extra("order-api RSS, end to end at %d connections: %s" % (hi, report.rss_mib(rss_api.best)))
     b.extra("order-worker RSS (master + workers), end to end: %s"
             % report.rss_mib(rss_worker.best))
-    b.stop_worker()
-    b.stop_api()
+    b.end_phase()
     shutil.rmtree(data, ignore_errors=True)
 
 
@@ -1347,8 +1350,7 @@ def end_to_end_default(b):
         start_worker(b, "default", data, queue, o.pickup_ms, o.processing_ms)
     except Broken as e:
         b.phase_broken(str(e), [(label, o.fill_conns)])
-        b.stop_worker()
-        b.stop_api()
+        b.end_phase()
         return
     b.say(label)
     rss_worker = b.sample("rss-worker-default", b.worker.pid)
@@ -1374,8 +1376,7 @@ def end_to_end_default(b):
             % (o.default_orders, delays, report.rss_mib(rss_worker.best)))
     if not b.worker.alive():
         b.broken_row(label + " (worker)", "-", "order-worker died")
-    b.stop_worker()
-    b.stop_api()
+    b.end_phase()
 
 
 def ceiling_end(b):
