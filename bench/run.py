@@ -22,7 +22,6 @@ for ports, processes, HTTP and /metrics.
 import argparse
 import contextlib
 import glob
-import json
 import os
 import re
 import shutil
@@ -66,7 +65,7 @@ def positive(s):
 
 
 def options(argv):
-    nproc = os.cpu_count() or 1
+    nproc = len(os.sched_getaffinity(0))  # as nproc(1)
     p = argparse.ArgumentParser(
         prog="bench/run.sh", usage="bench/run.sh [--smoke] [--seconds N] [options]",
         description="The order-processing benchmark (bench/README.md).")
@@ -123,8 +122,8 @@ def options(argv):
     o.conns_low, o.conns_high = (8, 8) if smoke else (16, 64)
     o.pickup_ms, o.processing_ms = (200, 300) if smoke else (2000, 3000)
     if o.threads < o.conns_high:
-        p.exit(2, "run.sh: --threads %d is fewer than the %d connections of the cases "
-               "(civetweb serves a connection per thread)\n" % (o.threads, o.conns_high))
+        p.exit(2, "%s: --threads %d is fewer than the %d connections of the cases (civetweb "
+               "serves a connection per thread)\n" % (p.prog, o.threads, o.conns_high))
     o.conns_each = sorted({o.conns_low, o.conns_high})
     # The fills create orders as fast as they can while the run polls the
     # API; leave it a free server thread (civetweb keeps a thread per
@@ -146,6 +145,7 @@ class Server:
         self.url = "http://127.0.0.1:%d" % port if port else ""
         self.threads = 0
         self.kids = []       # order-worker's children, seen while it ran
+        self.dir = None      # redis-server's data directory
 
     @property
     def pid(self):
@@ -508,8 +508,8 @@ def check_api_after(b, before):
 
 
 def wait_done(api, timeout):
-    """Until every order is Completed (or Cancelled): (when, counts), or
-    Broken with the last counts after timeout s."""
+    """Until every order is Completed (or Cancelled): when (epoch) it saw
+    that, or Broken with the last counts after timeout s."""
     deadline = time.monotonic() + timeout
     while True:
         c = api_counts(api)
