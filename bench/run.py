@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -162,38 +161,6 @@ class Server:
         line says, or None."""
         m = re.findall(r"with ([0-9]+) threads", checks.tail(self.log, 1000))
         return int(m[-1]) if m else None
-
-
-class Sampler(threading.Thread):
-    """The peak RSS of processes and their descendants: every 0.2 s, sums
-    VmRSS and RssAnon over the trees; ends when stopped or every pid is gone."""
-
-    def __init__(self, path, pids):
-        super().__init__(daemon=True)
-        self.path = path
-        self.pids = pids
-        self.best = None
-        self.done = threading.Event()
-
-    def run(self):
-        best = [0, 0, 0]
-        while not self.done.is_set():
-            live = [p for p in self.pids if procs.alive(p)]
-            if not live:
-                break
-            vm, anon, n = procs.rss(live)
-            if vm > best[0]:
-                best = [vm, max(best[1], anon), n]
-            best[1] = max(best[1], anon)
-            self.best = tuple(best)
-            self.done.wait(0.2)
-        if self.best:
-            with open(self.path, "w") as f:
-                f.write("%d %d %d\n" % self.best)
-
-    def stop(self):
-        self.done.set()
-        self.join()
 
 
 class Bench:
@@ -347,14 +314,19 @@ class Bench:
         self.redis = None
 
     def sample(self, name, *pids):
-        s = Sampler(self.path(name), list(pids))
-        self.samplers.append(s)
+        """The peak RSS of pids and their children from now until
+        stop_samplers(), which writes it to the file name as "vmrss_kib
+        anon_kib nproc"."""
+        s = procs.RssPeak(pids)
+        self.samplers.append((name, s))
         s.start()
         return s
 
     def stop_samplers(self):
-        for s in self.samplers:
-            s.stop()
+        for name, s in self.samplers:
+            if s.stop():
+                with open(self.path(name), "w") as f:
+                    f.write("%d %d %d\n" % s.peak)
         self.samplers = []
 
     def end_phase(self):
@@ -1242,7 +1214,7 @@ def create_rounds(b):
     for r in report.rounds(b.rounds):
         b.results.append(r)
         b._append("results.tsv", report.tsv_line(r, report.RESULT_FIELDS))
-    best = max((s.best for s in peaks if s.best), default=None)  # the peak over the rounds
+    best = max((s.peak for s in peaks if s.peak), default=None)  # the peak over the rounds
     b.extra("order-api RSS, create at %d connections: %s (peak of %d round(s); target < 64 MiB)"
             % (o.conns_high, report.rss_mib(best), o.rounds))
 
@@ -1328,9 +1300,9 @@ def end_to_end_zero(b):
     except Broken as e:
         b.broken_row(label, hi, str(e))
     b.stop_samplers()
-    b.extra("order-api RSS, end to end at %d connections: %s" % (hi, report.rss_mib(rss_api.best)))
+    b.extra("order-api RSS, end to end at %d connections: %s" % (hi, report.rss_mib(rss_api.peak)))
     b.extra("order-worker RSS (master + workers), end to end: %s"
-            % report.rss_mib(rss_worker.best))
+            % report.rss_mib(rss_worker.peak))
     b.end_phase()
     shutil.rmtree(data, ignore_errors=True)
 
@@ -1373,7 +1345,7 @@ def end_to_end_default(b):
         b.broken_row(label, o.fill_conns, str(e))
     b.stop_samplers()
     b.extra("order-worker RSS (master + workers), %d orders with %s: %s"
-            % (o.default_orders, delays, report.rss_mib(rss_worker.best)))
+            % (o.default_orders, delays, report.rss_mib(rss_worker.peak)))
     if not b.worker.alive():
         b.broken_row(label + " (worker)", "-", "order-worker died")
     b.end_phase()
