@@ -230,11 +230,14 @@ class Bench:
             f.write(line + "\n")
 
     # -- rows
-    def row(self, case, conns, state, rps="", p50="", p99="", ref="", target="", note=""):
-        r = dict(case=case, conns=str(conns), state=state, rps=rps, p50=str(p50),
-                 p99=str(p99), ref=ref, target=target, note=note, vs="")
+    def add(self, r):
+        """A row of the table (report.RESULT_FIELDS)."""
         self.results.append(r)
-        self._append("results.tsv", report.tsv_line(r, report.RESULT_FIELDS[:-1]))
+        self._append("results.tsv", report.tsv_line(r, report.RESULT_FIELDS))
+
+    def row(self, case, conns, state, rps="", p50="", p99="", ref="", target="", note=""):
+        self.add(dict(case=case, conns=str(conns), state=state, rps=rps, p50=str(p50),
+                      p99=str(p99), ref=ref, target=target, note=note, vs=""))
 
     def broken_row(self, case, conns, why):
         sys.stderr.write("BROKEN %s (%s connections): %s\n" % (case, conns, why))
@@ -1172,7 +1175,7 @@ def create_target(b, conns):
 
 def create_rounds(b):
     """--rounds rounds of the Redis case and the create case at each
-    connection count (16 then 64), Redis first in odd rounds and second in
+    connection count (16, then 64), Redis first in odd rounds and second in
     even ones, so that neither always runs on the machine the other left;
     a fresh Redis with a new data directory each round, and likewise a
     fresh order-api on a new data directory and queue, so that no round
@@ -1206,14 +1209,12 @@ def create_rounds(b):
                              os.path.join(HERE, "post.lua"), "/api/orders/",
                              note="order-api alone, no worker", rnd=rnd, pair=REDIS_CASE)
                     b.stop_samplers()
-        if b.redis is not None:
-            b.stop_redis()
+        b.stop_redis()
         shutil.rmtree(b.path("redis-r%d" % rnd), ignore_errors=True)
         b.end_phase()
         shutil.rmtree(data, ignore_errors=True)
     for r in report.rounds(b.rounds):
-        b.results.append(r)
-        b._append("results.tsv", report.tsv_line(r, report.RESULT_FIELDS))
+        b.add(r)
     best = max((s.peak for s in peaks if s.peak), default=None)  # the peak over the rounds
     b.extra("order-api RSS, create at %d connections: %s (peak of %d round(s); target < 64 MiB)"
             % (o.conns_high, report.rss_mib(best), o.rounds))
