@@ -963,25 +963,24 @@ def build(b):
     by meson."""
     o = b.o
 
-    def must(argv, log, why, mode="w", show=None):
+    def must(argv, log, why, mode="w", lines=1000):
+        """Run argv, its output to log; Fatal(why) after the log's last
+        lines if it fails."""
         with open(log, mode) as f:
             ok = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=f,
                                 stderr=subprocess.STDOUT).returncode == 0
         if not ok:
-            sys.stderr.write(show(log) if show else checks.tail(log, 1000) + "\n")
+            sys.stderr.write(checks.tail(log, lines) + "\n")
             raise Fatal(why)
-
-    def tail30(log):
-        return checks.tail(log, 30) + "\n"
 
     if not o.no_build:
         b.say("building the daemons in %s" % o.build_dir)
         log = b.path("build.log")
         if not os.path.isfile(os.path.join(o.build_dir, "build.ninja")):
             must(["meson", "setup", o.build_dir, ROOT], log,
-                 "meson setup %s failed" % o.build_dir, show=tail30)
+                 "meson setup %s failed" % o.build_dir, lines=30)
         must(["meson", "compile", "-C", o.build_dir], log,
-             "meson compile -C %s failed" % o.build_dir, mode="a", show=tail30)
+             "meson compile -C %s failed" % o.build_dir, mode="a", lines=30)
     if not (os.access(o.api_bin, os.X_OK) and os.access(o.worker_bin, os.X_OK)):
         raise Fatal("no daemons in %s (build them or drop --no-build)" % o.build_dir)
     b.say("building the ceiling server")
