@@ -5,7 +5,8 @@ else; import the module you need:
 
 - ports:   free_port() on loopback.
 - procs:   /proc walking: alive(), children(), descendants(), tree(),
-           rss(), stop() by pid, is_daemon_process().
+           rss(), RssPeak (its peak while something runs), stop() by
+           pid, is_daemon_process().
 - prom:    the Prometheus text format: parse() (strict), value(),
            first(), fetch().
 - client:  HTTP: Client (keep-alive per thread), Response,

@@ -1,11 +1,13 @@
 """Processes by pid, read from /proc (Linux).
 
 alive(pid), children(pid), descendants(pid), tree(pids), rss(pids),
+RssPeak(pids) (the peak of rss() while something runs),
 stop(pid, sig, timeout), is_daemon_process(pid, exes).
 """
 
 import os
 import signal
+import threading
 import time
 
 
@@ -95,6 +97,39 @@ def rss(pids):
         vm += v
         anon += a
     return vm, anon, len(procs)
+
+
+class RssPeak(threading.Thread):
+    """Samples rss() of the pids still alive every interval s, from
+    start() until stop() or until every pid is gone.  peak is (the
+    highest VmRSS KiB, the highest RssAnon KiB, the processes counted at
+    the VmRSS peak), or None before the first sample; stop() returns it."""
+
+    def __init__(self, pids, interval=0.2):
+        super().__init__(daemon=True)
+        self.pids = list(pids)
+        self.interval = interval
+        self.peak = None
+        self._done = threading.Event()
+
+    def run(self):
+        vm_best = anon_best = n_best = 0
+        while not self._done.is_set():
+            live = [p for p in self.pids if alive(p)]
+            if not live:
+                break
+            vm, anon, n = rss(live)
+            if vm > vm_best:
+                vm_best, n_best = vm, n
+            anon_best = max(anon_best, anon)
+            self.peak = (vm_best, anon_best, n_best)
+            self._done.wait(self.interval)
+
+    def stop(self):
+        self._done.set()
+        if self.is_alive():
+            self.join()
+        return self.peak
 
 
 def stop(pid, sig=signal.SIGTERM, timeout=10.0):
