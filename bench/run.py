@@ -1373,7 +1373,8 @@ def print_report(b):
             "file system, driven by redis-benchmark -P 1 -t lpush -d 80: every LPUSH (an 80-byte "
             "value) is answered only after its append to the AOF is fsynced, one fsync per "
             "event-loop turn for every client served in that turn (as every 201 of order-api "
-            "waits for the synced commit it shares with the creates of its group).")
+            "waits for the one journal write and flush it shares with the creates waiting "
+            "with it).")
     if o.conns_low == o.conns_high:
         rounds_how = ("%d interleaved round(s) (Redis, then create, at %d connections, the order "
                       "swapped in the even rounds)" % (o.rounds, o.conns_low))

@@ -82,7 +82,7 @@
  *   6. tests/unit/test_store.c: the new field or database round-trips,
  *      and test_upgrade* opens an environment of the previous version
  *      (written with plain LMDB) and finds it upgraded.
- *   7. tests/check/faultlib.py's op_check_self_test edits a copy's bytes
+ *   7. tests/lib/optest/faults.py's op_check_self_test edits a copy's bytes
  *      (a record's status byte and length, a by_user_status key's status,
  *      counters slot 2, the 11 histogram buckets, the 4 statuses): move
  *      its offsets with the layout, and add a mutation op-check must
