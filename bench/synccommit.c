@@ -1,6 +1,6 @@
 /*
  * synccommit: how many durable LMDB commits a second the disk under a
- * directory allows, used by bench/run.sh as the second reference next to
+ * directory allows, used by bench/run.py as the second reference next to
  * the HTTP ceiling.
  *
  * Every 201 of order-api follows a synced LMDB commit, and with LMDB's
