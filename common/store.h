@@ -319,7 +319,7 @@ int store_idem_get(struct store *s, const char *key, uint64_t *id,
 int store_journal_state(struct store *s, uint64_t *journal_lsn,
     uint64_t *next_id);
 
-/* ---- Maintenance: counters, heartbeat, checks, usage ---- */
+/* ---- Maintenance: counters (store_read.c), heartbeat, checks, usage ---- */
 
 /* The counters, next_id and the last heartbeat, as one read sees them. */
 int store_counters(struct store *s, struct store_counters *c);
