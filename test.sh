@@ -1,6 +1,7 @@
 #!/bin/sh
-# Install what is missing, build, and run every test twice: in the normal
-# build and in an ASan+UBSan build. Ends with 'N passed, N failed'.
+# Install what is missing, build, and run every test in the normal build,
+# then again in an ASan+UBSan build all but the suites that need only one
+# run (below). Ends with 'N passed, N failed'.
 set -u
 cd "$(dirname "$0")"
 . scripts/deps.sh

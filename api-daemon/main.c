@@ -1,5 +1,9 @@
 /*
- * order-api: accept orders over HTTP, commit them to LMDB, ring the worker.
+ * order-api: accept orders over HTTP, make them durable in the write-ahead
+ * journal, commit them to LMDB, ring the worker. main reads the settings,
+ * applies what the journal holds, starts the committer (committer.h) and
+ * the HTTP server (http.h), and watches the store and the journal until a
+ * signal stops it.
  */
 #include <civetweb.h>
 #include <errno.h>
@@ -22,8 +26,9 @@
 
 /*
  * Exit status when the LMDB environment became unusable while serving
- * (store_broken): a service manager starts the process again, which opens
- * the environment afresh.
+ * (store_broken), or the journal could not be written (committer_broken):
+ * a service manager starts the process again, which opens the environment
+ * afresh and recovers from what the journal holds.
  */
 #define API_EXIT_STORE 4
 /* How often the main loop looks at the store's health, ms. */

@@ -1,6 +1,6 @@
 /*
  * ceiling: the smallest civetweb server that does what order-api does per
- * request, used by bench/run.sh as the reference ("the ceiling") that every
+ * request, used by bench/run.py as the reference ("the ceiling") that every
  * benchmark figure is divided by.
  *
  *   GET  /hello  -> 200 {"message": "hello"}

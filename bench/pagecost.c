@@ -1,6 +1,6 @@
 /*
  * pagecost: what a flush costs on the disk under a directory, by the pages
- * it carries and how they lie; printed by bench/run.sh beside the synced
+ * it carries and how they lie; printed by bench/run.py beside the synced
  * commit rate, to read the create cases by.
  *
  * A synced LMDB commit writes every page it dirtied to wherever LMDB

@@ -1,7 +1,7 @@
 -- Shared by the bench/ wrk scripts (loaded with dofile from post.lua and
 -- get.lua): numbers each thread, stops a thread after its share of
 -- BENCH_QUOTA responses when a quota is set, and prints one machine-readable
--- line that bench/run.py parses:
+-- line that bench/report.py parses (parse_wrk):
 --   BENCH_RESULT requests=N duration_us=N p50_us=N p99_us=N status=N
 --                connect=N read=N write=N timeout=N
 -- (status = responses with a code > 399, as wrk counts them).

@@ -2,14 +2,17 @@
  * storecommit: what one synced create commit of the real store costs,
  * by the number of orders it carries and the orders already stored.
  *
- * order-api's committer puts every order waiting into one transaction
- * (store_create, common/store_state.c) and answers them all once it is synced.
- * This program does the same with nothing else around: it opens a store
- * in DIR, fills it with PREFILL orders without syncing (users 1..997 at
- * random, as bench/post.lua sends them), then for SECONDS commits K
- * orders at a time with the full sync a 201 waits for, for each K given,
- * and prints per K the commits per second, the mean and p99 commit time
- * and the orders per second one committer reaches.
+ * order-api answers a 201 once the order's journal record is flushed;
+ * behind the answers its committer's apply thread puts every journaled
+ * order waiting into one fully synced transaction (store_apply,
+ * common/store_state.c). This program measures such a commit with
+ * nothing else around, through store_create, which writes the same
+ * records, indexes and counters: it opens a store in DIR, fills it with
+ * PREFILL orders without syncing (users 1..997 at random, as
+ * bench/post.lua sends them), then for SECONDS commits K orders at a time
+ * with the full sync, for each K given, and prints per K the commits per
+ * second, the mean and p99 commit time and the orders per second one
+ * apply thread reaches.
  *
  * usage: storecommit DIR PREFILL SECONDS K...
  * DIR must exist and be empty. Example: storecommit /var/tmp/x 100000 3 1 8 22 64

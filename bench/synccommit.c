@@ -1,16 +1,17 @@
 /*
  * synccommit: how many durable LMDB commits a second the disk under a
- * directory allows, used by bench/run.sh as the second reference next to
+ * directory allows, used by bench/run.py as the second reference next to
  * the HTTP ceiling.
  *
- * Every 201 of order-api follows a synced LMDB commit, and with LMDB's
+ * A 201 of order-api follows one flush of its journal record; the synced
+ * LMDB commits of the journaled orders happen behind the answers, many
+ * orders to a commit (bench/storecommit.c measures those). With LMDB's
  * default (full) sync each commit waits for two flushes in turn: the data
- * pages, then the meta page that points at them. A client that sends its
- * next order when the last is answered therefore cannot create more than
- * one order per commit time, however fast the CPU; group commit shares a
- * commit among the clients that wait at once. This program does what one
- * commit of one small order does to the disk, with nothing else around it:
- * one put of a 64-byte value at a rising key, commit, repeat.
+ * pages, then the meta page that points at them, so a client that waited
+ * for such a commit could not create more than one order per commit time,
+ * however fast the CPU. This program does what one commit of one small
+ * order does to the disk, with nothing else around it: one put of a
+ * 64-byte value at a rising key, commit, repeat.
  *
  * usage: synccommit DIR SECONDS
  * DIR must exist and be empty (the environment is created in it). Prints

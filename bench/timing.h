@@ -1,7 +1,8 @@
 /*
  * timing: the clock and the sort the benchmark's small C programs share
- * (synccommit.c, storecommit.c, pagecost.c). Header only: run.sh builds
- * two of them with cc alone, outside meson.
+ * (synccommit.c, storecommit.c, pagecost.c). Header only: bench/run.py
+ * builds two of them (synccommit.c, pagecost.c) with cc alone, outside
+ * meson.
  */
 #ifndef OP_BENCH_TIMING_H
 #define OP_BENCH_TIMING_H

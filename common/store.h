@@ -29,7 +29,7 @@
  *              of the body (32 bytes)
  *   idem_time  created_ms (BE i64) + Idempotency-Key -> empty: the keys
  *              oldest first, so expired ones are dropped from the front
- *              a few at a time by each create, never by a scan
+ *              a few at a time by each create or apply, never by a scan
  * Every state change is one write transaction that checks the current
  * state, moves the indexes and the counters with it, and commits with full
  * sync unless the store was opened with STORE_NOSYNC.
@@ -319,7 +319,7 @@ int store_idem_get(struct store *s, const char *key, uint64_t *id,
 int store_journal_state(struct store *s, uint64_t *journal_lsn,
     uint64_t *next_id);
 
-/* ---- Maintenance: counters, heartbeat, checks, usage ---- */
+/* ---- Maintenance: counters (store_read.c), heartbeat, checks, usage ---- */
 
 /* The counters, next_id and the last heartbeat, as one read sees them. */
 int store_counters(struct store *s, struct store_counters *c);

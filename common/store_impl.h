@@ -13,7 +13,8 @@
  *   store_idem.c    Idempotency-Key records (idem, idem_time)
  *   store_state.c   every write of an order: creation and each status
  *                   transition, one state-checked write transaction each
- *   store_read.c    reads: one order, the unfinished, lists, counters
+ *   store_read.c    reads: one order, the unfinished, the state of given
+ *                   ids, lists, counters, the journal's state
  */
 #ifndef OP_STORE_IMPL_H
 #define OP_STORE_IMPL_H

@@ -2,7 +2,8 @@
 # scripts/lint.sh: static checks of the C sources (common/, api-daemon/,
 # worker-daemon/). First the layers (common/meson.build): only
 # common/store*.c speaks LMDB, so any other of these files that includes
-# <lmdb.h> or calls an mdb_ function fails, named with its line. Then
+# <lmdb.h> or the store's private headers (store_impl.h, store_record.h),
+# or calls an mdb_ function, fails, named with its line. Then
 # cppcheck: it passes only when every finding is fixed or listed with its
 # reason in scripts/cppcheck-suppressions.txt (or suppressed inline with a
 # "cppcheck-suppress" comment); a listed finding that no longer occurs

@@ -6,8 +6,9 @@
  * worker_main runs in the child right after fork. It opens its own LMDB
  * environment and queue (nothing crosses the fork), then runs one loop:
  * poll the queue and a signalfd until the next timer, claim and complete
- * every order that is due in one transaction each, and sweep LMDB's index
- * of unfinished orders for work the queue did not bring. The delays are
+ * every order that is due in one transaction for the turn (at most one
+ * every COMMIT_GAP_MS, worker.c), and sweep LMDB's index of unfinished
+ * orders every second for work the queue did not bring. The delays are
  * timers in a heap, so thousands of orders are in flight at once.
  * On SIGTERM it stops claiming, completes what falls due within
  * WORKER_STOP_GRACE_MS and hands the rest back to Pending. When its LMDB

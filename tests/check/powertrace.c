@@ -47,15 +47,16 @@
  *     journal.new, flushed, renamed to journal, the directory flushed.
  *     Those writes go to another name and are not traced: power-cut
  *     takes the file as all zeros and durable from the start (--sized).
- *   - lock.mdb is sized with ftruncate (order-api sizes it first with
- *     posix_fallocate) and then written only through a shared mapping,
- *     which no syscall shows: the trace has its lengths and its PT_MAP
- *     records and nothing of its content. That is enough: the first
- *     process to open the environment after a reboot takes the lock file's
- *     exclusive lock and initialises it afresh, so power-cut leaves it
- *     absent or stale. A shared writable mapping of data.mdb (MDB_WRITEMAP,
- *     then flushed with msync) would hide its writes the same way;
- *     power-cut refuses a trace with one.
+ *   - lock.mdb is sized with ftruncate (store_open, in either daemon,
+ *     sizes it first with posix_fallocate) and then written only
+ *     through a shared mapping, which no syscall shows: the trace has
+ *     its lengths and its PT_MAP records and nothing of its content.
+ *     That is enough: the first process to open the environment after
+ *     a reboot takes the lock file's exclusive lock and initialises it
+ *     afresh, so power-cut leaves it absent or stale. A shared
+ *     writable mapping of data.mdb (MDB_WRITEMAP, then flushed with
+ *     msync) would hide its writes the same way; power-cut refuses a
+ *     trace with one.
  *   - A write is recorded after the real call returns, with the bytes it
  *     really wrote (a short write: the part written; a failed one: no
  *     bytes, PT_F_FAILED), and a PT_WRITE_BEGIN before it, so that a write

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """docs/openapi.yaml: it parses, it is OpenAPI 3.1, it is whole (every
-$ref resolves, every error status of the contract is described), and the
+$ref resolves, every error status in CONTRACT_ERRORS is described), and the
 (METHOD, path) pairs it lists are exactly those the daemon routes, as the
 program route-list prints them ("GET /api/orders/{order_id}/status/", one
 a line; HEAD is not listed).
@@ -30,9 +30,12 @@ ROUTE_LIST = os.environ.get("ROUTE_LIST",
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch",
                 "trace")
-# Every error status the API answers: the errors of order-processing(7),
-# 409 for an Idempotency-Key reused with another body, and 411 for a body
-# sent without a Content-Length.
+# The error statuses docs/openapi.yaml must describe somewhere: 400, 401,
+# 404, 405, 413, 415 and 503; 409 (a cancel of an order that is not
+# Pending, or an Idempotency-Key whose first request is still being
+# handled); 411 (a body sent without a Content-Length); and 422 (an
+# Idempotency-Key reused with another body). order-processing(7) lists
+# 408 and 500 too, which the file describes without this set asking.
 CONTRACT_ERRORS = {"400", "401", "404", "405", "409", "411", "413", "415",
                    "422", "503"}
 

@@ -78,7 +78,8 @@ CASES = [
     ("single quotes", post(b"{'user_id': 1, 'item_ids': [1], 'total_amount': 1}"), {400}),
     ("body only whitespace", post(b"   \r\n "), {400}),
     ("1000 item ids", post(order_with(items=b"[" + b",".join([b"7"] * 1000) + b"]")), {201}),
-    # the contract sets no limit; the API caps item_ids at 1000 (a 400 field error)
+    # the original API set no limit; this one caps item_ids at 1000
+    # (ORDER_MAX_ITEMS, order.h): 201 or a 400 field error
     ("10000 item ids", post(order_with(items=b"[" + b",".join([b"7"] * 10000) + b"]")), {201, 400}),
     # HTTP framing
     ("Content-Length abc",

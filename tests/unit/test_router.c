@@ -1,6 +1,7 @@
 /*
- * test_router: every path form of the contract reaches its route, and
- * every row of the route table is reachable and well formed.
+ * test_router: every path form the API accepts (with or without "/api"
+ * and the trailing slash, %XX escapes, ORD<n> or <n>) reaches its route,
+ * and every row of the route table is reachable and well formed.
  */
 #include <string.h>
 

@@ -12,11 +12,13 @@ else; import the module you need:
 - client:  HTTP: Client (keep-alive per thread), Response,
            check_response(), expect_status(), exchange() and
            raw_request() on a raw socket.
-- daemons: binary paths (build tree or environment), unique_queue(),
-           unlink_queue(), Daemon (any argv), System (both daemons on a
-           temporary data dir, a private queue and a free port).
+- daemons: binary paths (build tree or environment), require_built(),
+           unique_queue(), unlink_queue(), Daemon (any argv), System
+           (both daemons on a temporary data dir, a private queue and a
+           free port).
 - checks:  TestFailure, fail(), expect(), wait_until(), tail(), Soft
-           (soft checks reported together), run() (exit 0, 1 or 77).
+           (soft checks reported together), skip() and
+           require_executable() (exit 77), run() (exit 0, 1 or 77).
 - orders:  checks about the API's data: create_order(), check_order_shape(),
            check_metrics_consistent(), check_all_completed().
 - faults:  the fault tests' tools: op-check, FaultShim, Poster,

@@ -1,6 +1,7 @@
 """Failing a test, waiting, soft checks and the exit convention.
 
-TestFailure, fail(), wait_until(), tail(), Soft, run().
+TestFailure, fail(), expect(), wait_until(), tail(), Soft, skip(),
+require_executable(), run().
 """
 
 import os

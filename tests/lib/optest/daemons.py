@@ -5,6 +5,7 @@ tree: ORDER_API, ORDER_WORKER, and the tests/check tools OP_CHECK,
 WRITER_HOLD, FAULTSHIM ($OP_FAULTSHIM), POWERTRACE ($OP_POWERTRACE),
 POWER_CUT ($OP_POWER_CUT), OP_RECOVER.
 
+require_built() skips the test (exit 77) unless the daemons are built.
 unique_queue() and unlink_queue() name and remove a private POSIX queue.
 Daemon starts one program with any argv (the benchmark's own flags too);
 System runs order-api and order-worker on a temporary data directory, a

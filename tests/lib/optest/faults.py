@@ -1,6 +1,8 @@
 """The fault tests' tools (tests/check): op-check, the fault shim,
 writer-hold, and the checks of what a fault left behind.
 
+- require_op_check(), require_writer_hold(): exit 77 (skip) unless the
+  tool is built.
 - op_check(): run the op-check tool on a data directory (daemons stopped,
   or live: it reads one snapshot) and fail the test on a discrepancy.
 - Poster: threads POSTing orders until stopped, recording the ids that got
@@ -14,6 +16,7 @@ writer-hold, and the checks of what a fault left behind.
 - op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
   mdb_load) and make sure op-check notices each mutation.
 - metric(): one value of GET /metrics (optest.prom) of a System.
+- log_lines_since(): the lines a daemon's log got after a byte offset.
 - FaultShim: the faultshim.so LD_PRELOAD library (faultshim.c): the env
   for a daemon, arm() and disarm() at run time (writes and flushes of
   data.mdb or of the journal), and the faults it injected.
