@@ -172,14 +172,6 @@ typedef int (*store_order_fn)(const struct order *o, void *arg);
 typedef int (*store_unfinished_fn)(const struct store_unfinished *u,
     void *arg);
 /*
- * Hands store_create_from its orders, once the write transaction has begun
- * (LMDB's writer lock is held): puts at most max orders in orders[] and
- * the time to create them at in *now_ms, and returns how many (0: none,
- * and nothing is written).
- */
-typedef size_t (*store_take_fn)(void *arg, struct order **orders,
-    size_t max, int64_t *now_ms);
-/*
  * Hands store_cancel_from the order to cancel, once the write transaction
  * has begun: its id in *id and the time in *now_ms; false: none, and
  * nothing is written.
@@ -223,13 +215,6 @@ void store_set_idem_ttl(struct store *s, int64_t ttl_ms);
  */
 int store_create(struct store *s, struct order *const *orders, size_t n,
     int64_t now_ms);
-/*
- * store_create of the orders take hands over. They are chosen only once
- * the writer lock is held, so a caller waiting for the lock can still
- * withdraw them. If the transaction cannot begin, take is not called.
- */
-int store_create_from(struct store *s, store_take_fn take, void *arg,
-    struct order **orders, size_t max);
 /*
  * Creates through a write-ahead journal (order-api's): the caller admits
  * orders with store_admit, gives them ids and created_ms itself, makes

@@ -6,7 +6,7 @@
  * commits all of that or nothing. No other code writes an order.
  *
  *   from                 to          by                    decided by
- *   (new)                Pending     store_create(_from),  create_one
+ *   (new)                Pending     store_create,         create_one
  *                                    store_apply
  *   Pending              Processing  store_claim,          decide_claim
  *   Processing, lapsed   Processing  store_advance
@@ -132,25 +132,6 @@ store_create(struct store *s, struct order *const *orders, size_t n,
 		return 0;
 	if ((rc = store_write_begin(s, &txn)) != 0)
 		return rc;
-	return create_in(s, txn, orders, n, now_ms);
-}
-
-int
-store_create_from(struct store *s, store_take_fn take, void *arg,
-    struct order **orders, size_t max)
-{
-	MDB_txn *txn;
-	int64_t now_ms;
-	size_t n;
-	int rc;
-
-	if ((rc = store_write_begin(s, &txn)) != 0)
-		return rc;
-	n = take(arg, orders, max, &now_ms);
-	if (n == 0) {
-		store_write_abort(s, txn);
-		return 0;
-	}
 	return create_in(s, txn, orders, n, now_ms);
 }
 

@@ -1247,71 +1247,6 @@ TEST(test_upgrade_v3)
 	reopen_upgraded();
 }
 
-/* What take_orders hands to store_create_from, and what it was asked. */
-struct take_state {
-	struct order *from;
-	size_t n, calls, max;
-	int64_t now_ms;
-};
-
-static size_t
-take_orders(void *arg, struct order **orders, size_t max, int64_t *now_ms)
-{
-	struct take_state *t = arg;
-
-	t->calls++;
-	t->max = max;
-	for (size_t i = 0; i < t->n && i < max; i++)
-		orders[i] = &t->from[i];
-	*now_ms = t->now_ms;
-	return t->n < max ? t->n : max;
-}
-
-TEST(test_create_from)
-{
-	struct order os[3], *slots[2], got;
-	struct store_counters before, after;
-	struct take_state t = { .from = os, .now_ms = T0 + 777000 };
-	uint64_t first;
-
-	order_init(&got);
-	for (int i = 0; i < 3; i++) {
-		order_init(&os[i]);
-		os[i].user_id = 31;
-		os[i].total_cents = 100 + i;
-		set_items(&os[i], 1, 3100 + (uint64_t)i);
-	}
-	before = counters();
-	first = before.created_total + 1;
-
-	/* Nothing to take: nothing written. */
-	test_assert(store_create_from(s, take_orders, &t, slots, 2) == 0);
-	test_assert(t.calls == 1 && t.max == 2);
-	after = counters();
-	test_assert(after.created_total == before.created_total);
-	test_assert(store_get(s, first, &got) == STORE_ENOTFOUND);
-
-	/* Three offered, two slots: two created at take's time. */
-	t.n = 3;
-	test_assert(store_create_from(s, take_orders, &t, slots, 2) == 0);
-	test_assert(t.calls == 2);
-	for (int i = 0; i < 2; i++) {
-		test_assert(os[i].id == first + (uint64_t)i);
-		get(first + (uint64_t)i, &got);
-		test_assert(got.status == ORDER_PENDING && got.user_id == 31 &&
-		    got.total_cents == 100 + i &&
-		    got.created_ms == t.now_ms && got.updated_ms == t.now_ms);
-	}
-	test_assert(store_get(s, first + 2, &got) == STORE_ENOTFOUND);
-	after = counters();
-	test_assert(after.created_total == before.created_total + 2);
-	test_assert(after.by_status[ORDER_PENDING] ==
-	    before.by_status[ORDER_PENDING] + 2);
-	for (int i = 0; i < 3; i++)
-		order_finish(&os[i]);
-	order_finish(&got);
-}
-
 int
 main(void)
 {
@@ -1335,7 +1270,6 @@ main(void)
 	RUN(test_map_full);
 	RUN(test_idempotency);
 	RUN(test_advance);
-	RUN(test_create_from);
 	store_close(s);
 	test_assert(test_rmtree(dir) == 0);
 	/* A fresh environment for the index of users' orders by status. */
