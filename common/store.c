@@ -393,6 +393,14 @@ build_by_user_status(struct store *s, MDB_txn *txn)
  * by_user_status alone); version 4 only adds meta journal_lsn, written by
  * the first apply of the journal.
  */
+/*
+ * A new STORE_SCHEMA_VERSION needs its step here (a no-op one too: an
+ * environment of a version this function refuses cannot be opened) and
+ * its test_upgrade_v* in tests/unit/test_store.c.
+ */
+_Static_assert(STORE_SCHEMA_VERSION == 4,
+    "a new schema version needs its step in schema_upgrade (store.c)");
+
 static int
 schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 {

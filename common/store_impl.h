@@ -97,8 +97,6 @@ int store_room_for_orders(struct store *s, uint64_t unfinished,
 
 /* store_idem.c: Idempotency-Key records. */
 
-/* The bytes of an idem value: order id, created_ms, body digest. */
-#define IDEM_VALUE_LEN (8 + 8 + ORDER_DIGEST_LEN)
 /*
  * An order's Idempotency-Key seen before: idem_result REPLAY (id the
  * first order's) for the same body, MISMATCH (id 0) for another; left

@@ -119,7 +119,30 @@ store_record_encode(unsigned char *p, const struct order *o)
 	});
 	for (uint32_t j = 0; j < o->n_items; j++)
 		put_u64le(p + RECORD_HEADER + (size_t)j * 8, o->items[j]);
+	return store_record_size(o);
+}
+
+size_t
+store_record_size(const struct order *o)
+{
 	return RECORD_HEADER + (size_t)o->n_items * 8;
+}
+
+uint64_t
+store_record_room(const struct order *o)
+{
+	uint64_t key = o->idem_key != NULL ? strlen(o->idem_key) : 0;
+
+	/*
+	 * The bytes its entries hold, a little less than they take once
+	 * stored (pages are never full): once applied, the orders leave no
+	 * more room than was counted for them, so a create refused for room
+	 * is not accepted again by the apply of the orders before it. Page
+	 * copies live in the map's top share, which no create may use.
+	 */
+	return (uint64_t)store_record_size(o) + 8 +
+	    STATUS_KEY_LEN + 8 + USER_STATUS_KEY_LEN + 2 * key +
+	    IDEM_VALUE_LEN + 8;
 }
 
 int

@@ -37,6 +37,8 @@
 #define RECORD_MAX (RECORD_HEADER + ORDER_MAX_ITEMS * 8)
 #define STATUS_KEY_LEN 9
 #define USER_STATUS_KEY_LEN 17
+/* The bytes of an idem value: order id, created_ms, body digest. */
+#define IDEM_VALUE_LEN (8 + 8 + ORDER_DIGEST_LEN)
 
 /* The record's fixed part; the items stay where they are. */
 struct record_head {
@@ -58,6 +60,8 @@ void store_record_head_encode(unsigned char *p, const struct record_head *h);
  * most; returns its length.
  */
 size_t store_record_encode(unsigned char *p, const struct order *o);
+/* The length store_record_encode gives order o's record. */
+size_t store_record_size(const struct order *o);
 /* Decode record id into o (items included); STORE_ECORRUPT or ENOMEM. */
 int store_record_decode(uint64_t id, const void *data, size_t size,
     struct order *o);

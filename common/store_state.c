@@ -166,23 +166,6 @@ out:
 	return store_map_error(rc);
 }
 
-uint64_t
-store_record_room(const struct order *o)
-{
-	uint64_t key = o->idem_key != NULL ? strlen(o->idem_key) : 0;
-
-	/*
-	 * The bytes its entries hold, a little less than they take once
-	 * stored (pages are never full): once applied, the orders leave no
-	 * more room than was counted for them, so a create refused for room
-	 * is not accepted again by the apply of the orders before it. Page
-	 * copies live in the map's top share, which no create may use.
-	 */
-	return RECORD_HEADER + (uint64_t)o->n_items * 8 + 8 +
-	    STATUS_KEY_LEN + 8 + USER_STATUS_KEY_LEN + 2 * key +
-	    IDEM_VALUE_LEN + 8;
-}
-
 int
 store_apply(struct store *s, struct order *const *orders, size_t n,
     uint64_t journal_lsn)
