@@ -57,10 +57,14 @@
  *   1. The bytes of a record or an index key: store_record.h (the
  *      layout, struct record_head) and store_record.c (the codec; an
  *      order's fields reach the record only through
- *      store_record_encode and store_record_decode). Bump RECORD_VERSION
- *      and teach store_record_head_decode the old one; bump the schema
- *      too (step 2), so that an older release refuses the environment
- *      rather than meet records it cannot decode.
+ *      store_record_encode and store_record_decode, and its size through
+ *      store_record_size and store_record_room). Bump RECORD_VERSION and
+ *      teach store_record_head_decode the old one: every transition
+ *      rewrites the head with the new version, so an old record
+ *      rewritten so must be a valid new one (or the upgrade rewrites
+ *      them all). Bump the schema too (step 2), so that an older release
+ *      refuses the environment rather than meet records it cannot
+ *      decode.
  *   2. A database, a meta key, a counter or one's meaning (the list
  *      above, store_impl.h's META_* keys, store.c's CNT_* slots): bump
  *      STORE_SCHEMA_VERSION. A new status is such a change: the counters
@@ -72,9 +76,11 @@
  *      store_idem_expire (store_idem.c) for the keys; the reads that walk it
  *      (store_read.c).
  *   4. Teach schema_upgrade (store.c) to bring an environment of the
- *      previous version up to the new one: it runs inside schema_init's
- *      write transaction, so an upgrade is all or nothing, and
- *      store_upgraded_from tells the caller, who logs it.
+ *      previous version up to the new one, even when that changes
+ *      nothing stored (store.c fails to build until it has the step): it
+ *      runs inside schema_init's write transaction, so an upgrade is all
+ *      or nothing, and store_upgraded_from tells the caller, who logs it.
+ *      man/order-processing.7 lists what each version changed.
  *   5. Teach tests/check/op-check.c the new format: its layout comment,
  *      its constants (RECORD_VERSION, SCHEMA_VERSION, CNT_*, the key
  *      lengths) and its checks. It restates the format apart from this
