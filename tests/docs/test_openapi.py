@@ -3,7 +3,9 @@
 $ref resolves, every error status in CONTRACT_ERRORS is described), and the
 (METHOD, path) pairs it lists are exactly those the daemon routes, as the
 program route-list prints them ("GET /api/orders/{order_id}/status/", one
-a line; HEAD is not listed).
+a line; HEAD is not listed). The route lists of the man pages
+(order-api(8) and order-processing(7): their ".It Li METHOD /path" items,
+"{id}" standing for "{order_id}") name exactly the same routes.
 
 Python 3 standard library only. PyYAML is used when it is importable, and
 then the small reader below must read the file to the very same data, so
@@ -346,6 +348,20 @@ def spec_routes(doc):
     return routes
 
 
+def man_routes(path):
+    """The (METHOD, path) pairs of a man page's ".It Li METHOD /path"
+    items, with "{id}" read as "{order_id}"."""
+    item = re.compile(r"^\.It Li (GET|POST|PUT|PATCH|DELETE) (/\S*)")
+    found = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = item.match(line)
+            if m:
+                found.add((m.group(1), m.group(2).replace("{id}",
+                                                          "{order_id}")))
+    return found
+
+
 def main():
     c = Soft(verbose=True, prefix="FAIL: ", stream=sys.stdout)
     try:
@@ -477,6 +493,13 @@ def main():
                 "route-list prints",
                 "only in openapi.yaml: %s; only in route-list: %s" % (
                     sorted(listed - served), sorted(served - listed)))
+        for page in ("order-api.8", "order-processing.7"):
+            named = man_routes(os.path.join(TOP, "man", page))
+            c.check(named == served, "%s lists exactly the routes "
+                    "route-list prints" % page,
+                    "only in %s: %s; only in route-list: %s" % (
+                        page, sorted(named - served),
+                        sorted(served - named)))
 
     print("%d passed, %d failed" % (c.passed, len(c.failures)))
     if c.failures:
