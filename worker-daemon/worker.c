@@ -71,6 +71,10 @@ struct worker {
 	int64_t next_commit;	/* monotonic ms: no run_due transaction before */
 	bool first_sweep;
 	bool stopping;
+	/*
+	 * Monotonic ms: the end of the stop's grace, a duration that no step
+	 * of the wall clock may cut short or stretch.
+	 */
 	int64_t stop_deadline;
 	/* Rate limits of the errors that can repeat every turn. */
 	struct log_limit claim_log, complete_log, store_beat_log, sweep_log,
@@ -405,7 +409,7 @@ on_signal(struct worker *w, int sfd)
 		if (w->stopping)
 			continue;
 		w->stopping = true;
-		w->stop_deadline = clock_realtime_ms() + WORKER_STOP_GRACE_MS;
+		w->stop_deadline = clock_monotonic_ms() + WORKER_STOP_GRACE_MS;
 		log_info("stopping on signal %u: finishing orders due in the "
 		    "next %d ms", si.ssi_signo, WORKER_STOP_GRACE_MS);
 	}
@@ -415,19 +419,26 @@ static int64_t
 next_deadline(struct worker *w)
 {
 	const struct job *top = heap_top(&w->jobs);
-	int64_t next = w->next_sweep, gap, commit_at;
+	int64_t next = w->next_sweep, gap, commit_at, stop_at;
 
 	/* (No heartbeat goes to LMDB while stopping.) */
 	if (!w->stopping && w->next_beat_to_store < next)
 		next = w->next_beat_to_store;
-	/* next_commit is on the monotonic clock, the timers on real time. */
+	/*
+	 * next_commit and stop_deadline are on the monotonic clock, the
+	 * timers on real time.
+	 */
 	gap = w->next_commit - clock_monotonic_ms();
 	commit_at = clock_realtime_ms() + (gap > 0 ? gap : 0);
 
 	if (top != NULL && top->due_ms < next)
 		next = top->due_ms > commit_at ? top->due_ms : commit_at;
-	if (w->stopping && w->stop_deadline < next)
-		next = w->stop_deadline;
+	if (w->stopping) {
+		gap = w->stop_deadline - clock_monotonic_ms();
+		stop_at = clock_realtime_ms() + (gap > 0 ? gap : 0);
+		if (stop_at < next)
+			next = stop_at;
+	}
 	return next;
 }
 
@@ -487,7 +498,7 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 	    cfg->pickup_delay_ms, cfg->processing_ms, cfg->lease_ms);
 
 	while (!w.stopping || (w.completing > 0 &&
-	    clock_realtime_ms() < w.stop_deadline)) {
+	    clock_monotonic_ms() < w.stop_deadline)) {
 		int64_t now = clock_realtime_ms(), timeout;
 		struct pollfd pfd[2];
 

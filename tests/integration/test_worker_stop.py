@@ -39,8 +39,9 @@ GRACE = 2.0             # WORKER_STOP_GRACE_MS
 HEARTBEAT = 2.0         # the worker's heartbeat interval
 PROCESSING_MS = 3600 * 1000
 LEASE_MS = 2 * PROCESSING_MS
-# The worker times its grace on the real-time clock, the test on the
-# monotonic one; they may drift apart by NTP's slew (0.05 %), 1 ms here.
+# Both the worker and the test time the grace on the monotonic clock (a
+# step of the wall clock must not cut it short); the worker counts whole
+# milliseconds, so it may leave up to 1 ms before the full grace: 10 ms.
 CLOCKS = 0.01
 
 
