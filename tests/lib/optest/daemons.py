@@ -2,8 +2,8 @@
 
 Paths come from the environment (meson sets them) or default to the build
 tree: ORDER_API, ORDER_WORKER, and the tests/check tools OP_CHECK,
-WRITER_HOLD, FAULTSHIM ($OP_FAULTSHIM), POWERTRACE ($OP_POWERTRACE),
-POWER_CUT ($OP_POWER_CUT), OP_RECOVER.
+WRITER_HOLD, FAULTSHIM ($OP_FAULTSHIM), CLOCKSHIM ($OP_CLOCKSHIM),
+POWERTRACE ($OP_POWERTRACE), POWER_CUT ($OP_POWER_CUT), OP_RECOVER.
 
 require_built() skips the test (exit 77) unless the daemons are built.
 unique_queue() and unlink_queue() name and remove a private POSIX queue.
@@ -44,6 +44,7 @@ OP_CHECK = _path("OP_CHECK", "tests", "check", "op-check")
 WRITER_HOLD = _path("WRITER_HOLD", "tests", "check", "writer-hold")
 # LD_PRELOAD values: the library, after the ASan runtime in a sanitized build.
 FAULTSHIM = _path("OP_FAULTSHIM", "tests", "check", "faultshim.so")
+CLOCKSHIM = _path("OP_CLOCKSHIM", "tests", "check", "clockshim.so")
 POWERTRACE = _path("OP_POWERTRACE", "tests", "check", "powertrace.so")
 POWER_CUT = _path("OP_POWER_CUT", "tests", "check", "power-cut")
 OP_RECOVER = _path("OP_RECOVER", "tests", "check", "op-recover")

@@ -20,6 +20,8 @@ writer-hold, and the checks of what a fault left behind.
 - FaultShim: the faultshim.so LD_PRELOAD library (faultshim.c): the env
   for a daemon, arm() and disarm() at run time (writes and flushes of
   data.mdb or of the journal), and the faults it injected.
+- ClockShim: the clockshim.so LD_PRELOAD library (clockshim.c): the env
+  for a daemon, and step() of its wall clock at run time.
 """
 
 import http.client
@@ -33,7 +35,7 @@ import time
 from optest import prom
 from optest.checks import fail, wait_until
 from optest.client import Client
-from optest.daemons import FAULTSHIM, OP_CHECK, WRITER_HOLD
+from optest.daemons import CLOCKSHIM, FAULTSHIM, OP_CHECK, WRITER_HOLD
 from optest.orders import check_all_completed, check_metrics_consistent
 
 
@@ -131,6 +133,44 @@ class FaultShim:
                         (line.split() for line in f if line.strip())]
         except FileNotFoundError:
             return []
+
+
+class ClockShim:
+    """The clock shim for one test: its control file lives in the test's
+    temporary directory. env() goes to start_api/start_worker; step()
+    moves the wall clock (CLOCK_REALTIME, CLOCK_REALTIME_COARSE, time())
+    of every process started with that env, as an NTP step would, from its
+    next read of that clock at most 10 ms on; the monotonic clock stays.
+    The kernel's own waits on CLOCK_REALTIME do not move (clockshim.c)."""
+
+    def __init__(self, s):
+        for path in CLOCKSHIM.split():
+            if not os.access(path, os.R_OK):
+                sys.stderr.write("clock shim not built: %s\n" % path)
+                sys.exit(77)
+        self.control = os.path.join(s.tmp, "clock")
+        self.offset = 0.0
+
+    def env(self):
+        return {"LD_PRELOAD": CLOCKSHIM, "OP_CLOCK_FILE": self.control}
+
+    def step(self, seconds):
+        """Step the wall clock by seconds (back if negative) from where
+        the shim has it now; the offset from the real clock is returned."""
+        self.offset += seconds
+        tmp = self.control + ".new"
+        with open(tmp, "w") as f:
+            f.write("%+.9f\n" % self.offset)
+        os.rename(tmp, self.control)
+        return self.offset
+
+    def reset(self):
+        """The real wall clock again."""
+        self.offset = 0.0
+        try:
+            os.unlink(self.control)
+        except FileNotFoundError:
+            pass
 
 
 def log_lines_since(path, offset):
