@@ -994,7 +994,8 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 	pthread_mutex_unlock(&c->lock);
 	/* The intake waits for nobody but the disk. */
 	pthread_join(c->intake_thread, NULL);
-	clock_gettime(CLOCK_REALTIME, &until);
+	/* A duration: no step of the wall clock may shorten or stretch it. */
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += wait_ms / 1000;
 	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
 	if (until.tv_nsec >= 1000000000) {
@@ -1002,7 +1003,8 @@ committer_destroy(struct committer *c, unsigned wait_ms)
 		until.tv_nsec -= 1000000000;
 	}
 	/* Blocked in LMDB (the writer lock held elsewhere): left as it is. */
-	if (pthread_timedjoin_np(c->apply_thread, NULL, &until) != 0)
+	if (pthread_clockjoin_np(c->apply_thread, NULL, CLOCK_MONOTONIC,
+	    &until) != 0)
 		return ETIMEDOUT;
 	if (c->batches != NULL) {
 		rc = c->apply_error != 0 ? c->apply_error : EIO;

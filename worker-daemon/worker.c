@@ -65,8 +65,8 @@ struct worker {
 	struct store_claim *batch;
 	uint64_t *ids;		/* one queue message */
 	size_t ids_cap;
-	int64_t next_sweep;
-	/* Real-time ms: this worker's next heartbeat written to LMDB. */
+	int64_t next_sweep;	/* monotonic ms */
+	/* Monotonic ms: this worker's next heartbeat written to LMDB. */
 	int64_t next_beat_to_store;
 	int64_t next_commit;	/* monotonic ms: no run_due transaction before */
 	bool first_sweep;
@@ -415,30 +415,38 @@ on_signal(struct worker *w, int sfd)
 	}
 }
 
+/* A deadline on the monotonic clock, as a time on the timers' clock. */
+static int64_t
+wall_time_of(int64_t monotonic_ms)
+{
+	int64_t gap = monotonic_ms - clock_monotonic_ms();
+
+	return clock_realtime_ms() + (gap > 0 ? gap : 0);
+}
+
+/*
+ * When the loop must turn next, on the wall clock. The timers are on the
+ * wall clock, since an order's due times come from its created_ms, which
+ * order-api stored; this worker's own intervals (the sweeps, its
+ * heartbeats, the gap between commits, the stop's grace) are on the
+ * monotonic clock, so that a step of the wall clock neither stops nor
+ * hurries them.
+ */
 static int64_t
 next_deadline(struct worker *w)
 {
 	const struct job *top = heap_top(&w->jobs);
-	int64_t next = w->next_sweep, gap, commit_at, stop_at;
+	int64_t next = wall_time_of(w->next_sweep), at;
 
 	/* (No heartbeat goes to LMDB while stopping.) */
-	if (!w->stopping && w->next_beat_to_store < next)
-		next = w->next_beat_to_store;
-	/*
-	 * next_commit and stop_deadline are on the monotonic clock, the
-	 * timers on real time.
-	 */
-	gap = w->next_commit - clock_monotonic_ms();
-	commit_at = clock_realtime_ms() + (gap > 0 ? gap : 0);
-
-	if (top != NULL && top->due_ms < next)
-		next = top->due_ms > commit_at ? top->due_ms : commit_at;
-	if (w->stopping) {
-		gap = w->stop_deadline - clock_monotonic_ms();
-		stop_at = clock_realtime_ms() + (gap > 0 ? gap : 0);
-		if (stop_at < next)
-			next = stop_at;
+	if (!w->stopping && (at = wall_time_of(w->next_beat_to_store)) < next)
+		next = at;
+	if (top != NULL && top->due_ms < next) {
+		at = wall_time_of(w->next_commit);
+		next = top->due_ms > at ? top->due_ms : at;
 	}
+	if (w->stopping && (at = wall_time_of(w->stop_deadline)) < next)
+		next = at;
 	return next;
 }
 
@@ -500,22 +508,23 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 	while (!w.stopping || (w.completing > 0 &&
 	    clock_monotonic_ms() < w.stop_deadline)) {
 		int64_t now = clock_realtime_ms(), timeout;
+		int64_t mono = clock_monotonic_ms();
 		struct pollfd pfd[2];
 
 		/* Every call would fail: no more heartbeats, end (below). */
 		if (store_broken(w.store) != 0)
 			break;
-		if (now >= w.next_sweep) {
+		if (mono >= w.next_sweep) {
 			sweep(&w);
-			w.next_sweep = clock_realtime_ms() + SWEEP_INTERVAL_MS;
+			w.next_sweep = clock_monotonic_ms() + SWEEP_INTERVAL_MS;
 		}
-		if (now >= w.next_beat_to_store && !w.stopping) {
+		if (mono >= w.next_beat_to_store && !w.stopping) {
 			rc = store_heartbeat(w.store, now);
 			if (rc != 0)
 				log_limited(&w.store_beat_log, LOG_LEVEL_WARN,
 				    rc, "could not record a heartbeat: %s",
 				    store_strerror(rc));
-			w.next_beat_to_store = now + STORE_BEAT_INTERVAL_MS;
+			w.next_beat_to_store = mono + STORE_BEAT_INTERVAL_MS;
 		}
 		beat_to_master(&w);
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
