@@ -2,7 +2,7 @@
 writer-hold, and the checks of what a fault left behind.
 
 - require_op_check(), require_writer_hold(): exit 77 (skip) unless the
-  tool is built.
+  tool is built; require_preload(): the same for an LD_PRELOAD list.
 - op_check(): run the op-check tool on a data directory (daemons stopped,
   or live: it reads one snapshot) and fail the test on a discrepancy.
 - Poster: threads POSTing orders until stopped, recording the ids that got
@@ -91,6 +91,15 @@ def metric(s, name):
     return prom.first(prom.parse(r.raw.decode("utf-8", "replace"))[1], name)
 
 
+def require_preload(preload, what):
+    """Skip the test (exit 77) unless every library of the LD_PRELOAD
+    list preload is there to read."""
+    for path in preload.split():
+        if not os.access(path, os.R_OK):
+            sys.stderr.write("%s not built: %s\n" % (what, path))
+            sys.exit(77)
+
+
 class FaultShim:
     """The fault shim for one test: its control file lives in the test's
     temporary directory. env() goes to start_api/start_worker; arm() makes
@@ -99,10 +108,7 @@ class FaultShim:
     [(pid, what, errno name)]."""
 
     def __init__(self, s):
-        for path in FAULTSHIM.split():
-            if not os.access(path, os.R_OK):
-                sys.stderr.write("fault shim not built: %s\n" % path)
-                sys.exit(77)
+        require_preload(FAULTSHIM, "fault shim")
         self.control = os.path.join(s.tmp, "fault")
 
     def env(self):
@@ -144,10 +150,7 @@ class ClockShim:
     The kernel's own waits on CLOCK_REALTIME do not move (clockshim.c)."""
 
     def __init__(self, s):
-        for path in CLOCKSHIM.split():
-            if not os.access(path, os.R_OK):
-                sys.stderr.write("clock shim not built: %s\n" % path)
-                sys.exit(77)
+        require_preload(CLOCKSHIM, "clock shim")
         self.control = os.path.join(s.tmp, "clock")
         self.offset = 0.0
 
