@@ -1365,11 +1365,17 @@ main(int argc, char **argv)
 	printf("power-cut: %zu records: %zu writes (%" PRIu64 " bytes, %zu "
 	    "durable on return), %zu flushes, %zu acknowledgements\n", n_recs,
 	    writes, write_bytes, syncs, flushes, acks);
-	printf("power-cut: %zu cuts checked (%zu at flush boundaries, of "
-	    "%zu; the rest at random): none %zu, all %zu, prefix %zu, any "
-	    "%zu; %zu torn pages; %zu cuts with a write under way\n", t.cuts,
-	    n_bounds, all_bounds, t.ways[WAY_NONE], t.ways[WAY_ALL],
-	    t.ways[WAY_PREFIX], t.ways[WAY_ANY], t.torn, t.under_way);
+	if (explicit)
+		printf("power-cut: %zu cuts checked (those named with --cut)",
+		    t.cuts);
+	else
+		printf("power-cut: %zu cuts checked (%zu at flush boundaries, "
+		    "of %zu; the rest at random)", t.cuts, n_bounds,
+		    all_bounds);
+	printf(": none %zu, all %zu, prefix %zu, any %zu; %zu torn pages; "
+	    "%zu cuts with a write under way\n", t.ways[WAY_NONE],
+	    t.ways[WAY_ALL], t.ways[WAY_PREFIX], t.ways[WAY_ANY], t.torn,
+	    t.under_way);
 	printf("power-cut: orders required per cut: min %zu, median %zu, "
 	    "max %zu\n", t.cuts ? t.required[0] : 0,
 	    t.cuts ? t.required[t.cuts / 2] : 0,

@@ -34,7 +34,10 @@ the cuts checked: the checker is shown to catch the defects it is there
 for. OP_POWER_LIE=1: flushes do nothing and O_DSYNC is dropped. "dsync":
 only O_DSYNC is dropped, so LMDB's meta page waits for the next commit's
 flush; the creates are safe in the journal, but a cancel's 200 goes out
-before its commit is durable. "journal": the journal's flushes alone do
+before its commit is durable. That window lasts only until some process's
+next flush, which cuts placed by flushes or at random seldom hit: so this
+run cancels every tenth order and checks the cuts just after each cancel's
+200, where the defect shows. "journal": the journal's flushes alone do
 nothing: a 201 before the order is durable anywhere.
 
 The seed of the draws is printed; OP_POWER_SEED=N sets it. A run's trace
@@ -76,6 +79,9 @@ BOUNDARY_CUTS, RANDOM_CUTS = 300, 100
 LYING_BOUNDARY_CUTS, LYING_RANDOM_CUTS = 150, 50
 MIN_CUTS = 200
 CANCEL_EVERY = 300
+# The "dsync" lie: cancel this often, and check the cuts just after the
+# cancels' 200s (at most this many, spread over them).
+DSYNC_CANCEL_EVERY, DSYNC_CUTS = 10, 100
 # order-api's --journal-size here: the honest run writes about 65 bytes
 # per order to the journal, so it wraps this one about twice, while the
 # orders it holds unapplied at once (a quarter of a second's, about 30
@@ -113,14 +119,15 @@ class Trace:
 def trace_stats(path):
     """Counts by record type, the pids that wrote data.mdb, durable writes;
     the journal's writes, bytes, flushes and wraps (a write at a lower
-    offset than the one before) apart."""
+    offset than the one before) apart; the cuts just after each cancel's
+    200 (cut K falls between records K - 1 and K)."""
     stats = {"writes": 0, "sync_writes": 0, "flushes": 0, "acks": 0,
              "writer_pids": set(), "journal_writes": 0, "journal_bytes": 0,
-             "journal_flushes": 0, "journal_wraps": 0}
+             "journal_flushes": 0, "journal_wraps": 0, "cancel_cuts": []}
     journal_at = 0
     with open(path, "rb") as fh:
         data = fh.read()
-    pos = 0
+    pos = index = 0
     while pos < len(data):
         magic, type_, flags, name_len, pid, _tid, off, length = \
             PT_REC.unpack_from(data, pos)
@@ -142,13 +149,16 @@ def trace_stats(path):
             stats["flushes"] += 1
         elif type_ == PT_ACK:
             stats["acks"] += 1
+            if name == b"Cancelled":
+                stats["cancel_cuts"].append(index + 1)
         pos += PT_REC.size + name_len + length
+        index += 1
     return stats
 
 
-def drive(s, trace, seconds, limit):
+def drive(s, trace, seconds, limit, cancel_every):
     """CLIENTS threads create orders for `seconds` or until `limit` were
-    answered; every CANCEL_EVERY-th
+    answered; every cancel_every-th
     order of a thread is cancelled at once. Each 201 and each cancel's 200
     goes to the trace after the answer. Returns (created ids, cancelled)."""
     created, cancelled, errors = [], [], []
@@ -171,7 +181,7 @@ def drive(s, trace, seconds, limit):
                 trace.ack(oid)
                 with lock:
                     created.append(oid)
-                if n % CANCEL_EVERY == 1:
+                if n % cancel_every == 1:
                     r = c.request("POST", "/api/orders/%s/cancel/" % oid,
                                   retry=False)
                     if r.status == 200:
@@ -199,7 +209,8 @@ def drive(s, trace, seconds, limit):
     return created, cancelled
 
 
-def record(name, lie=None, seconds=NORMAL_SECONDS, limit=NORMAL_ORDERS):
+def record(name, lie=None, seconds=NORMAL_SECONDS, limit=NORMAL_ORDERS,
+           cancel_every=CANCEL_EVERY):
     """Run both daemons under powertrace on a fresh data directory, drive
     them, stop them. Returns (the System, for the caller's with-block, the
     trace's path, the ids created, the ids cancelled)."""
@@ -219,7 +230,7 @@ def record(name, lie=None, seconds=NORMAL_SECONDS, limit=NORMAL_ORDERS):
         trace = Trace(trace_path)
         trace.mark("ready")
         t0 = time.monotonic()
-        created, cancelled = drive(s, trace, seconds, limit)
+        created, cancelled = drive(s, trace, seconds, limit, cancel_every)
         took = time.monotonic() - t0
         trace.close()
         s.stop_worker()
@@ -263,14 +274,21 @@ def keep(s, trace_path, name):
 
 
 def power_cut(s, trace_path, seed, what, boundary_cuts=BOUNDARY_CUTS,
-              random_cuts=RANDOM_CUTS):
+              random_cuts=RANDOM_CUTS, cuts=None):
+    """Run power-cut on the trace: at flush boundaries and at random, or
+    at the cuts given only."""
     work = os.path.join(s.tmp, "cuts")
     os.makedirs(work)
     argv = [POWER_CUT, trace_path, "--op-check", OP_CHECK, "--work", work,
             "--recover", OP_RECOVER, "--rebuilt", "lock.mdb",
             "--sized", "journal=%d" % JOURNAL_SIZE, "--from-mark", "ready",
-            "--boundaries", str(boundary_cuts), "--random", str(random_cuts),
             "--seed", str(seed), "--jobs", "2", "--keep", "2"]
+    if cuts:
+        for k in cuts:
+            argv += ["--cut", str(k)]
+    else:
+        argv += ["--boundaries", str(boundary_cuts), "--random",
+                 str(random_cuts)]
     t0 = time.monotonic()
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=300)
@@ -348,8 +366,9 @@ def check_honest(seed):
 
 
 def check_lying(seed, lie, what):
-    s, trace_path, _created, _cancelled = record(
-        "power-lie", lie=lie, seconds=LYING_SECONDS, limit=LYING_ORDERS)
+    s, trace_path, _created, cancelled = record(
+        "power-lie", lie=lie, seconds=LYING_SECONDS, limit=LYING_ORDERS,
+        cancel_every=DSYNC_CANCEL_EVERY if lie == "dsync" else CANCEL_EVERY)
     with s:
         st = trace_stats(trace_path)
         # What each defect leaves in the trace: no flushes nor durable
@@ -363,8 +382,18 @@ def check_lying(seed, lie, what):
                  "writes, %d journal writes and %d journal flushes traced"
                  % (lie, st["flushes"], st["sync_writes"],
                     st["journal_writes"], st["journal_flushes"]))
+        cuts = None
+        if lie == "dsync":
+            after = st["cancel_cuts"]
+            if len(after) < 20:
+                fail("%s: only %d cancels answered 200 (%d orders "
+                     "cancelled): too few cuts where the defect shows"
+                     % (what, len(after), len(cancelled)))
+            step = max(1, len(after) // DSYNC_CUTS)
+            cuts = after[::step][:DSYNC_CUTS]
         rc, kv, fails = power_cut(s, trace_path, seed, what,
-                                  LYING_BOUNDARY_CUTS, LYING_RANDOM_CUTS)
+                                  LYING_BOUNDARY_CUTS, LYING_RANDOM_CUTS,
+                                  cuts)
         print("%s: %d cuts checked, %d flushes seen, %d writes seen, "
               "%d failures: %d cuts lost acknowledged orders (%d in all), "
               "%d other" % (what, kv["cuts"], kv["flushes"], kv["writes"],
