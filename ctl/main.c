@@ -168,6 +168,18 @@ denied:
 	return -1;
 }
 
+/*
+ * The store again, read-write, for a change: until then a command only
+ * reads, and needs no writer lock (which a stalled process may hold).
+ */
+static int
+reopen_write(struct ctl *c)
+{
+	store_close(c->store);
+	c->store = NULL;
+	return open_store(c, true);
+}
+
 /* The journal's orders not yet in LMDB, as orderlog_scan hands them. */
 struct journaled {
 	uint64_t count;
@@ -337,7 +349,7 @@ cmd_status(struct ctl *c)
 		    "\"next_id\": %llu",
 		    (unsigned long long)(cnt.created_total + j.count),
 		    (unsigned long long)cnt.completed_total, avg,
-		    (unsigned long long)(cnt.next_id + j.count));
+		    (unsigned long long)cnt.next_id);
 		if (!have[0] && j.count > 0) {
 			char id[ORDER_ID_BUFSZ];
 
@@ -752,6 +764,10 @@ cmd_cancel(struct ctl *c, uint64_t id)
 	}
 	if (journaled && (status = wait_applied(c, id)) != 0)
 		goto out;
+	if (reopen_write(c) != 0) {
+		status = EXIT_FAIL;
+		goto out;
+	}
 	rc = store_cancel(c->store, id, clock_realtime_ms(), &o);
 	if (rc == STORE_ECONFLICT) {
 		fprintf(stderr, "%s: %s is %s; only a Pending order can be "
@@ -798,6 +814,8 @@ cmd_requeue(struct ctl *c, uint64_t id)
 	 * attempt, so a claim taken over meanwhile is left alone.
 	 */
 	claim.attempt = o.attempts;
+	if (reopen_write(c) != 0)
+		goto out;
 	now = clock_realtime_ms();
 	if ((rc = store_release(c->store, &claim, 1, now)) != 0) {
 		store_fail(c, "requeue the order", rc);
@@ -975,7 +993,7 @@ main(int argc, char **argv)
 	    strcmp(c.cmd, "requeue") == 0) {
 		if (parse_one_id(&c, n, args, &id) != 0)
 			return EXIT_USAGE;
-		if (open_store(&c, true) != 0)
+		if (open_store(&c, false) != 0)
 			return EXIT_FAIL;
 		status = c.cmd[0] == 'c' ? cmd_cancel(&c, id)
 		    : cmd_requeue(&c, id);
