@@ -609,7 +609,7 @@ parse_list(struct ctl *c, int argc, char **argv, struct store_filter *f)
 
 	*f = (struct store_filter){ .limit = LIST_DEFAULT_LIMIT };
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		unsigned long long v;
 		char *end;
 
@@ -731,7 +731,7 @@ parse_one_id(struct ctl *c, int argc, char **argv, uint64_t *id)
 	int ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (ch != 'j') {
 			fprintf(stderr, "%s %s: unknown option '%s' (see "
 			    "--help)\n", c->cfg.progname, c->cmd,
@@ -871,7 +871,7 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 	int ch, rc;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (ch != 'f') {
 			fprintf(stderr, "%s backup: unknown option '%s' (see "
 			    "--help)\n", c->cfg.progname, argv[optind - 1]);
@@ -959,7 +959,7 @@ main(int argc, char **argv)
 		int ch;
 
 		optind = 0;
-		while ((ch = getopt_long(n, args, "+:", opts, NULL)) != -1) {
+		while ((ch = getopt_long(n, args, ":", opts, NULL)) != -1) {
 			if (ch != 'j') {
 				fprintf(stderr, "%s %s: unknown option '%s' "
 				    "(see --help)\n", c.cfg.progname, c.cmd,
