@@ -186,7 +186,8 @@ struct journaled {
 	uint64_t want;		/* find this id (0: none) */
 	bool found;
 	struct order *order;	/* filled when found */
-	int64_t oldest_ms;	/* created_ms of the first, 0: none */
+	uint64_t oldest_id;	/* the first, 0: none */
+	int64_t oldest_ms;	/* its created_ms */
 };
 
 static int
@@ -194,8 +195,10 @@ journaled_one(const struct order *o, void *arg)
 {
 	struct journaled *j = arg;
 
-	if (j->count++ == 0)
+	if (j->count++ == 0) {
+		j->oldest_id = o->id;
 		j->oldest_ms = o->created_ms;
+	}
 	if (j->want != 0 && o->id == j->want) {
 		j->found = true;
 		if (order_reserve_items(j->order, o->n_items) != 0)
@@ -353,7 +356,7 @@ cmd_status(struct ctl *c)
 		if (!have[0] && j.count > 0) {
 			char id[ORDER_ID_BUFSZ];
 
-			order_id_format(cnt.next_id, id);
+			order_id_format(j.oldest_id, id);
 			strbuf_printf(&sb, ", \"oldest_pending\": {\"order_id\": "
 			    "\"%s\", \"age_seconds\": %.3f}", id,
 			    (double)(now - j.oldest_ms) / 1000.0);
@@ -391,7 +394,7 @@ cmd_status(struct ctl *c)
 		    (unsigned long long)(i == ORDER_PENDING ? pending
 		    : cnt.by_status[i]));
 		if (i == ORDER_PENDING && (have[0] || j.count > 0)) {
-			order_id_format(have[0] ? oldest[0].id : cnt.next_id, a);
+			order_id_format(have[0] ? oldest[0].id : j.oldest_id, a);
 			printf("  oldest %s, created %s ago", a,
 			    age_text(now - oldest_pending_ms, b));
 		} else if (i == ORDER_PROCESSING && have[1]) {

@@ -174,6 +174,8 @@ def part_journaled(s):
         jids = [s.create_order(user_id=30) for _ in range(3)]
         st = ctl_json(s.datadir, "status", "--json")
         expect(st["journaled_not_applied"] == 3 and st["order_api_running"], st)
+        expect(st["oldest_pending"]["order_id"] == jids[0] and
+               st["order_status_count"]["Pending"] == 3, st)
         expect(st["total_orders"] == s.metrics()["total_orders"], (st, s.metrics()))
         text = ctl(s.datadir, "show", jids[1]).stdout
         expect("Pending (accepted, not yet applied: order-api applies it within "
