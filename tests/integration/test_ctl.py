@@ -65,6 +65,21 @@ def ctl_json(datadir, *args):
     return json.loads(ctl(datadir, *args).stdout)
 
 
+def journal_lsn(datadir):
+    """meta's journal_lsn of the environment in datadir, read with
+    mdb_dump (lmdb-utils), apart from the store; 0 if absent."""
+    mdb_dump = shutil.which("mdb_dump")
+    if mdb_dump is None:
+        fail("mdb_dump (lmdb-utils) is not installed")
+    out = subprocess.run([mdb_dump, "-s", "meta", datadir], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout.splitlines()
+    body = [line.strip() for line in out if line.startswith(" ")]
+    for key, value in zip(body[0::2], body[1::2]):
+        if bytes.fromhex(key) == b"journal_lsn":
+            return int.from_bytes(bytes.fromhex(value), "little")
+    return 0
+
+
 def part_status_show_list(s):
     ids = [s.create_order(user_id=10 + i % 3, item_ids=(i + 1, 500),
                           total_amount="%d.25" % (i + 1)) for i in range(12)]
@@ -269,6 +284,8 @@ def part_backup(s, done):
         shutil.copyfile(path, os.path.join(t.datadir, "data.mdb"))
         expect(not os.path.exists(os.path.join(t.datadir, "journal")), "journal")
         op_check(t.datadir)
+        lsn = journal_lsn(t.datadir)
+        expect(lsn > 0, "the backup records journal_lsn %d" % lsn)
         st = ctl_json(t.datadir, "status", "--json")
         last = st["next_id"] - 1
         expect(last >= before - 1, "backup ends at ORD%d, but ORD%d was applied "
@@ -299,9 +316,9 @@ def part_backup(s, done):
         t.stop_worker()
         t.stop_api()
         op_check(t.datadir)
-        print("backup under load (%d creates): ORD1..ORD%d restored, %d Cancelled kept, "
-              "the rest completed; new creates from ORD%d" % (len(poster.acked), last,
-                                                             len(cancelled), last + 1))
+        print("backup under load (%d creates): ORD1..ORD%d restored (journal_lsn %d, no "
+              "journal file), %d Cancelled kept, the rest completed; new creates from ORD%d"
+              % (len(poster.acked), last, lsn, len(cancelled), last + 1))
     s.stop_worker()
 
 
