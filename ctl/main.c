@@ -271,6 +271,44 @@ parse_id(const struct ctl *c, const char *s, uint64_t *id)
 	return 0;
 }
 
+/*
+ * The arguments of status (none), show, cancel and requeue (one id):
+ * --json anywhere. Prints the error and returns -1 on a bad one.
+ */
+static int
+parse_args(struct ctl *c, int argc, char **argv, uint64_t *id)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		if (ch != 'j') {
+			fprintf(stderr, "%s %s: unknown option '%s' (see "
+			    "--help)\n", c->cfg.progname, c->cmd,
+			    argv[optind - 1]);
+			return -1;
+		}
+		c->json = true;
+	}
+	if (id == NULL && optind < argc) {
+		fprintf(stderr, "%s %s: unexpected argument '%s' (see "
+		    "--help)\n", c->cfg.progname, c->cmd, argv[optind]);
+		return -1;
+	}
+	if (id == NULL)
+		return 0;
+	if (argc - optind != 1) {
+		fprintf(stderr, "%s %s: give one order id (see --help)\n",
+		    c->cfg.progname, c->cmd);
+		return -1;
+	}
+	return parse_id(c, argv[optind], id);
+}
+
 /* ---- status ---- */
 
 static void
@@ -290,7 +328,7 @@ json_oldest(struct strbuf *sb, const char *name, const struct order *o,
 }
 
 static int
-cmd_status(struct ctl *c)
+cmd_status(struct ctl *c, int argc, char **argv)
 {
 	struct store_counters cnt;
 	struct order oldest[2];
@@ -301,6 +339,10 @@ cmd_status(struct ctl *c)
 	int64_t now;
 	int rc, status = EXIT_FAIL;
 
+	if (parse_args(c, argc, argv, NULL) != 0)
+		return EXIT_USAGE;
+	if (open_store(c, false) != 0)
+		return EXIT_FAIL;
 	if ((rc = store_counters(c->store, &cnt)) != 0)
 		return store_fail(c, "read the counters", rc);
 	order_init(&oldest[0]);
@@ -498,12 +540,17 @@ find_order(struct ctl *c, uint64_t id, struct order *o, bool *journaled)
 }
 
 static int
-cmd_show(struct ctl *c, uint64_t id)
+cmd_show(struct ctl *c, int argc, char **argv)
 {
 	struct order o;
 	bool journaled, running = false;
+	uint64_t id;
 	int rc;
 
+	if (parse_args(c, argc, argv, &id) != 0)
+		return EXIT_USAGE;
+	if (open_store(c, false) != 0)
+		return EXIT_FAIL;
 	order_init(&o);
 	rc = find_order(c, id, &o, &journaled);
 	if (rc == 0 && journaled && api_running(c, &running) != 0)
@@ -559,40 +606,6 @@ list_row(const struct order *o, void *arg)
 	printf("%-12s %-10llu %-10s %12s  %-24s  %s\n", id,
 	    (unsigned long long)o->user_id, order_status_name(o->status),
 	    money, created, done);
-	return 0;
-}
-
-static int
-cmd_list(struct ctl *c, struct store_filter *f)
-{
-	struct strbuf sb;
-	struct list_out l = { .json = c->json, .sb = &sb };
-	char id[ORDER_ID_BUFSZ];
-	uint64_t next;
-	int rc;
-
-	strbuf_init(&sb);
-	strbuf_puts(&sb, "{\"results\": [");
-	rc = store_list(c->store, f, list_row, &l, &next);
-	if (rc != 0) {
-		strbuf_finish(&sb);
-		return store_fail(c, "list the orders", rc);
-	}
-	if (c->json) {
-		if (next != 0) {
-			order_id_format(next, id);
-			strbuf_printf(&sb, "], \"next\": \"%s\"}", id);
-		} else {
-			strbuf_puts(&sb, "], \"next\": null}");
-		}
-		print_json(&sb);
-	} else if (l.n == 0) {
-		printf("no orders\n");
-	} else if (next != 0) {
-		order_id_format(next, id);
-		printf("more: order-ctl list --after %s ...\n", id);
-	}
-	strbuf_finish(&sb);
 	return 0;
 }
 
@@ -672,6 +685,46 @@ parse_list(struct ctl *c, int argc, char **argv, struct store_filter *f)
 	return 0;
 }
 
+static int
+cmd_list(struct ctl *c, int argc, char **argv)
+{
+	struct store_filter f;
+	struct strbuf sb;
+	struct list_out l = { .sb = &sb };
+	char id[ORDER_ID_BUFSZ];
+	uint64_t next;
+	int rc;
+
+	if (parse_list(c, argc, argv, &f) != 0)
+		return EXIT_USAGE;
+	if (open_store(c, false) != 0)
+		return EXIT_FAIL;
+	l.json = c->json;
+	strbuf_init(&sb);
+	strbuf_puts(&sb, "{\"results\": [");
+	rc = store_list(c->store, &f, list_row, &l, &next);
+	if (rc != 0) {
+		strbuf_finish(&sb);
+		return store_fail(c, "list the orders", rc);
+	}
+	if (c->json) {
+		if (next != 0) {
+			order_id_format(next, id);
+			strbuf_printf(&sb, "], \"next\": \"%s\"}", id);
+		} else {
+			strbuf_puts(&sb, "], \"next\": null}");
+		}
+		print_json(&sb);
+	} else if (l.n == 0) {
+		printf("no orders\n");
+	} else if (next != 0) {
+		order_id_format(next, id);
+		printf("more: order-ctl list --after %s ...\n", id);
+	}
+	strbuf_finish(&sb);
+	return 0;
+}
+
 /* ---- cancel, requeue ---- */
 
 static void
@@ -723,42 +776,19 @@ wait_applied(struct ctl *c, uint64_t id)
 	return EXIT_FAIL;
 }
 
-/* The one ID argument of cancel and requeue, with --json before it. */
 static int
-parse_one_id(struct ctl *c, int argc, char **argv, uint64_t *id)
-{
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
-
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		if (ch != 'j') {
-			fprintf(stderr, "%s %s: unknown option '%s' (see "
-			    "--help)\n", c->cfg.progname, c->cmd,
-			    argv[optind - 1]);
-			return -1;
-		}
-		c->json = true;
-	}
-	if (argc - optind != 1) {
-		fprintf(stderr, "%s %s: give one order id (see --help)\n",
-		    c->cfg.progname, c->cmd);
-		return -1;
-	}
-	return parse_id(c, argv[optind], id);
-}
-
-static int
-cmd_cancel(struct ctl *c, uint64_t id)
+cmd_cancel(struct ctl *c, int argc, char **argv)
 {
 	char oid[ORDER_ID_BUFSZ];
 	struct order o;
 	bool journaled;
+	uint64_t id;
 	int rc, status;
 
+	if (parse_args(c, argc, argv, &id) != 0)
+		return EXIT_USAGE;
+	if (open_store(c, false) != 0)
+		return EXIT_FAIL;
 	order_id_format(id, oid);
 	order_init(&o);
 	if ((rc = find_order(c, id, &o, &journaled)) != 0) {
@@ -792,15 +822,21 @@ out:
 }
 
 static int
-cmd_requeue(struct ctl *c, uint64_t id)
+cmd_requeue(struct ctl *c, int argc, char **argv)
 {
 	char oid[ORDER_ID_BUFSZ], t[32], left[32];
-	struct store_claim claim = { .id = id };
+	struct store_claim claim = { 0 };
 	struct order o;
 	bool journaled;
+	uint64_t id;
 	int64_t now;
 	int rc, status = EXIT_FAIL;
 
+	if (parse_args(c, argc, argv, &id) != 0)
+		return EXIT_USAGE;
+	if (open_store(c, false) != 0)
+		return EXIT_FAIL;
+	claim.id = id;
 	order_id_format(id, oid);
 	order_init(&o);
 	if ((rc = find_order(c, id, &o, &journaled)) != 0)
@@ -917,14 +953,28 @@ cmd_backup(struct ctl *c, int argc, char **argv)
 
 /* ---- main ---- */
 
+/*
+ * The commands: each parses its own arguments (its name is argv[0]),
+ * opens the store as it needs and returns the exit status.
+ */
+static const struct command {
+	const char *name;
+	int (*run)(struct ctl *c, int argc, char **argv);
+} commands[] = {
+	{ "status", cmd_status },
+	{ "show", cmd_show },
+	{ "list", cmd_list },
+	{ "cancel", cmd_cancel },
+	{ "requeue", cmd_requeue },
+	{ "backup", cmd_backup },
+};
+
 int
 main(int argc, char **argv)
 {
 	struct ctl c = { 0 };
-	struct store_filter f;
-	uint64_t id = 0;
-	int status, n;
-	char **args;
+	const struct command *cmd = NULL;
+	int status;
 
 	switch (config_parse_ctl(&c.cfg, argc, argv, commands_help)) {
 	case CONFIG_OK:
@@ -940,72 +990,21 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	c.cmd = argv[c.cfg.first_arg];
-	/* A command's arguments, its name as argv[0] for getopt. */
-	args = argv + c.cfg.first_arg;
-	n = argc - c.cfg.first_arg;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, c.cmd) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL) {
+		fprintf(stderr, "%s: unknown command '%s' (see --help)\n",
+		    c.cfg.progname, c.cmd);
+		return EXIT_USAGE;
+	}
 	if ((size_t)snprintf(c.journal, sizeof(c.journal), "%s/journal",
 	    c.cfg.data_dir) >= sizeof(c.journal)) {
 		fprintf(stderr, "%s: data-dir '%s': path too long\n",
 		    c.cfg.progname, c.cfg.data_dir);
 		return EXIT_USAGE;
 	}
-
-	if (strcmp(c.cmd, "backup") == 0) {
-		status = cmd_backup(&c, n, args);
-		goto out;
-	}
-	if (strcmp(c.cmd, "status") == 0 || strcmp(c.cmd, "show") == 0) {
-		static const struct option opts[] = {
-			{ "json", no_argument, NULL, 'j' },
-			{ NULL, 0, NULL, 0 },
-		};
-		int ch;
-
-		optind = 0;
-		while ((ch = getopt_long(n, args, ":", opts, NULL)) != -1) {
-			if (ch != 'j') {
-				fprintf(stderr, "%s %s: unknown option '%s' "
-				    "(see --help)\n", c.cfg.progname, c.cmd,
-				    args[optind - 1]);
-				return EXIT_USAGE;
-			}
-			c.json = true;
-		}
-		if (c.cmd[1] == 't' && optind != n) {
-			fprintf(stderr, "%s status: unexpected argument '%s' "
-			    "(see --help)\n", c.cfg.progname, args[optind]);
-			return EXIT_USAGE;
-		}
-		if (c.cmd[1] == 'h' && (n - optind != 1 ||
-		    parse_id(&c, args[optind], &id) != 0)) {
-			if (n - optind != 1)
-				fprintf(stderr, "%s show: give one order id "
-				    "(see --help)\n", c.cfg.progname);
-			return EXIT_USAGE;
-		}
-		if (open_store(&c, false) != 0)
-			return EXIT_FAIL;
-		status = c.cmd[1] == 't' ? cmd_status(&c) : cmd_show(&c, id);
-	} else if (strcmp(c.cmd, "list") == 0) {
-		if (parse_list(&c, n, args, &f) != 0)
-			return EXIT_USAGE;
-		if (open_store(&c, false) != 0)
-			return EXIT_FAIL;
-		status = cmd_list(&c, &f);
-	} else if (strcmp(c.cmd, "cancel") == 0 ||
-	    strcmp(c.cmd, "requeue") == 0) {
-		if (parse_one_id(&c, n, args, &id) != 0)
-			return EXIT_USAGE;
-		if (open_store(&c, false) != 0)
-			return EXIT_FAIL;
-		status = c.cmd[0] == 'c' ? cmd_cancel(&c, id)
-		    : cmd_requeue(&c, id);
-	} else {
-		fprintf(stderr, "%s: unknown command '%s' (see --help)\n",
-		    c.cfg.progname, c.cmd);
-		return EXIT_USAGE;
-	}
-out:
+	status = cmd->run(&c, argc - c.cfg.first_arg, argv + c.cfg.first_arg);
 	store_close(c.store);
 	return status;
 }
