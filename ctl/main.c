@@ -147,9 +147,9 @@ open_store(struct ctl *c, bool write)
 		goto denied;
 	if (rc == STORE_EOLDSCHEMA) {
 		fprintf(stderr, "%s: could not open the LMDB environment in "
-		    "%s: %s; order-ctl reads only the schema version %d: start "
-		    "order-api once to upgrade it\n", c->cfg.progname,
-		    c->cfg.data_dir, store_strerror(rc), STORE_SCHEMA_VERSION);
+		    "%s: its schema is older than version %d, and order-ctl "
+		    "does not upgrade it: start order-api once, which does\n",
+		    c->cfg.progname, c->cfg.data_dir, STORE_SCHEMA_VERSION);
 		return -1;
 	}
 	if (rc != 0) {

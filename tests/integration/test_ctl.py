@@ -65,17 +65,18 @@ def ctl_json(datadir, *args):
     return json.loads(ctl(datadir, *args).stdout)
 
 
-def journal_lsn(datadir):
-    """meta's journal_lsn of the environment in datadir, read with
-    mdb_dump (lmdb-utils), apart from the store; 0 if absent."""
+def meta_value(datadir, key):
+    """A number of meta (journal_lsn, schema_version) of the environment
+    in datadir, read with mdb_dump (lmdb-utils), apart from the store; 0
+    if absent."""
     mdb_dump = shutil.which("mdb_dump")
     if mdb_dump is None:
         fail("mdb_dump (lmdb-utils) is not installed")
     out = subprocess.run([mdb_dump, "-s", "meta", datadir], stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout.splitlines()
     body = [line.strip() for line in out if line.startswith(" ")]
-    for key, value in zip(body[0::2], body[1::2]):
-        if bytes.fromhex(key) == b"journal_lsn":
+    for k, value in zip(body[0::2], body[1::2]):
+        if bytes.fromhex(k) == key.encode():
             return int.from_bytes(bytes.fromhex(value), "little")
     return 0
 
@@ -246,6 +247,23 @@ def part_errors(s):
     expect("Permission denied" in r.stderr and "lock.mdb" in r.stderr and
            "sudo -u order-processing order-ctl status" in r.stderr, r.stderr)
     print("permission: %s" % r.stderr.strip())
+    # An older schema (3, marked with mdb_load on a copy): refused read
+    # only, left as it is.
+    old = os.path.join(s.tmp, "old")
+    os.mkdir(old)
+    ctl(s.datadir, "backup", os.path.join(old, "data.mdb"))
+    dump = os.path.join(s.tmp, "meta.dump")
+    with open(dump, "w") as f:
+        f.write("VERSION=3\nformat=bytevalue\ntype=btree\nHEADER=END\n %s\n 03000000\n"
+                "DATA=END\n" % b"schema_version".hex())
+    subprocess.run([shutil.which("mdb_load"), "-s", "meta", "-f", dump, old], check=True)
+    r = ctl(old, "status", expect_rc=1)
+    expect(r.stderr.strip() == "order-ctl: could not open the LMDB environment in %s: its "
+           "schema is older than version 4, and order-ctl does not upgrade it: start "
+           "order-api once, which does" % old, r.stderr)
+    r = ctl(old, "cancel", "1", expect_rc=1)
+    expect("start order-api once" in r.stderr, r.stderr)
+    expect(meta_value(old, "schema_version") == 3, "order-ctl changed the schema")
     for args in ([], ["frob"], ["--bogus", "status"], ["status", "extra"],
                  ["show"], ["show", "ABC"], ["show", "ORD0"], ["list", "--limit", "0"],
                  ["list", "--limit", "1001"], ["list", "--status", "Done"],
@@ -257,7 +275,7 @@ def part_errors(s):
     r = ctl(s.datadir, "--help")
     for cmd in ("status", "show", "list", "cancel", "requeue", "backup"):
         expect("\n  %s " % cmd in r.stdout, r.stdout)
-    print("errors: missing data dir, permission and 18 bad usages")
+    print("errors: missing data dir, permission, older schema and 18 bad usages")
 
 
 def part_backup(s, done):
@@ -284,7 +302,7 @@ def part_backup(s, done):
         shutil.copyfile(path, os.path.join(t.datadir, "data.mdb"))
         expect(not os.path.exists(os.path.join(t.datadir, "journal")), "journal")
         op_check(t.datadir)
-        lsn = journal_lsn(t.datadir)
+        lsn = meta_value(t.datadir, "journal_lsn")
         expect(lsn > 0, "the backup records journal_lsn %d" % lsn)
         st = ctl_json(t.datadir, "status", "--json")
         last = st["next_id"] - 1
