@@ -1,7 +1,8 @@
 /*
- * config: the settings of both daemons, from the command line and the
- * config file, driven by one option table (config.c) that also writes
- * --help, so the help always prints the real defaults.
+ * config: the settings of both daemons (and order-ctl's few: -c, -D), from
+ * the command line and the config file, driven by one option table
+ * (config.c) that also writes --help, so the help always prints the real
+ * defaults.
  *
  * Order of precedence: built-in defaults, then the config file (-c FILE,
  * or CONFIG_DEFAULT_FILE when it exists), then the command line. Paths

@@ -1,9 +1,10 @@
 /*
- * store.c: the environment and its transactions. Opening and closing it,
- * its schema and the upgrades from older versions, the transactions every
- * other file of the store begins through (and each thread's cached read
- * transaction), the errors, the meta database's counters and the room left
- * for new orders, and maintenance. The rest of the store is in
+ * store.c: the environment and its transactions. Opening it (read only or
+ * not) and closing it, its schema and the upgrades from older versions,
+ * the transactions every other file of the store begins through (and each
+ * thread's cached read transaction), the errors, the meta database's
+ * counters and the room left for new orders, and maintenance (heartbeat,
+ * reader check, usage, backup). The rest of the store is in
  * store_record.c, store_idem.c, store_state.c and store_read.c
  * (store_impl.h says which holds what).
  */

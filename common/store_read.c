@@ -1,9 +1,10 @@
 /*
  * store_read.c: the reads. Each is one read transaction (the calling
- * thread's, store.c): one order, the unfinished orders the worker's sweep
- * walks (by_status), the state of given ids, lists of orders by user and
- * status (walking by_user_status, by_status or the orders themselves),
- * the counters and the journal's state. Nothing here writes.
+ * thread's, store.c): one order, the oldest order of a status (order-ctl),
+ * the unfinished orders the worker's sweep walks (by_status), the state of
+ * given ids, lists of orders by user and status (walking by_user_status,
+ * by_status or the orders themselves), the counters and the journal's
+ * state. Nothing here writes.
  */
 #include "store.h"
 
