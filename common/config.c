@@ -55,6 +55,7 @@ static int parse_bool(struct config *, const struct option_def *,
     const char *, char *);
 
 #define BOTH (CONFIG_API | CONFIG_WORKER)
+#define ALL (CONFIG_API | CONFIG_WORKER | CONFIG_CTL)
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 
 /* Long-option values that have no short flag. */
@@ -78,13 +79,14 @@ enum {
 };
 
 static const struct option_def options[] = {
-	{ "config", 'c', "FILE", BOTH, PLACE_CMDLINE, parse_string,
+	{ "config", 'c', "FILE", ALL, PLACE_CMDLINE, parse_string,
 	  FIELD(config_file), 0, 0, NULL,
 	  "read this config file (default: " CONFIG_DEFAULT_FILE
 	  " if it exists)" },
-	{ "data-dir", 'D', "DIR", BOTH, PLACE_ANY, parse_string,
+	{ "data-dir", 'D', "DIR", ALL, PLACE_ANY, parse_string,
 	  FIELD(data_dir), 0, 0, "/var/lib/order-processing",
-	  "LMDB environment directory, created if missing" },
+	  "the data directory: the LMDB environment and order-api's "
+	  "journal (the daemons create it if missing)" },
 	{ "queue", 'q', "NAME", BOTH, PLACE_ANY, parse_queue, FIELD(queue),
 	  0, 0, "/order-processing", "POSIX message queue name" },
 	{ "map-size", OPT_MAP_SIZE, "SIZE", BOTH, PLACE_ANY, parse_size,
@@ -164,9 +166,9 @@ static const struct option_def options[] = {
 	{ "check-config", 'n', NULL, BOTH, PLACE_CMDLINE, NULL,
 	  0, 0, 0, 0, NULL,
 	  "check the settings, print 'configuration OK' and exit" },
-	{ "help", 'h', NULL, BOTH, PLACE_CMDLINE, NULL, 0, 0, 0, 0, NULL,
+	{ "help", 'h', NULL, ALL, PLACE_CMDLINE, NULL, 0, 0, 0, 0, NULL,
 	  "print this help and exit" },
-	{ "version", 'V', NULL, BOTH, PLACE_CMDLINE, NULL, 0, 0, 0, 0, NULL,
+	{ "version", 'V', NULL, ALL, PLACE_CMDLINE, NULL, 0, 0, 0, 0, NULL,
 	  "print the version and exit" },
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -403,14 +405,18 @@ print_wrapped(FILE *out, const char *text, int indent, int width)
 }
 
 static void
-usage(const struct config *cfg, FILE *out)
+usage(const struct config *cfg, FILE *out, const char *commands_help)
 {
-	fprintf(out, "usage: %s [options]\n\n", cfg->progname);
+	fprintf(out, "usage: %s [options]%s\n\n", cfg->progname,
+	    cfg->program == CONFIG_CTL ? " COMMAND [ARGS]" : "");
 	fprintf(out, "%s\n\noptions:\n", cfg->program == CONFIG_API
 	    ? "Accept orders over HTTP, store them in LMDB and ring the "
 	      "worker's queue."
-	    : "Fork worker processes that take orders from the queue and "
-	      "LMDB and\nmove them Pending -> Processing -> Completed.");
+	    : cfg->program == CONFIG_WORKER
+	    ? "Fork worker processes that take orders from the queue and "
+	      "LMDB and\nmove them Pending -> Processing -> Completed."
+	    : "Look into and repair the orders' LMDB environment directly, "
+	      "while the daemons\nrun or not.");
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option_def *def = &options[i];
 		char flags[64];
@@ -438,6 +444,13 @@ usage(const struct config *cfg, FILE *out)
 		else
 			fprintf(out, "  %-28s ", flags);
 		print_wrapped(out, text, 31, 79);
+	}
+	if (cfg->program == CONFIG_CTL) {
+		fprintf(out, "\n%s\nThe data directory may also be set in "
+		    "the config file as 'data-dir = DIR';\nthe command line "
+		    "wins. See %s(8).\n", commands_help != NULL ? commands_help
+		    : "", cfg->progname);
+		return;
 	}
 	fprintf(out, "\nEvery option but -c, -n, -h and -V may also be set in "
 	    "the config file as\n'name = value' (the long name without the "
@@ -584,10 +597,11 @@ make_absolute(char *path, size_t size, const char *base, const char *name,
 
 static enum config_result
 parse_in(struct config *cfg, enum config_program program, int argc,
-    char **argv, const char *base)
+    char **argv, const char *base, const char *commands_help)
 {
 	struct option longopts[N_OPTIONS + 1];
-	char shortopts[3 * N_OPTIONS + 2] = ":";
+	/* order-ctl's options end at its command ('+'). */
+	char shortopts[3 * N_OPTIONS + 3];
 	const struct option_def **given_def;
 	const char **given_value;
 	int n_given = 0, c, n_long = 0;
@@ -596,7 +610,9 @@ parse_in(struct config *cfg, enum config_program program, int argc,
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->program = program;
-	cfg->progname = program == CONFIG_API ? "order-api" : "order-worker";
+	cfg->progname = program == CONFIG_API ? "order-api"
+	    : program == CONFIG_WORKER ? "order-worker" : "order-ctl";
+	strcpy(shortopts, program == CONFIG_CTL ? "+:" : ":");
 	cfg->argc = argc;
 	cfg->argv = argv;
 	if (base != NULL) {
@@ -655,7 +671,7 @@ parse_in(struct config *cfg, enum config_program program, int argc,
 				def = &options[i];
 		switch (c) {
 		case 'h':
-			usage(cfg, stdout);
+			usage(cfg, stdout, commands_help);
 			result = CONFIG_EXIT;
 			goto out;
 		case 'V':
@@ -676,7 +692,8 @@ parse_in(struct config *cfg, enum config_program program, int argc,
 			    : "yes";
 		}
 	}
-	if (optind < argc) {
+	cfg->first_arg = optind;
+	if (optind < argc && program != CONFIG_CTL) {
 		fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n",
 		    cfg->progname, argv[optind]);
 		goto out;
@@ -811,7 +828,14 @@ enum config_result
 config_parse(struct config *cfg, enum config_program program, int argc,
     char **argv)
 {
-	return parse_in(cfg, program, argc, argv, NULL);
+	return parse_in(cfg, program, argc, argv, NULL, NULL);
+}
+
+enum config_result
+config_parse_ctl(struct config *cfg, int argc, char **argv,
+    const char *commands_help)
+{
+	return parse_in(cfg, CONFIG_CTL, argc, argv, NULL, commands_help);
 }
 
 void
@@ -820,7 +844,7 @@ config_reload(struct config *cfg)
 	struct config fresh;
 
 	if (parse_in(&fresh, cfg->program, cfg->argc, cfg->argv,
-	    cfg->base_dir) != CONFIG_OK) {
+	    cfg->base_dir, NULL) != CONFIG_OK) {
 		log_error("reload: the settings above are bad; the running "
 		    "ones stay");
 		return;

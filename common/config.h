@@ -1,7 +1,8 @@
 /*
- * config: the settings of both daemons, from the command line and the
- * config file, driven by one option table (config.c) that also writes
- * --help, so the help always prints the real defaults.
+ * config: the settings of both daemons (and order-ctl's few: -c, -D), from
+ * the command line and the config file, driven by one option table
+ * (config.c) that also writes --help, so the help always prints the real
+ * defaults.
  *
  * Order of precedence: built-in defaults, then the config file (-c FILE,
  * or CONFIG_DEFAULT_FILE when it exists), then the command line. Paths
@@ -31,6 +32,7 @@
 enum config_program {
 	CONFIG_API = 1,
 	CONFIG_WORKER = 2,
+	CONFIG_CTL = 4,		/* order-ctl: -c, -D, -h, -V, then a command */
 };
 
 struct config {
@@ -48,6 +50,7 @@ struct config {
 	int argc;			/* what config_reload parses again */
 	char **argv;
 	char base_dir[PATH_MAX];	/* relative paths are relative to it */
+	int first_arg;			/* order-ctl: argv index of the command */
 
 	/* order-api */
 	char listen_addr[64];		/* IPv4 address, dotted */
@@ -79,6 +82,14 @@ enum config_result {
 
 enum config_result config_parse(struct config *cfg,
     enum config_program program, int argc, char **argv);
+/*
+ * order-ctl's: its options (and the config file's data-dir) up to the
+ * first argument that is not one, whose index goes to cfg->first_arg
+ * (argc if none); --help prints commands_help (the command list) after
+ * the options.
+ */
+enum config_result config_parse_ctl(struct config *cfg, int argc,
+    char **argv, const char *commands_help);
 /*
  * SIGHUP: read the config file and the command line again and apply what
  * can change while running (log-level, access-log); log a warning for each

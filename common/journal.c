@@ -294,6 +294,51 @@ journal_open(struct journal **jp, const char *path, uint64_t size,
 }
 
 int
+journal_read(const char *path, uint64_t applied_lsn,
+    journal_replay_fn replay, void *arg)
+{
+	struct journal j = { .fd = -1 };
+	struct stat st;
+	int rc;
+
+	if ((j.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno;
+	if (fstat(j.fd, &st) != 0) {
+		rc = errno;
+		close(j.fd);
+		return rc;
+	}
+	j.size = (uint64_t)st.st_size;
+	if (j.size < JOURNAL_MIN_SIZE || j.size % 4096 != 0) {
+		close(j.fd);
+		return EINVAL;
+	}
+	atomic_init(&j.applied, applied_lsn);
+	rc = replay_all(&j, replay, arg);
+	close(j.fd);
+	free(j.buf);
+	return rc;
+}
+
+int
+journal_locked(const char *path, bool *locked)
+{
+	int fd, rc = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return errno;
+	*locked = false;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			*locked = true;
+		else
+			rc = errno;
+	}
+	close(fd);	/* releases the lock */
+	return rc;
+}
+
+int
 journal_append(struct journal *j, const void *payload, size_t len,
     uint64_t *lsn, uint64_t *end_lsn)
 {

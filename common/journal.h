@@ -35,6 +35,7 @@
 #ifndef OP_JOURNAL_H
 #define OP_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,20 @@ uint64_t journal_size(const struct journal *j);
 /* The most payload one record can carry in this journal. */
 size_t journal_max_payload(const struct journal *j);
 void journal_close(struct journal *j);
+
+/*
+ * Read the journal at path as journal_open would replay it, without
+ * opening it for appends: read only, no lock taken, nothing created, the
+ * file's own size. A record being written meanwhile ends the reading as
+ * a torn one would. ENOENT if there is no journal.
+ */
+int journal_read(const char *path, uint64_t applied_lsn,
+    journal_replay_fn replay, void *arg);
+/*
+ * Does a process hold the journal at path open (journal_open's lock)?
+ * Tried with a shared lock, released at once. ENOENT if there is none.
+ */
+int journal_locked(const char *path, bool *locked);
 
 /* CRC-32C (Castagnoli), as the records use it; crc 0 to start. */
 uint32_t journal_crc32c(uint32_t crc, const void *data, size_t len);

@@ -190,6 +190,66 @@ orderlog_decode(const void *payload, size_t len, struct order *out,
 	return 0;
 }
 
+/* orderlog_scan's walk: each record's orders decoded into orders[]. */
+struct scan {
+	struct order *orders;
+	size_t cap;
+	uint64_t next_id;
+	store_order_fn fn;
+	void *arg;
+};
+
+static int
+scan_record(void *arg, uint64_t lsn, uint64_t end_lsn, const void *payload,
+    size_t len)
+{
+	struct scan *sc = arg;
+	size_t count = orderlog_count(payload, len), n;
+	int rc;
+
+	(void)lsn;
+	(void)end_lsn;
+	if (count > sc->cap) {
+		struct order *p = realloc(sc->orders, count * sizeof(*p));
+
+		if (p == NULL)
+			return ENOMEM;
+		for (size_t i = sc->cap; i < count; i++)
+			order_init(&p[i]);
+		sc->orders = p;
+		sc->cap = count;
+	}
+	if ((rc = orderlog_decode(payload, len, sc->orders, sc->cap,
+	    &n)) != 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct order *o = &sc->orders[i];
+
+		if (o->id < sc->next_id)
+			continue;
+		o->status = ORDER_PENDING;
+		o->attempts = 0;
+		o->updated_ms = o->created_ms;
+		o->completed_ms = o->lease_until_ms = 0;
+		if ((rc = sc->fn(o, sc->arg)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+orderlog_scan(const char *path, uint64_t applied_lsn, uint64_t next_id,
+    store_order_fn fn, void *arg)
+{
+	struct scan sc = { .next_id = next_id, .fn = fn, .arg = arg };
+	int rc = journal_read(path, applied_lsn, scan_record, &sc);
+
+	for (size_t i = 0; i < sc.cap; i++)
+		order_finish(&sc.orders[i]);
+	free(sc.orders);
+	return rc;
+}
+
 /* The recovery's batch: orders of whole records, applied together. */
 struct recovery {
 	struct store *store;

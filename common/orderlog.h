@@ -41,6 +41,16 @@ int orderlog_decode(const void *payload, size_t len, struct order *out,
 size_t orderlog_count(const void *payload, size_t len);
 
 /*
+ * Call fn for each order the journal at path holds past applied_lsn with
+ * an id of at least next_id (the store's journal_state: orders answered
+ * 201 and not yet in LMDB), read only (journal_read), as the store would
+ * hold it once applied: Pending, updated_ms = created_ms. fn's nonzero
+ * return stops the walk and is returned; ENOENT if there is no journal.
+ */
+int orderlog_scan(const char *path, uint64_t applied_lsn, uint64_t next_id,
+    store_order_fn fn, void *arg);
+
+/*
  * Open the journal at path (size bytes; created if missing) and apply to
  * s every order it holds past the store's journal_lsn, in transactions of
  * many records each. An existing journal of another size is applied

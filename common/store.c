@@ -1,9 +1,10 @@
 /*
- * store.c: the environment and its transactions. Opening and closing it,
- * its schema and the upgrades from older versions, the transactions every
- * other file of the store begins through (and each thread's cached read
- * transaction), the errors, the meta database's counters and the room left
- * for new orders, and maintenance. The rest of the store is in
+ * store.c: the environment and its transactions. Opening it (read only or
+ * not) and closing it, its schema and the upgrades from older versions,
+ * the transactions every other file of the store begins through (and each
+ * thread's cached read transaction), the errors, the meta database's
+ * counters and the room left for new orders, and maintenance (heartbeat,
+ * reader check, usage, backup). The rest of the store is in
  * store_record.c, store_idem.c, store_state.c and store_read.c
  * (store_impl.h says which holds what).
  */
@@ -18,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +58,9 @@ store_strerror(int err)
 		return "the environment has another schema version";
 	case STORE_ECORRUPT:
 		return "a stored record does not decode";
+	case STORE_EOLDSCHEMA:
+		return "the environment has an older schema version, which "
+		    "only a read-write open upgrades (start order-api once)";
 	default:
 		return mdb_strerror(err);
 	}
@@ -422,6 +427,48 @@ schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 	return mdb_drop(txn, by_user, 1);
 }
 
+/*
+ * schema_init of a read-only open: the databases must be there and the
+ * schema be this one. A read transaction's commit keeps the handles.
+ */
+static int
+schema_check(struct store *s)
+{
+	MDB_txn *txn;
+	MDB_val k = mkval(META_SCHEMA, sizeof(META_SCHEMA) - 1), v;
+	uint32_t version;
+	int rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, "meta", 0, &s->meta)) != 0 ||
+	    (rc = mdb_get(txn, s->meta, &k, &v)) != 0) {
+		mdb_txn_abort(txn);
+		return rc == MDB_NOTFOUND ? STORE_ESCHEMA : rc;
+	}
+	if (v.mv_size != sizeof(version)) {
+		mdb_txn_abort(txn);
+		return STORE_ESCHEMA;
+	}
+	memcpy(&version, v.mv_data, sizeof(version));
+	if (version != STORE_SCHEMA_VERSION) {
+		mdb_txn_abort(txn);
+		return version < STORE_SCHEMA_VERSION ? STORE_EOLDSCHEMA
+		    : STORE_ESCHEMA;
+	}
+	if ((rc = mdb_dbi_open(txn, "orders", MDB_INTEGERKEY,
+	    &s->orders)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_status", 0, &s->by_status)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_user_status", 0,
+	    &s->by_user_status)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idem", 0, &s->idem)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idem_time", 0, &s->idem_time)) != 0) {
+		mdb_txn_abort(txn);
+		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
 static int
 schema_init(struct store *s)
 {
@@ -533,7 +580,9 @@ store_open(struct store **sp, const char *dir, uint64_t map_size,
 	s->generation = atomic_fetch_add(&store_generations, 1);
 	if (flags & STORE_NOSYNC)
 		env_flags |= MDB_NOSYNC;
-	if ((rc = lockfile_allocate(dir)) != 0)
+	if (flags & STORE_RDONLY)
+		env_flags |= MDB_RDONLY;
+	else if ((rc = lockfile_allocate(dir)) != 0)
 		goto fail_free;
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		goto fail_free;
@@ -555,7 +604,8 @@ store_open(struct store **sp, const char *dir, uint64_t map_size,
 	if (rc != 0)
 		goto fail_env;
 	mdb_reader_check(s->env, &dead);
-	if ((rc = schema_init(s)) != 0)
+	if ((rc = (flags & STORE_RDONLY) ? schema_check(s)
+	    : schema_init(s)) != 0)
 		goto fail_env;
 	*sp = s;
 	return 0;
@@ -628,4 +678,74 @@ store_usage(struct store *s, uint64_t *used, uint64_t *map_size)
 	*used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 	*map_size = info.me_mapsize;
 	return 0;
+}
+
+/* The directory part of path, for its fsync. */
+static int
+dir_of(const char *path, char *dir, size_t size)
+{
+	char *slash;
+
+	if ((size_t)snprintf(dir, size, "%s", path) >= size)
+		return ENAMETOOLONG;
+	if ((slash = strrchr(dir, '/')) == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return 0;
+}
+
+/* mdb_env_copyfd2 under map_lock, adopting a map another process grew. */
+static int
+copy_compact(struct store *s, int fd)
+{
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		pthread_rwlock_rdlock(&s->map_lock);
+		rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+		pthread_rwlock_unlock(&s->map_lock);
+		if (rc != MDB_MAP_RESIZED || tries > 0)
+			return note_error(s, rc);
+		adopt_map_size(s);
+		if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
+			return errno;
+	}
+}
+
+int
+store_backup(struct store *s, const char *path, bool replace)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int fd, dfd, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp) ||
+	    (rc = dir_of(path, dir, sizeof(dir))) != 0)
+		return ENAMETOOLONG;
+	if (!replace && access(path, F_OK) == 0)
+		return EEXIST;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return errno;
+	rc = copy_compact(s, fd);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = errno;
+	/* Never over a file that appeared meanwhile, unless asked to. */
+	if (rc == 0 && (replace ? rename(tmp, path)
+	    : renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE)) != 0)
+		rc = errno;
+	if (rc != 0) {
+		unlink(tmp);
+		return store_map_error(rc);
+	}
+	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return errno;
+	if (fsync(dfd) != 0)
+		rc = errno;
+	close(dfd);
+	return rc;
 }

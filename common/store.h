@@ -123,10 +123,16 @@ enum {
 	STORE_ESCHEMA = -31004,		/* environment of another schema */
 	STORE_ECORRUPT = -31005,	/* a record that does not decode */
 	STORE_EDISKFULL = -31006,	/* the disk is full or at its reserve */
+	STORE_EOLDSCHEMA = -31007,	/* an older schema, opened read-only */
 };
 
 /* store_open flags */
 #define STORE_NOSYNC 0x1	/* opt-in: power loss drops the last commits */
+/*
+ * Read only (order-ctl): MDB_RDONLY, nothing created or upgraded, every
+ * write fails. Still needs write access to lock.mdb (a reader slot).
+ */
+#define STORE_RDONLY 0x2
 
 struct store;
 
@@ -189,7 +195,11 @@ typedef bool (*store_take_id_fn)(void *arg, uint64_t *id, int64_t *now_ms);
 /*
  * Create dir's environment if needed and check its schema. An environment
  * of an older schema is upgraded in one write transaction (all or
- * nothing); one of a newer schema is refused with STORE_ESCHEMA.
+ * nothing); one of a newer schema is refused with STORE_ESCHEMA. With
+ * STORE_RDONLY nothing is created or written: an environment that is not
+ * there fails (ENOENT), one with no schema with STORE_ESCHEMA, one of an
+ * older schema with STORE_EOLDSCHEMA (order-api upgrades it when it
+ * starts). map_size 0 takes the size the environment records.
  */
 int store_open(struct store **s, const char *dir, uint64_t map_size,
     unsigned flags);
@@ -290,6 +300,11 @@ int store_release(struct store *s, struct store_claim *c, size_t n,
 /* Read one order; STORE_ENOTFOUND if there is none. */
 int store_get(struct store *s, uint64_t id, struct order *o);
 /*
+ * The oldest order (lowest id) now in status, from the first by_status
+ * entry of that status: O(1), no scan. STORE_ENOTFOUND if there is none.
+ */
+int store_oldest(struct store *s, enum order_status status, struct order *o);
+/*
  * Call fn for each order matching f, oldest first, at most f->limit;
  * *next is the last id passed to fn if more match, else 0.
  */
@@ -320,5 +335,13 @@ int store_heartbeat(struct store *s, int64_t now_ms);
 int store_reader_check(struct store *s, int *cleared);
 /* Bytes of the map in use and the map size. */
 int store_usage(struct store *s, uint64_t *used, uint64_t *map_size);
+/*
+ * A consistent, compacted copy of the environment as one read transaction
+ * sees it (writers go on meanwhile), in the file path: written as
+ * path.tmp, flushed, renamed to path, and the directory flushed, so that
+ * path is either absent or whole. An existing path is refused (EEXIST)
+ * unless replace. The copy is a data.mdb of its own (no lock.mdb needed).
+ */
+int store_backup(struct store *s, const char *path, bool replace);
 
 #endif

@@ -7,14 +7,16 @@
  *   store.c         the environment (open, close, schema and its
  *                   upgrades), transactions and the thread-local reader,
  *                   errors, the meta database (counters, room for new
- *                   orders), maintenance (heartbeat, reader check, usage)
+ *                   orders), maintenance (heartbeat, reader check, usage,
+ *                   backup)
  *   store_record.c  the codec of an order record and of the index keys
  *                   (store_record.h); tests/check/op-check.c mirrors it
  *   store_idem.c    Idempotency-Key records (idem, idem_time)
  *   store_state.c   every write of an order: creation and each status
  *                   transition, one state-checked write transaction each
- *   store_read.c    reads: one order, the unfinished, the state of given
- *                   ids, lists, counters, the journal's state
+ *   store_read.c    reads: one order, the oldest of a status, the
+ *                   unfinished, the state of given ids, lists, counters,
+ *                   the journal's state
  */
 #ifndef OP_STORE_IMPL_H
 #define OP_STORE_IMPL_H

@@ -1,9 +1,10 @@
 /*
  * store_read.c: the reads. Each is one read transaction (the calling
- * thread's, store.c): one order, the unfinished orders the worker's sweep
- * walks (by_status), the state of given ids, lists of orders by user and
- * status (walking by_user_status, by_status or the orders themselves),
- * the counters and the journal's state. Nothing here writes.
+ * thread's, store.c): one order, the oldest order of a status (order-ctl),
+ * the unfinished orders the worker's sweep walks (by_status), the state of
+ * given ids, lists of orders by user and status (walking by_user_status,
+ * by_status or the orders themselves), the counters and the journal's
+ * state. Nothing here writes.
  */
 #include "store.h"
 
@@ -29,6 +30,46 @@ store_get(struct store *s, uint64_t id, struct order *o)
 		rc = store_record_decode(id, v.mv_data, v.mv_size, o);
 	else if (rc == MDB_NOTFOUND)
 		rc = STORE_ENOTFOUND;
+	store_read_end(s, txn);
+	return rc;
+}
+
+int
+store_oldest(struct store *s, enum order_status status, struct order *o)
+{
+	unsigned char start[STATUS_KEY_LEN];
+	const unsigned char *key;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	size_t id;
+	int rc;
+
+	if ((rc = store_read_begin(s, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->by_status, &cur)) != 0)
+		goto out;
+	store_status_key(start, status, 0);
+	k = mkval(start, sizeof(start));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	key = k.mv_data;
+	if (rc == 0 && (k.mv_size != STATUS_KEY_LEN ||
+	    key[0] != (unsigned char)status))
+		rc = MDB_NOTFOUND;
+	if (rc == 0) {
+		id = (size_t)get_u64be(key + 1);
+		k = mkval(&id, sizeof(id));
+		rc = mdb_get(txn, s->orders, &k, &v);
+		/* An index entry without its order: the index is wrong. */
+		if (rc == MDB_NOTFOUND)
+			rc = STORE_ECORRUPT;
+		else if (rc == 0)
+			rc = store_record_decode(id, v.mv_data, v.mv_size, o);
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = STORE_ENOTFOUND;
+	mdb_cursor_close(cur);
+out:
 	store_read_end(s, txn);
 	return rc;
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # scripts/lint.sh: static checks of the C sources (common/, api-daemon/,
-# worker-daemon/). First the layers (common/meson.build): only
+# worker-daemon/, ctl/). First the layers (common/meson.build): only
 # common/store*.c speaks LMDB, so any other of these files that includes
 # <lmdb.h> or the store's private headers (store_impl.h, store_record.h),
 # or calls an mdb_ function, fails, named with its line. Then
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.." || exit 1
 # The layers (common/meson.build): no C source of these directories but
 # common/store*.c may include <lmdb.h> or call an mdb_ function. Lines
 # that are all comment (KNF's " * " lines) may name LMDB's functions.
-sources=$(find common api-daemon worker-daemon -name '*.[ch]' \
+sources=$(find common api-daemon worker-daemon ctl -name '*.[ch]' \
     ! -path 'common/store*.c' | sort)
 if [ -z "$sources" ]; then
 	echo "lint: found no C sources to check" >&2
@@ -66,9 +66,9 @@ cppcheck --quiet --error-exitcode=1 --inline-suppr \
     --std=c11 --library=posix --library=gnu \
     --suppress=missingIncludeSystem \
     --suppressions-list=scripts/cppcheck-suppressions.txt \
-    -I common -I api-daemon -I worker-daemon \
+    -I common -I api-daemon -I worker-daemon -I ctl \
     --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
-    common api-daemon worker-daemon
+    common api-daemon worker-daemon ctl
 status=$?
 if [ $status -eq 0 ]; then
 	echo "lint: cppcheck $(cppcheck --version | sed 's/^Cppcheck //'):" \

@@ -1,14 +1,15 @@
 #!/bin/sh
 # The man pages: each is clean under mandoc -Tlint -Wwarning, each option
-# that order-api --help / order-worker --help prints is documented in that
-# daemon's page (an item tagged "-X, --name", or "--name" when it has no
+# that order-api --help / order-worker --help / order-ctl --help prints is
+# documented in that program's page (an item tagged "-X, --name", or "--name" when it has no
 # short flag), and every
 # config-file key (every option but -c, -n, -h, -V) has its entry in
 # order-processing.conf(5).
 #
-# Environment: ORDER_API, ORDER_WORKER (the built daemons; default
-# build/api-daemon/order-api and build/worker-daemon/order-worker beside
-# this tree), MANDIR (default man/ of this tree).
+# Environment: ORDER_API, ORDER_WORKER, ORDER_CTL (the built programs;
+# default build/api-daemon/order-api, build/worker-daemon/order-worker and
+# build/ctl/order-ctl beside this tree), MANDIR (default man/ of this
+# tree).
 # Exit: 0 pass, 1 fail, 77 skip (no mandoc, or the daemons are not built;
 # the lint still runs and fails the test when it finds anything).
 
@@ -17,8 +18,9 @@ top=$(cd "$here/../.." && pwd)
 MANDIR=${MANDIR:-$top/man}
 ORDER_API=${ORDER_API:-$top/build/api-daemon/order-api}
 ORDER_WORKER=${ORDER_WORKER:-$top/build/worker-daemon/order-worker}
+ORDER_CTL=${ORDER_CTL:-$top/build/ctl/order-ctl}
 
-pages="order-api.8 order-worker.8 order-processing.conf.5 order-processing.7"
+pages="order-api.8 order-worker.8 order-ctl.8 order-processing.conf.5 order-processing.7"
 failed=0
 skipped=0
 checks=0
@@ -107,8 +109,31 @@ check_daemon() {	# binary page
 
 check_daemon "$ORDER_API" order-api.8
 check_daemon "$ORDER_WORKER" order-worker.8
+check_daemon "$ORDER_CTL" order-ctl.8
 
-# 3. Every config key of either daemon is an entry of order-processing.conf(5).
+# 2b. order-ctl's commands and their options (its --help after
+# "commands:") are in its page: each command as an item's tag, each
+# option somewhere.
+if [ -x "$ORDER_CTL" ]; then
+	checks=$((checks + 1))
+	cmds=$("$ORDER_CTL" --help | sed -n '/^commands:/,/^$/p')
+	text=$(render "$MANDIR/order-ctl.8")
+	missing=""
+	for cmd in $(printf '%s\n' "$cmds" | sed -n 's/^  \([a-z][a-z]*\) .*/\1/p'); do
+		printf '%s\n' "$text" | grep -q -E "^ +$cmd( |\$)" ||
+			missing="$missing $cmd"
+	done
+	for opt in $(printf '%s\n' "$cmds" | grep -o -E -e '--[a-z-]+' | sort -u); do
+		printf '%s\n' "$text" | grep -q -e "$opt" || missing="$missing $opt"
+	done
+	if [ -n "$missing" ]; then
+		fail "order-ctl.8 does not document:$missing (from order-ctl --help)"
+	else
+		echo "ok: order-ctl.8 documents every command of order-ctl --help and its options"
+	fi
+fi
+
+# 3. Every config key of any of them is an entry of order-processing.conf(5).
 if [ -n "$keys_seen" ]; then
 	checks=$((checks + 1))
 	missing=""

@@ -48,6 +48,7 @@ meson_install "$BUILD_DIR" "$DEST" || exit 1
 for f in \
     "$sbindir/order-api" \
     "$sbindir/order-worker" \
+    "$sbindir/order-ctl" \
     "$unitdir/order-api.service" \
     "$unitdir/order-worker.service" \
     "$unitdir/order-processing.target" \
@@ -56,11 +57,13 @@ for f in \
     "$sysconfdir/order-processing/order-processing.conf" \
     "$mandir/man8/order-api.8" \
     "$mandir/man8/order-worker.8" \
+    "$mandir/man8/order-ctl.8" \
     "$mandir/man5/order-processing.conf.5" \
     "$mandir/man7/order-processing.7" \
     "$nginxdir/order-processing.conf" \
     "$nginxdir/snippets/order-processing-http.conf" \
-    "$nginxdir/snippets/order-processing-server.conf"; do
+    "$nginxdir/snippets/order-processing-server.conf" \
+    "$datadir/bash-completion/completions/order-ctl"; do
 	checks=$((checks + 1))
 	if [ -f "$DEST$f" ] && [ -s "$DEST$f" ]; then
 		ok "installed $f"
@@ -68,7 +71,7 @@ for f in \
 		fail "$f is not installed (or is empty) under $DEST"
 	fi
 done
-for f in "$sbindir/order-api" "$sbindir/order-worker"; do
+for f in "$sbindir/order-api" "$sbindir/order-worker" "$sbindir/order-ctl"; do
 	checks=$((checks + 1))
 	[ -x "$DEST$f" ] || fail "$f is not executable"
 done

@@ -30,7 +30,8 @@ parse_v(enum config_program program, va_list ap)
 	enum config_result r;
 	ssize_t n;
 
-	argv[argc++] = program == CONFIG_API ? "order-api" : "order-worker";
+	argv[argc++] = program == CONFIG_API ? "order-api"
+	    : program == CONFIG_WORKER ? "order-worker" : "order-ctl";
 	while ((argv[argc] = va_arg(ap, char *)) != NULL)
 		test_assert(++argc < 63);
 	snprintf(path, sizeof(path), "%s/stderr", dir);
@@ -74,7 +75,7 @@ parse(enum config_program program, ...)
 #define PARSE_ERR(program, what, ...) do { \
 	enum config_result r_ = parse(program, __VA_ARGS__, (char *)NULL); \
 	const char *prog_ = program == CONFIG_API ? "order-api: " \
-	    : "order-worker: "; \
+	    : program == CONFIG_WORKER ? "order-worker: " : "order-ctl: "; \
 	test_assert_msg(r_ == CONFIG_ERROR, "result %d for %s", r_, what); \
 	test_assert_msg(strncmp(errtext, prog_, strlen(prog_)) == 0 && \
 	    strstr(errtext, what) != NULL && strchr(errtext, '\n') == \
@@ -390,6 +391,44 @@ TEST(test_data_dir)
 	test_assert(chmod(cfg.data_dir, 0700) == 0);
 }
 
+/*
+ * order-ctl's options: -c and -D (the config file's data-dir too), -h,
+ * -V, up to its command, whose index is first_arg; the daemons' other
+ * options are not its own.
+ */
+TEST(test_ctl)
+{
+	char path[300], want[300];
+
+	PARSE_OK(CONFIG_CTL, "-c", "/dev/null", "-D", "/srv/d", "status",
+	    "--json");
+	test_assert(cfg.first_arg == 5 && strcmp(cfg.data_dir, "/srv/d") == 0);
+	PARSE_OK(CONFIG_CTL, "-c", "/dev/null", "list", "--status", "-D");
+	test_assert(cfg.first_arg == 3 &&
+	    strcmp(cfg.data_dir, "/var/lib/order-processing") == 0);
+	PARSE_OK(CONFIG_CTL, "-c", "/dev/null");
+	test_assert(cfg.first_arg == 3);
+	snprintf(path, sizeof(path), "%s/ctl.conf", dir);
+	write_file(path, "data-dir = data\nqueue = /q\nthreads = 8\n");
+	PARSE_OK(CONFIG_CTL, "--config", path, "show", "ORD1");
+	test_assert(cfg.first_arg == 3);
+	test_assert(getcwd(want, sizeof(want) - 8) != NULL);
+	strcat(want, "/data");
+	test_assert_msg(strcmp(cfg.data_dir, want) == 0, "data_dir %s",
+	    cfg.data_dir);
+	PARSE_OK(CONFIG_CTL, "--config", path, "--data-dir", "/x", "show");
+	test_assert(strcmp(cfg.data_dir, "/x") == 0);
+	PARSE_ERR(CONFIG_CTL, "unknown option '-n'", "-c", "/dev/null", "-n",
+	    "status");
+	PARSE_ERR(CONFIG_CTL, "unknown option '--queue'", "-c", "/dev/null",
+	    "--queue", "/x", "status");
+	PARSE_ERR(CONFIG_CTL, "missing value for option '-D'", "-c",
+	    "/dev/null", "-D");
+	/* The daemons take no command. */
+	PARSE_ERR(CONFIG_API, "unexpected argument 'status'", "-c",
+	    "/dev/null", "status");
+}
+
 int
 main(void)
 {
@@ -402,6 +441,7 @@ main(void)
 	RUN(test_data_dir);
 	RUN(test_getopt_reset);
 	RUN(test_grouped_unknown);
+	RUN(test_ctl);
 	test_assert(test_rmtree(dir) == 0);
 	return 0;
 }

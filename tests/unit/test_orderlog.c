@@ -282,6 +282,76 @@ TEST(test_recover_torn)
 	store_close(s);
 }
 
+/* orderlog_scan's callback: the ids seen, in order, and the orders' shape. */
+struct seen {
+	uint64_t ids[64];
+	size_t n;
+};
+
+static int
+seen_one(const struct order *o, void *arg)
+{
+	struct seen *sn = arg;
+	struct order want;
+	char key[32];
+
+	test_assert(sn->n < 64);
+	sn->ids[sn->n++] = o->id;
+	test_assert(o->status == ORDER_PENDING && o->attempts == 0 &&
+	    o->updated_ms == o->created_ms && o->completed_ms == 0);
+	/* journal_orders' batches hold 3: the i of make() is (id - 1) % 3. */
+	make(&want, o->id - (o->id - 1) % 3, (size_t)((o->id - 1) % 3), key);
+	same(o, &want);
+	order_finish(&want);
+	return o->id == 9 ? 99 : 0;
+}
+
+/*
+ * order-ctl's reading of the journal: the orders past journal_lsn with an
+ * id from next_id on, read only while order-api's lock is held; the lock
+ * is told; no journal is ENOENT.
+ */
+TEST(test_scan)
+{
+	struct journal *j;
+	struct store *s;
+	struct seen sn = { .n = 0 };
+	uint64_t replayed, lsn, next_id;
+	bool locked = true;
+
+	fresh();
+	test_assert(orderlog_scan(jpath, 0, 1, seen_one, &sn) == ENOENT);
+	test_assert(journal_locked(jpath, &locked) == ENOENT);
+	test_assert(store_open(&s, dir, MAP_SIZE, 0) == 0);
+	test_assert(orderlog_recover(s, jpath, JSIZE, &j, &replayed) == 0);
+	journal_orders(j, 1, 6);
+	journal_close(j);
+	test_assert(orderlog_recover(s, jpath, JSIZE, &j, &replayed) == 0);
+	test_assert(replayed == 6);
+	journal_orders(j, 7, 5);	/* journaled, not applied */
+	test_assert(journal_locked(jpath, &locked) == 0 && locked);
+	test_assert(store_journal_state(s, &lsn, &next_id) == 0 &&
+	    next_id == 7);
+	test_assert(orderlog_scan(jpath, lsn, next_id, seen_one, &sn) == 99);
+	test_assert_msg(sn.n == 3 && sn.ids[0] == 7 && sn.ids[2] == 9,
+	    "scan saw %zu orders", sn.n);
+	/* From 0, the applied ones are skipped by id. */
+	sn.n = 0;
+	test_assert(orderlog_scan(jpath, 0, 8, seen_one, &sn) == 99);
+	test_assert(sn.n == 2 && sn.ids[0] == 8 && sn.ids[1] == 9);
+	journal_close(j);
+	test_assert(journal_locked(jpath, &locked) == 0 && !locked);
+	/* The lock was given back: order-api can open it again. */
+	test_assert(orderlog_recover(s, jpath, JSIZE, &j, &replayed) == 0);
+	test_assert(replayed == 5);
+	sn.n = 0;
+	test_assert(store_journal_state(s, &lsn, &next_id) == 0);
+	test_assert(orderlog_scan(jpath, lsn, next_id, seen_one, &sn) == 0 &&
+	    sn.n == 0);
+	journal_close(j);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -291,6 +361,7 @@ main(void)
 	RUN(test_apply);
 	RUN(test_recover);
 	RUN(test_recover_torn);
+	RUN(test_scan);
 	test_assert(test_rmtree(dir) == 0);
 	return 0;
 }

@@ -1,8 +1,11 @@
 /* store: the LMDB environment, on a real LMDB in a mkdtemp directory. */
+#include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "order.h"
 #include "clock.h"
@@ -1206,6 +1209,147 @@ reopen_upgraded(void)
 	check_all_lists();
 }
 
+/*
+ * A requeue (order-ctl's) is the release of the claim as read, lease or
+ * not: the worker that still holds that claim finishes nothing, and the
+ * next claim completes the order once.
+ */
+TEST(test_requeue_live_claim)
+{
+	struct store_counters before, after;
+	struct store_claim c = { 0 }, stale;
+	struct order o, *op = &o;
+	const int64_t t = T0 + 900000;
+
+	order_init(&o);
+	set_items(&o, 1, 7);
+	o.user_id = 77;
+	o.total_cents = 100;
+	test_assert(store_create(s, &op, 1, t) == 0 && o.id != 0);
+	before = counters();
+	c.id = o.id;
+	test_assert(store_claim(s, &c, 1, t + 1, t + 1 + LEASE) == 0 && c.done);
+	stale = c;
+	/* The lease runs for LEASE ms more: released all the same. */
+	c.done = false;
+	test_assert(store_release(s, &c, 1, t + 2) == 0 && c.done);
+	get(o.id, &o);
+	test_assert(o.status == ORDER_PENDING && o.attempts == stale.attempt);
+	/* The live worker's finish of its claim: a no-op. */
+	test_assert(store_complete(s, &stale, 1, t + 3) == 0 && !stale.done);
+	get(o.id, &o);
+	test_assert(o.status == ORDER_PENDING);
+	c = (struct store_claim){ .id = o.id };
+	test_assert(store_claim(s, &c, 1, t + 4, t + 4 + LEASE) == 0 &&
+	    c.done && c.attempt == stale.attempt + 1);
+	/* Still a no-op under the new claim, which completes it. */
+	stale.done = true;
+	test_assert(store_complete(s, &stale, 1, t + 5) == 0 && !stale.done);
+	test_assert(store_complete(s, &c, 1, t + 6) == 0 && c.done);
+	after = counters();
+	test_assert(after.completed_total == before.completed_total + 1 &&
+	    after.released_total == before.released_total + 1 &&
+	    after.by_status[ORDER_COMPLETED] ==
+	    before.by_status[ORDER_COMPLETED] + 1);
+	order_finish(&o);
+	load_model();
+}
+
+static int
+first_id(const struct order *o, void *arg)
+{
+	*(uint64_t *)arg = o->id;
+	return 0;
+}
+
+/* The first order of a status, as a list by status would give it. */
+static void
+check_oldest(enum order_status st)
+{
+	struct store_filter f = { .by_status = true, .status = st, .limit = 1 };
+	struct order o;
+	uint64_t first = 0, next;
+	int rc;
+
+	order_init(&o);
+	test_assert(store_list(s, &f, first_id, &first, &next) == 0);
+	rc = store_oldest(s, st, &o);
+	if (first == 0)
+		test_assert_msg(rc == STORE_ENOTFOUND, "store_oldest %s: %s",
+		    order_status_name(st), store_strerror(rc));
+	else
+		test_assert_msg(rc == 0 && o.id == first && o.status == st,
+		    "store_oldest %s: %s, ORD%llu, want ORD%llu",
+		    order_status_name(st), store_strerror(rc),
+		    (unsigned long long)o.id, (unsigned long long)first);
+	order_finish(&o);
+}
+
+/*
+ * order-ctl's reads: the oldest order of each status; a read-only open
+ * (the same counters and orders, no write); a backup, refused over an
+ * existing file unless replace, that opens as an environment of its own
+ * with the same orders.
+ */
+TEST(test_ctl_reads)
+{
+	struct store_counters before = counters(), after;
+	char backup[300], tmpname[320], copy_dir[256], copy[300], data[320];
+	struct store *ro;
+	struct order o;
+	int rc;
+
+	for (int st = 0; st < ORDER_STATUS_COUNT; st++)
+		check_oldest((enum order_status)st);
+	order_init(&o);
+
+	store_close(s);
+	s = NULL;
+	rc = store_open(&ro, dir, 0, STORE_RDONLY);
+	test_assert_msg(rc == 0, "store_open read only: %s",
+	    store_strerror(rc));
+	s = ro;
+	after = counters();
+	test_assert(memcmp(&before, &after, sizeof(before)) == 0);
+	for (int st = 0; st < ORDER_STATUS_COUNT; st++)
+		check_oldest((enum order_status)st);
+	get(1, &o);
+	rc = store_cancel(s, 1, T0, &o);
+	test_assert_msg(rc != 0 && rc != STORE_ECONFLICT, "cancel read only: "
+	    "%s", store_strerror(rc));
+
+	snprintf(backup, sizeof(backup), "%s/backup.mdb", dir);
+	test_assert(store_backup(s, backup, false) == 0);
+	test_assert(store_backup(s, backup, false) == EEXIST);
+	test_assert(store_backup(s, backup, true) == 0);
+	snprintf(tmpname, sizeof(tmpname), "%s.tmp", backup);
+	test_assert(access(tmpname, F_OK) != 0);
+	store_close(s);
+
+	test_mkdtemp(copy_dir);
+	snprintf(copy, sizeof(copy), "%s/data.mdb", copy_dir);
+	test_assert(rename(backup, copy) == 0);
+	rc = store_open(&s, copy_dir, 0, STORE_RDONLY);
+	test_assert_msg(rc == 0, "open the backup: %s", store_strerror(rc));
+	after = counters();
+	test_assert(memcmp(&before, &after, sizeof(before)) == 0);
+	check_all_lists();
+	store_close(s);
+	test_assert(test_rmtree(copy_dir) == 0);
+
+	/* Nothing there: refused, nothing made. */
+	snprintf(copy, sizeof(copy), "%s/none", dir);
+	test_assert(mkdir(copy, 0700) == 0);
+	test_assert(store_open(&s, copy, 0, STORE_RDONLY) != 0);
+	snprintf(data, sizeof(data), "%s/data.mdb", copy);
+	test_assert(access(data, F_OK) != 0);
+	test_assert(test_rmtree(copy) == 0);
+
+	rc = store_open(&s, dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	order_finish(&o);
+}
+
 /* A version 1 environment is upgraded at open: the same lists after. */
 TEST(test_upgrade)
 {
@@ -1240,6 +1384,11 @@ TEST(test_upgrade_v3)
 	s = NULL;
 	set_schema(up_dir, &v3, sizeof(v3));
 	test_assert(stored_schema(up_dir) == 3);
+	/* Read only, an older schema is refused and left as it is. */
+	rc = store_open(&s, up_dir, 0, STORE_RDONLY);
+	test_assert_msg(rc == STORE_EOLDSCHEMA, "read only: %s",
+	    store_strerror(rc));
+	test_assert(stored_schema(up_dir) == 3);
 	rc = store_open(&s, up_dir, MAP_SIZE, 0);
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
 	test_assert(store_upgraded_from(s) == 3);
@@ -1270,6 +1419,8 @@ main(void)
 	RUN(test_map_full);
 	RUN(test_idempotency);
 	RUN(test_advance);
+	RUN(test_requeue_live_claim);
+	RUN(test_ctl_reads);
 	store_close(s);
 	test_assert(test_rmtree(dir) == 0);
 	/* A fresh environment for the index of users' orders by status. */
