@@ -227,7 +227,7 @@ store_write_abort(struct store *s, MDB_txn *txn)
 /*
  * The "counters" record: ten u64s in host order, in this order. Slot 9 is
  * unused (0). Counters are read and written whole, in the transaction that
- * changes them. tests/check/op-check.c restates these slots.
+ * changes them. ctl/check.c restates these slots.
  */
 enum {
 	CNT_STATUS = 0,		/* 4 slots, by enum order_status */

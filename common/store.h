@@ -81,17 +81,17 @@
  *      runs inside schema_init's write transaction, so an upgrade is all
  *      or nothing, and store_upgraded_from tells the caller, who logs it.
  *      man/order-processing.7 lists what each version changed.
- *   5. Teach tests/check/op-check.c the new format: its layout comment,
+ *   5. Teach ctl/check.c the new format: its layout comment,
  *      its constants (RECORD_VERSION, SCHEMA_VERSION, CNT_*, the key
  *      lengths) and its checks. It restates the format apart from this
  *      code on purpose, so that a bug here is not shared by the checker.
  *   6. tests/unit/test_store.c: the new field or database round-trips,
  *      and test_upgrade* opens an environment of the previous version
  *      (written with plain LMDB) and finds it upgraded.
- *   7. tests/lib/optest/faults.py's op_check_self_test edits a copy's bytes
+ *   7. tests/lib/optest/faults.py's check_self_test edits a copy's bytes
  *      (a record's status byte and length, a by_user_status key's status,
  *      counters slot 2, the 11 histogram buckets, the 4 statuses): move
- *      its offsets with the layout, and add a mutation op-check must
+ *      its offsets with the layout, and add a mutation order-ctl check must
  *      catch for what is new.
  *   8. This comment's list of databases.
  */

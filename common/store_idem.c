@@ -6,7 +6,7 @@
  *   idem_time  created_ms (big-endian i64) + key -> empty: the keys oldest
  *              first, so that expired ones go from the front, a few by
  *              each create or apply (store_idem_expire), never by a scan.
- * tests/check/op-check.c restates this layout too.
+ * ctl/check.c restates this layout too.
  */
 #include "store.h"
 

@@ -10,7 +10,7 @@
  *                   orders), maintenance (heartbeat, reader check, usage,
  *                   backup)
  *   store_record.c  the codec of an order record and of the index keys
- *                   (store_record.h); tests/check/op-check.c mirrors it
+ *                   (store_record.h); ctl/check.c mirrors it
  *   store_idem.c    Idempotency-Key records (idem, idem_time)
  *   store_state.c   every write of an order: creation and each status
  *                   transition, one state-checked write transaction each

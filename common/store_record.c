@@ -3,7 +3,7 @@
  * store_record.h lays them out. It is the only code that reads or writes
  * these bytes in the store.
  *
- * tests/check/op-check.c is its independent mirror: it restates the same
+ * ctl/check.c is its independent mirror: it restates the same
  * layout, written apart from this file, so that a bug in the encoding is
  * not shared by the checker. A change here is a change there (and a new
  * RECORD_VERSION or schema version: store.h, "Changing the format").

@@ -19,7 +19,7 @@
  * The index keys, big-endian so that key order is id order:
  *   by_status       status u8 + id u64                (STATUS_KEY_LEN)
  *   by_user_status  user_id u64 + status u8 + id u64  (USER_STATUS_KEY_LEN)
- * tests/check/op-check.c restates all of this on purpose: change both.
+ * ctl/check.c restates all of this on purpose: change both.
  */
 #ifndef OP_STORE_RECORD_H
 #define OP_STORE_RECORD_H

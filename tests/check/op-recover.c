@@ -11,7 +11,7 @@
  * the file is never made anew) and prints how many orders it applied. No
  * journal: nothing to apply, and DIR is left untouched. The power-loss
  * test runs it on each directory a power cut could have left, before
- * op-check: an order answered 201 may be only in the journal until then.
+ * order-ctl check: an order answered 201 may be only in the journal until then.
  *
  * Exit status: 0 applied (or nothing to apply), 1 an error (printed),
  * 2 usage.

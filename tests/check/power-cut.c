@@ -1,7 +1,7 @@
 /*
  * power-cut: what a power cut could leave on the disk, checked.
  *
- *   power-cut TRACE --op-check PATH --work DIR [--recover PATH]
+ *   power-cut TRACE --order-ctl PATH --work DIR [--recover PATH]
  *             [--rebuilt NAME]... [--sized NAME=BYTES]...
  *             [--from-mark LABEL] [--boundaries N] [--random N]
  *             [--cut K]... [--seed S] [--jobs N] [--keep N]
@@ -14,10 +14,11 @@
  * traced file as the cut could have left it; with --recover, runs "PATH
  * DIR" on that directory first, as the daemon's next start would (op-recover
  * applies order-api's write-ahead journal to LMDB), and a recovery that
- * fails fails the cut, its output shown; then runs op-check on it with the
- * orders acknowledged before K (--expect-ids: each exists, and a cancelled
- * one is Cancelled), and counts a failure for any discrepancy (op-check
- * also recounts every counter and index). The directories of the first
+ * fails fails the cut, its output shown; then runs "order-ctl -D DIR
+ * check" (the order-ctl at --order-ctl PATH) with the orders acknowledged
+ * before K (--expect-ids: each exists, and a cancelled one is Cancelled),
+ * and counts a failure for any discrepancy (the check also recounts every
+ * counter and index). The directories of the first
  * --keep failures (3) stay for a look, as the recovery left them (the cut
  * itself: rebuild it with --cut, below); the rest are removed. Exit
  * status: 0 every cut passed, 1 some failed, 2 a usage error or a trace it
@@ -82,7 +83,7 @@
  * its writes, or as --sized says); tears below a sector.
  *
  * Output: each failing cut (its way, the first lines of the recovery's
- * and op-check's output), then a summary, then one line of key=value
+ * and order-ctl check's output), then a summary, then one line of key=value
  * counts for the test to read. A line of the recovery's with " applied N "
  * in it (op-recover prints "op-recover: applied N orders from ...") counts
  * N orders that the cut held only in the journal.
@@ -111,7 +112,7 @@
 #define NONE SIZE_MAX
 #define MAX_REBUILT 8
 #define MAX_SIZED 8
-/* The exit status of a check whose recovery failed (op-check's are 0-2). */
+/* The exit status of a check whose recovery failed (the check's are 0-2). */
 #define RECOVERY_FAILED 120
 #define MAX_JOBS 16
 #define SHOW_LINES 6
@@ -180,7 +181,7 @@ static size_t n_rebuilt;
 static char sized_names[MAX_SIZED][256];
 static uint64_t sized_lens[MAX_SIZED];
 static size_t n_sized;
-static const char *op_check;
+static const char *order_ctl;
 static const char *recover;
 static const char *work;
 static uint64_t seed;
@@ -988,9 +989,9 @@ start_check(struct job *j)
 		dup2(fd, 2);
 		if (recover != NULL)
 			run_recovery(j);
-		execl(op_check, op_check, j->dir, "--expect-ids", j->ids,
-		    (char *)NULL);
-		fprintf(stderr, "exec %s: %s\n", op_check, strerror(errno));
+		execl(order_ctl, order_ctl, "-D", j->dir, "check",
+		    "--expect-ids", j->ids, (char *)NULL);
+		fprintf(stderr, "exec %s: %s\n", order_ctl, strerror(errno));
 		_exit(127);
 	}
 	close(fd);
@@ -1005,7 +1006,7 @@ struct totals {
 	size_t *required;
 };
 
-/* Judge a finished check: its exit status, op-check's lines. */
+/* Judge a finished check: its exit status, order-ctl check's lines. */
 static void
 finish_check(struct job *j, int status, struct totals *t)
 {
@@ -1061,7 +1062,7 @@ finish_check(struct job *j, int status, struct totals *t)
 	if (j->ci.way == WAY_PREFIX)
 		printf(" (writes before record %zu)", j->ci.boundary);
 	printf(", %zu pending writes over %zu pages, %zu torn, %zu under "
-	    "way; %s; %zu orders required, %zu lost; op-check ",
+	    "way; %s; %zu orders required, %zu lost; order-ctl check ",
 	    j->ci.pending, j->ci.pages, j->ci.torn, j->ci.under_way,
 	    j->ci.rebuilt[0] ? j->ci.rebuilt : "nothing rebuilt",
 	    j->ci.required, lost);
@@ -1076,7 +1077,7 @@ finish_check(struct job *j, int status, struct totals *t)
 		    shown[i][strlen(shown[i]) - 1] == '\n' ? "" : "\n");
 	if (t->kept < t->keep) {
 		t->kept++;
-		printf("power-cut: kept %s (ids: %s, op-check: %s); replay: "
+		printf("power-cut: kept %s (ids: %s, order-ctl check: %s); replay: "
 		    "power-cut TRACE --seed %" PRIu64 " --cut %zu ...\n",
 		    j->dir, j->ids, j->out, seed, j->ci.k);
 	} else {
@@ -1165,7 +1166,7 @@ number(const char *opt, const char *s)
 static void
 usage(FILE *f)
 {
-	fputs("usage: power-cut TRACE --op-check PATH --work DIR "
+	fputs("usage: power-cut TRACE --order-ctl PATH --work DIR "
 	    "[--recover PATH]\n"
 	    "                 [--rebuilt NAME]... [--sized NAME=BYTES]...\n"
 	    "                 [--from-mark LABEL] [--boundaries N] "
@@ -1173,9 +1174,9 @@ usage(FILE *f)
 	    "                 [--seed S] [--jobs N] [--keep N]\n"
 	    "Builds what a power cut at each chosen point of TRACE could "
 	    "leave in the data\ndirectory, runs the recovery on it if one is "
-	    "given, then op-check, with the\norders acknowledged before the "
-	    "cut.\nExit 0 if every cut "
-	    "passed, 1 if one failed, 2 on a usage or trace error.\n", f);
+	    "given, then order-ctl's check,\nwith the orders acknowledged "
+	    "before the cut.\nExit 0 if every cut passed, 1 if one failed, 2 "
+	    "on a usage or trace error.\n", f);
 }
 
 int
@@ -1214,8 +1215,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 		i++;
-		if (strcmp(a, "--op-check") == 0)
-			op_check = v;
+		if (strcmp(a, "--order-ctl") == 0)
+			order_ctl = v;
 		else if (strcmp(a, "--work") == 0)
 			work = v;
 		else if (strcmp(a, "--recover") == 0)
@@ -1252,7 +1253,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (trace == NULL || op_check == NULL || work == NULL || n_jobs == 0 ||
+	if (trace == NULL || order_ctl == NULL || work == NULL || n_jobs == 0 ||
 	    n_jobs > MAX_JOBS) {
 		usage(stderr);
 		return 2;

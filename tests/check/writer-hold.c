@@ -9,7 +9,7 @@
  * writer (order-api's committer, order-worker's children) waits for the
  * lock, as behind a writer process that is stopped or hung; readers go on.
  * It links LMDB directly, never the store (common/store*.c), like
- * op-check.
+ * order-ctl check.
  *
  * Exit status: 0 after the release, 1 if the environment cannot be opened
  * or the transaction begun, 2 usage.

@@ -46,7 +46,7 @@ check() {	# want words...
 	fi
 }
 
-check "backup cancel list requeue show status" order-ctl ""
+check "backup cancel check list requeue show status" order-ctl ""
 check "--config --data-dir --help --version -D -V -c -h" order-ctl -
 check "list" order-ctl -D /tmp li
 check "requeue" order-ctl -c /dev/null -D /tmp re
@@ -57,6 +57,9 @@ check "--json" order-ctl status -
 check "--json" order-ctl show --
 check "" order-ctl show ORD
 check "--force" order-ctl backup --f
+check "--expect-completed-ids" order-ctl check --expect-c
+check "--expect-completed-ids --expect-ids --expect-total" order-ctl check -
+check "$tmp/datadir $tmp/datafile" order-ctl check --expect-ids "$tmp/data"
 check "$tmp/datadir" order-ctl -D "$tmp/data"
 check "$tmp/datadir $tmp/datafile" order-ctl backup "$tmp/data"
 

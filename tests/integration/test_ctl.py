@@ -21,14 +21,17 @@
   keeps them: status says order-api is not running, cancel refuses
   ("start order-api ..."); once order-api starts they are applied and
   cancel works.
+- check: consistent while the daemons run under load; with orders in the
+  journal only, it says how many it could not see; --expect-total N
+  passes for the right N and is a mismatch (exit 1) for another.
 - errors: a missing data directory, a lock.mdb the user cannot write (as
   nobody), an older schema read only, bad usage (exit 2 each).
 - backup under load (a client creating orders), an existing FILE refused
-  without --force; restored into a new directory: op-check passes, it
+  without --force; restored into a new directory: order-ctl check passes, it
   holds every order applied before the backup began, order-api starts on
   it with no journal file, every order in it completes, new creates get
   ids above the backup's.
-Ends with op-check on the data directory.
+Ends with order-ctl check on the data directory.
 """
 
 import json
@@ -42,8 +45,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest import procs  # noqa: E402
 from optest.checks import expect, fail, run, wait_until  # noqa: E402
 from optest.daemons import ORDER_CTL, System, require_built  # noqa: E402
-from optest.faults import (Poster, WriterHold, metric, op_check,  # noqa: E402
-                           require_op_check, require_writer_hold)
+from optest.faults import (Poster, WriterHold, metric, ctl_check,  # noqa: E402
+                           require_order_ctl, require_writer_hold)
 
 
 def ctl(datadir, *args, expect_rc=0, user=None):
@@ -200,6 +203,10 @@ def part_journaled(s):
         o = json.loads(r.stdout)
         expect(o["order_id"] == jids[1] and o["status"] == "Pending" and
                o["user_id"] == 30, o)
+        # check reads LMDB: consistent, and it names what it could not see.
+        r = ctl(s.datadir, "check")
+        expect("check: 3 orders from %s on are in order-api's journal and not yet "
+               "in LMDB, so not checked" % jids[0] in r.stdout, r.stdout)
         s.kill_api()
     # The journal holds them; nobody applies them.
     text = ctl(s.datadir, "status").stdout
@@ -269,13 +276,21 @@ def part_errors(s):
                  ["list", "--limit", "1001"], ["list", "--status", "Done"],
                  ["list", "--user", "x"], ["list", "--after", "X1"], ["list", "--nope"],
                  ["cancel"], ["cancel", "1", "2"], ["requeue", "--force", "1"],
-                 ["backup"], ["backup", "--nope", "f"]):
+                 ["backup"], ["backup", "--nope", "f"], ["check", "extra"],
+                 ["check", "--expect-total", "x"], ["check", "--expect-total"],
+                 ["check", "--expect-ids", missing]):
         r = ctl(s.datadir, *args, expect_rc=2)
         expect(r.stderr.startswith("order-ctl") and r.stdout == "", (args, r.stderr))
     r = ctl(s.datadir, "--help")
-    for cmd in ("status", "show", "list", "cancel", "requeue", "backup"):
+    for cmd in ("status", "show", "list", "cancel", "requeue", "check", "backup"):
         expect("\n  %s " % cmd in r.stdout, r.stdout)
-    print("errors: missing data dir, permission, older schema and 18 bad usages")
+    # check's expectations: the right total passes, another is a mismatch.
+    total = s.metrics()["total_orders"]
+    ctl(s.datadir, "check", "--expect-total", str(total))
+    r = ctl(s.datadir, "check", "--expect-total", str(total + 1), expect_rc=1)
+    expect("check: %d orders, expected %d" % (total, total + 1) in r.stdout, r.stdout)
+    print("errors: missing data dir, permission, older schema and 22 bad usages; "
+          "check's --expect-total")
 
 
 def part_backup(s, done):
@@ -288,6 +303,8 @@ def part_backup(s, done):
     path = os.path.join(s.tmp, "backup.mdb")
     r = ctl(s.datadir, "backup", path)
     print(r.stdout.strip())
+    # check while both daemons work: one snapshot, consistent.
+    ctl_check(s.datadir)
     poster.wait_for(poster.count() + 50)
     poster.stop()
     r = ctl(s.datadir, "backup", path, expect_rc=1)
@@ -301,7 +318,7 @@ def part_backup(s, done):
         os.makedirs(t.datadir)
         shutil.copyfile(path, os.path.join(t.datadir, "data.mdb"))
         expect(not os.path.exists(os.path.join(t.datadir, "journal")), "journal")
-        op_check(t.datadir)
+        ctl_check(t.datadir)
         lsn = meta_value(t.datadir, "journal_lsn")
         expect(lsn > 0, "the backup records journal_lsn %d" % lsn)
         st = ctl_json(t.datadir, "status", "--json")
@@ -333,7 +350,7 @@ def part_backup(s, done):
                m["order_status_count"]["Cancelled"] == len(cancelled), m)
         t.stop_worker()
         t.stop_api()
-        op_check(t.datadir)
+        ctl_check(t.datadir)
         print("backup under load (%d creates): ORD1..ORD%d restored (journal_lsn %d, no "
               "journal file), %d Cancelled kept, the rest completed; new creates from ORD%d"
               % (len(poster.acked), last, lsn, len(cancelled), last + 1))
@@ -343,7 +360,7 @@ def part_backup(s, done):
 def main():
     require_built()
     require_built(ORDER_CTL)
-    require_op_check()
+    require_order_ctl()
     require_writer_hold()
     with System("ctl") as s:
         s.start_api()
@@ -355,7 +372,7 @@ def main():
         part_errors(s)
         part_backup(s, done)
         s.stop_api()
-        op_check(s.datadir)
+        ctl_check(s.datadir)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Both daemons SIGKILLed during a burst of POSTs from 8 threads (the API
 and the whole worker tree), then restarted on the same data, queue and
-port: the environment left by the kill is consistent (op-check), every
+port: the environment left by the kill is consistent (order-ctl check), every
 acknowledged id completes exactly once, ids are never reused, and the
 requests cut by the kill were either stored whole or not at all. Ends
-with op-check's self-test on a copy of the data."""
+with order-ctl check's self-test on a copy of the data."""
 
 import os
 import sys
@@ -13,15 +13,15 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from optest.checks import fail, run, wait_until  # noqa: E402
 from optest.daemons import System  # noqa: E402
-from optest.faults import (Poster, finish, jepsen_check, metric, op_check,  # noqa: E402
-                           op_check_self_test, require_op_check)
+from optest.faults import (Poster, finish, jepsen_check, metric, ctl_check,  # noqa: E402
+                           check_self_test, require_order_ctl)
 
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=500, lease_ms=1000)
 THREADS = 8
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     with System("both-kill") as s:
         s.start_api()
         s.start_worker(**WORKER)
@@ -42,7 +42,7 @@ def main():
         at_kill = poster.count()
         time.sleep(0.5)  # the burst hits a dead port for a while
         # the environment as the kill left it: consistent, nothing half-written
-        r = op_check(s.datadir)
+        r = ctl_check(s.datadir)
         print("killed both after %d acknowledged POSTs" % at_kill)
 
         s.start_api()
@@ -64,7 +64,7 @@ def main():
         print("%r, lease expiries %s" % (m["order_status_count"],
                                          metric(s, "lease_expiries_total")))
         finish(s, acked, total=None if poster.uncertain else len(acked))
-        op_check_self_test(s.datadir, s.tmp)
+        check_self_test(s.datadir, s.tmp)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest.checks import run, wait_until  # noqa: E402
 from optest.daemons import System  # noqa: E402
 from optest.faults import (FaultShim, finish, jepsen_check, log_lines_since,  # noqa: E402
-                           require_op_check)
+                           require_order_ctl)
 
 REFUSED = 200
 # Lines order-api may log while REFUSED creates fail.
@@ -70,7 +70,7 @@ def failing_creates(s, shim, what, err, reason):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     with System("commit-fail") as s:
         shim = FaultShim(s)
         s.start_api(env=shim.env())

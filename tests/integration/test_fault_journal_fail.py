@@ -21,7 +21,7 @@ the same Idempotency-Key is a replay of the same order id; a record never
 written holds nothing, so none of them exists and a retry creates a new
 order. total_orders lies between the 201s and the 201s plus the orders in
 doubt (and is exactly the 201s plus those applied); nothing answered 503
-exists. op-check agrees at the end."""
+exists. order-ctl check agrees at the end."""
 
 import errno
 import http.client
@@ -38,7 +38,7 @@ from optest.checks import fail, run  # noqa: E402
 from optest.client import Client, Response  # noqa: E402
 from optest.daemons import System  # noqa: E402
 from optest.faults import (FaultShim, finish, jepsen_check, log_lines_since,  # noqa: E402
-                           require_op_check)
+                           require_order_ctl)
 from optest.orders import check_all_completed, check_order_shape  # noqa: E402
 
 EXIT_STORE = 4
@@ -263,7 +263,7 @@ def settle(s, acked, doubts):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     with System("journal-fail") as s:
         shim = FaultShim(s)
         s.start_api(env=shim.env())

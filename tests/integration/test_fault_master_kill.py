@@ -2,7 +2,7 @@
 """SIGKILL of the worker master alone, while its children hold Processing
 orders: the children exit on their own within a few seconds (parent-death
 signal), so no order-worker process of that master remains; a restarted
-worker completes every order exactly once; op-check agrees."""
+worker completes every order exactly once; order-ctl check agrees."""
 
 import os
 import signal
@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest import procs  # noqa: E402
 from optest.checks import fail, run, wait_until  # noqa: E402
 from optest.daemons import ORDER_WORKER, System  # noqa: E402
-from optest.faults import Poster, finish, jepsen_check, metric, require_op_check  # noqa: E402
+from optest.faults import Poster, finish, jepsen_check, metric, require_order_ctl  # noqa: E402
 
 WORKER = dict(workers=3, pickup_ms=0, processing_ms=1000, lease_ms=1500)
 EXIT_WITHIN_S = 5.0
@@ -50,7 +50,7 @@ def workers_of(tmp):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     with System("master-kill") as s:
         s.start_api()
         s.start_worker(**WORKER)

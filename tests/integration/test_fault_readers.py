@@ -5,7 +5,7 @@ a reader slot (seen in `mdb_stat -r`), while the API keeps accepting
 orders. The reader table stays bounded, and once a worker runs again no
 slot of a dead process is left after its next sweep (mdb_reader_check at
 open and on each sweep). Every acknowledged order completes exactly once;
-op-check agrees. Skipped (77) without mdb_stat (lmdb-utils)."""
+order-ctl check agrees. Skipped (77) without mdb_stat (lmdb-utils)."""
 
 import os
 import re
@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest import procs  # noqa: E402
 from optest.checks import fail, run, wait_until  # noqa: E402
 from optest.daemons import Daemon, System  # noqa: E402
-from optest.faults import Poster, finish, jepsen_check, metric, require_op_check  # noqa: E402
+from optest.faults import Poster, finish, jepsen_check, metric, require_order_ctl  # noqa: E402
 
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=300, lease_ms=1000)
 KILLS = 30
@@ -47,7 +47,7 @@ def main():
     if not shutil.which("mdb_stat"):
         sys.stderr.write("mdb_stat (lmdb-utils) not installed\n")
         sys.exit(77)
-    require_op_check()
+    require_order_ctl()
     with System("readers") as s:
         s.start_api()
         poster = Poster(s, threads=1, interval=0.02).start()

@@ -3,7 +3,7 @@
 1500, --processing-ms 1000 and two workers, one child is stopped while it
 holds Processing orders, for 4 s. Its orders complete via the other child
 (lease expiries); after SIGCONT its late finishes are no-ops, so nothing is
-counted twice: completed_total == the number of orders, and op-check's
+counted twice: completed_total == the number of orders, and order-ctl check's
 recount agrees."""
 
 import http.client
@@ -17,7 +17,7 @@ from optest import procs  # noqa: E402
 from optest.checks import fail, run, wait_until  # noqa: E402
 from optest.client import Client  # noqa: E402
 from optest.daemons import System  # noqa: E402
-from optest.faults import finish, jepsen_check, metric, require_op_check  # noqa: E402
+from optest.faults import finish, jepsen_check, metric, require_order_ctl  # noqa: E402
 from optest.orders import check_all_completed  # noqa: E402
 
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=1000, lease_ms=1500)
@@ -29,7 +29,7 @@ def processing(s):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     with System("sigstop") as s:
         s.start_api()
         s.start_worker(**WORKER)
@@ -109,7 +109,7 @@ def main():
         total = m["total_orders"]
         r = finish(s, acked, total=total)
         if "lease expiries 0," in r.stdout:
-            fail("op-check shows no lease expiry: %s" % r.stdout)
+            fail("order-ctl check shows no lease expiry: %s" % r.stdout)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ stored; once a create was refused, /healthz no longer says 200; the process
 exits with status 4 within seconds, with one log line that names the error
 and no flood; started again (as systemd's Restart=on-failure does) it takes
 orders within seconds, and every acknowledged order completes, counted
-once (op-check agrees).
+once (order-ctl check agrees).
 
 order-worker, one worker process: the process that meets it exits with
 status 4, the master starts another, orders keep completing, and the log
@@ -25,7 +25,7 @@ from optest.checks import run, wait_until  # noqa: E402
 from optest.client import Response  # noqa: E402
 from optest.daemons import System  # noqa: E402
 from optest.faults import (FaultShim, Poster, finish, jepsen_check, log_lines_since,  # noqa: E402
-                           require_op_check)
+                           require_order_ctl)
 from optest.orders import check_all_completed  # noqa: E402
 
 EXIT_STORE = 4
@@ -158,7 +158,7 @@ def worker_case():
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     api_case()
     worker_case()
 

@@ -2,7 +2,7 @@
 """The worker restarted in a loop while orders flow: a client thread POSTs
 continuously while order-worker is stopped with SIGTERM and started again
 10 times and SIGKILLed (master and children) 5 times. Every acknowledged
-order reaches Completed exactly once; op-check agrees with a recount."""
+order reaches Completed exactly once; order-ctl check agrees with a recount."""
 
 import os
 import sys
@@ -11,8 +11,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from optest.checks import fail, run  # noqa: E402
 from optest.daemons import System  # noqa: E402
-from optest.faults import (Poster, finish, jepsen_check, metric, op_check,  # noqa: E402
-                           require_op_check)
+from optest.faults import (Poster, finish, jepsen_check, metric, ctl_check,  # noqa: E402
+                           require_order_ctl)
 
 # processing longer than the stop grace (2 s): a SIGTERM hands orders back
 WORKER = dict(workers=2, pickup_ms=0, processing_ms=2500, lease_ms=3000)
@@ -21,7 +21,7 @@ PLAN = "TTKTTKTTKTTKTTK"
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     with System("worker-loop") as s:
         s.start_api()
         s.start_worker(**WORKER)
@@ -51,7 +51,7 @@ def main():
             fail("the API (never restarted) left %d POSTs unanswered and "
                  "refused %d" % (poster.uncertain, poster.refused))
         # a live snapshot is consistent too (one transaction per change)
-        op_check(s.datadir)
+        ctl_check(s.datadir)
         m = jepsen_check(s, poster.acked, timeout=60)
         released = metric(s, "released_total")
         print("metrics: %r, released %s, lease expiries %s"

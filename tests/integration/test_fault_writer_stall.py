@@ -43,7 +43,7 @@ timeout, then answer 503 with Retry-After.
    polled meanwhile, answers 200 with that order or 503 (never 404).
 Every acknowledged order completes, total_orders equals the 201s exactly
 (optest.faults.jepsen_check with no unknown outcome): no 503'd create was
-stored. op-check agrees."""
+stored. order-ctl check agrees."""
 
 import http.client
 import json
@@ -62,7 +62,7 @@ from optest.checks import fail, run, wait_until  # noqa: E402
 from optest.client import Client, Response, check_response  # noqa: E402
 from optest.daemons import System  # noqa: E402
 from optest.faults import (Poster, WriterHold, finish, jepsen_check, log_lines_since,  # noqa: E402
-                           metric, require_op_check, require_writer_hold)
+                           metric, require_order_ctl, require_writer_hold)
 
 TIMEOUT_MS = 1500     # --commit-timeout-ms
 T = TIMEOUT_MS / 1000
@@ -548,7 +548,7 @@ def release_at_deadlines(s, acked):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     require_writer_hold()
     with System("writer-stall") as s:
         s.start_api(extra=["--threads", str(THREADS),

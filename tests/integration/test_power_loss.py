@@ -25,7 +25,7 @@ directory as a power cut there could have left it: everything a finished
 flush covered, and of the later writes any versions of their pages, torn at
 512-byte sectors; then runs op-recover (tests/check/op-recover.c: the
 journal's recovery as order-api runs it at start, the daemon's own code)
-on it, and op-check must find every acknowledged order (a cancelled one
+on it, and order-ctl check must find every acknowledged order (a cancelled one
 Cancelled) and every counter and index consistent. Most cuts hold orders
 only in the journal; the test requires that some do.
 
@@ -44,7 +44,7 @@ The seed of the draws is printed; OP_POWER_SEED=N sets it. A run's trace
 differs from the next one's, so to replay a failing cut set
 OP_POWER_KEEP=DIR: each trace and the directories of the first failing
 cuts are copied there, and "power-cut DIR/<run>/trace --seed N --cut K
---op-check ... --work ..." rebuilds one cut exactly."""
+--order-ctl ... --work ..." rebuilds one cut exactly."""
 
 import os
 import random
@@ -59,8 +59,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from optest.checks import fail, run  # noqa: E402
 from optest.client import Client  # noqa: E402
-from optest.daemons import OP_CHECK, OP_RECOVER, POWER_CUT, POWERTRACE, System  # noqa: E402
-from optest.faults import require_op_check  # noqa: E402
+from optest.daemons import ORDER_CTL, OP_RECOVER, POWER_CUT, POWERTRACE, System  # noqa: E402
+from optest.faults import require_order_ctl  # noqa: E402
 
 # struct pt_rec in tests/check/powertrace.h: magic, type, flags, name_len,
 # pid, tid, off, len; host byte order, no padding.
@@ -244,17 +244,17 @@ def record(name, lie=None, seconds=NORMAL_SECONDS, limit=NORMAL_ORDERS,
 
 
 def check_acked(s, created, cancelled):
-    """op-check on the data the daemons left: every created order exists,
+    """order-ctl check on the data the daemons left: every created order exists,
     every cancelled one is Cancelled."""
     path = os.path.join(s.tmp, "acked.ids")
     with open(path, "w") as fh:
         fh.write("".join("%s\n" % oid for oid in created))
         fh.write("".join("%s Cancelled\n" % oid for oid in cancelled))
-    r = subprocess.run([OP_CHECK, s.datadir, "--expect-ids", path],
+    r = subprocess.run([ORDER_CTL, "-D", s.datadir, "check", "--expect-ids", path],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True, timeout=120)
     if r.returncode != 0:
-        fail("op-check of the daemons' own data exited %d:\n%s"
+        fail("order-ctl check of the daemons' own data exited %d:\n%s"
              % (r.returncode, r.stdout[-4000:]))
     print(r.stdout.strip().splitlines()[-1])
 
@@ -279,7 +279,7 @@ def power_cut(s, trace_path, seed, what, boundary_cuts=BOUNDARY_CUTS,
     at the cuts given only."""
     work = os.path.join(s.tmp, "cuts")
     os.makedirs(work)
-    argv = [POWER_CUT, trace_path, "--op-check", OP_CHECK, "--work", work,
+    argv = [POWER_CUT, trace_path, "--order-ctl", ORDER_CTL, "--work", work,
             "--recover", OP_RECOVER, "--rebuilt", "lock.mdb",
             "--sized", "journal=%d" % JOURNAL_SIZE, "--from-mark", "ready",
             "--seed", str(seed), "--jobs", "2", "--keep", "2"]
@@ -399,7 +399,7 @@ def check_lying(seed, lie, what):
               "%d other" % (what, kv["cuts"], kv["flushes"], kv["writes"],
                             kv["failures"], kv["lost_cuts"], kv["lost_orders"],
                             kv["other_failures"]))
-        shown = [l for l in fails if re.search(r" [1-9][0-9]* lost; op-check", l)][:1]
+        shown = [l for l in fails if re.search(r" [1-9][0-9]* lost; order-ctl check", l)][:1]
         for l in shown:
             print("    e.g. " + l)
         if rc != 1 or kv["lost_cuts"] == 0:
@@ -410,7 +410,7 @@ def check_lying(seed, lie, what):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     for path in POWERTRACE.split() + [POWER_CUT, OP_RECOVER]:
         if not os.access(path, os.R_OK):
             sys.stderr.write("not built: %s\n" % path)

@@ -39,7 +39,7 @@ from optest.checks import expect, run, wait_until  # noqa: E402
 from optest.client import Client, check_response  # noqa: E402
 from optest.daemons import System  # noqa: E402
 from optest.faults import (WriterHold, jepsen_check, log_lines_since, metric,  # noqa: E402
-                           require_op_check, require_writer_hold)
+                           require_order_ctl, require_writer_hold)
 from optest.orders import STATUSES  # noqa: E402
 
 READS = 6
@@ -87,7 +87,7 @@ def late_request(port):
 
 
 def main():
-    require_op_check()
+    require_order_ctl()
     require_writer_hold()
     with System("stop_drain") as s:
         api_args = ["--commit-timeout-ms", str(TIMEOUT_MS)]

@@ -21,8 +21,8 @@ else; import the module you need:
            require_executable() (exit 77), run() (exit 0, 1 or 77).
 - orders:  checks about the API's data: create_order(), check_order_shape(),
            check_metrics_consistent(), check_all_completed().
-- faults:  the fault tests' tools: op-check, FaultShim, Poster,
-           WriterHold, jepsen_check(), op_check_self_test().
+- faults:  the fault tests' tools: order-ctl check, FaultShim, Poster,
+           WriterHold, jepsen_check(), check_self_test().
 
 Scripts find it with, from tests/<kind>/:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))

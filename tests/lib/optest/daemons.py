@@ -1,7 +1,7 @@
 """The daemons under test: where they are, and starting and stopping them.
 
 Paths come from the environment (meson sets them) or default to the build
-tree: ORDER_API, ORDER_WORKER, ORDER_CTL, and the tests/check tools OP_CHECK,
+tree: ORDER_API, ORDER_WORKER, ORDER_CTL, and the tests/check tools
 WRITER_HOLD, FAULTSHIM ($OP_FAULTSHIM), CLOCKSHIM ($OP_CLOCKSHIM),
 POWERTRACE ($OP_POWERTRACE), POWER_CUT ($OP_POWER_CUT), OP_RECOVER.
 
@@ -41,7 +41,6 @@ def _path(var, *rel):
 ORDER_API = _path("ORDER_API", "api-daemon", "order-api")
 ORDER_WORKER = _path("ORDER_WORKER", "worker-daemon", "order-worker")
 ORDER_CTL = _path("ORDER_CTL", "ctl", "order-ctl")
-OP_CHECK = _path("OP_CHECK", "tests", "check", "op-check")
 WRITER_HOLD = _path("WRITER_HOLD", "tests", "check", "writer-hold")
 # LD_PRELOAD values: the library, after the ASan runtime in a sanitized build.
 FAULTSHIM = _path("OP_FAULTSHIM", "tests", "check", "faultshim.so")

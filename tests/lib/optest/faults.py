@@ -1,20 +1,20 @@
-"""The fault tests' tools (tests/check): op-check, the fault shim,
+"""The fault tests' tools (tests/check): order-ctl check, the fault shim,
 writer-hold, and the checks of what a fault left behind.
 
-- require_op_check(), require_writer_hold(): exit 77 (skip) unless the
+- require_order_ctl(), require_writer_hold(): exit 77 (skip) unless the
   tool is built; require_preload(): the same for an LD_PRELOAD list.
-- op_check(): run the op-check tool on a data directory (daemons stopped,
+- ctl_check(): run `order-ctl check` on a data directory (daemons stopped,
   or live: it reads one snapshot) and fail the test on a discrepancy.
 - Poster: threads POSTing orders until stopped, recording the ids that got
   a 201 and how many requests had an unknown outcome.
 - jepsen_check(): every acknowledged id exists and is Completed exactly
   once, status counts sum to total_orders, the total lies between the
   acknowledged and the acknowledged plus the unknown.
-- finish(): stop both daemons, then op-check with the acknowledged ids.
+- finish(): stop both daemons, then order-ctl check with the acknowledged ids.
 - WriterHold: a context in which the writer-hold tool holds LMDB's writer
   lock (a write transaction that never commits), released on leaving it.
-- op_check_self_test(): mutate a copy of an environment (mdb_dump, edit,
-  mdb_load) and make sure op-check notices each mutation.
+- check_self_test(): mutate a copy of an environment (mdb_dump, edit,
+  mdb_load) and make sure order-ctl check notices each mutation.
 - metric(): one value of GET /metrics (optest.prom) of a System.
 - log_lines_since(): the lines a daemon's log got after a byte offset.
 - FaultShim: the faultshim.so LD_PRELOAD library (faultshim.c): the env
@@ -35,13 +35,13 @@ import time
 from optest import prom
 from optest.checks import fail, wait_until
 from optest.client import Client
-from optest.daemons import CLOCKSHIM, FAULTSHIM, OP_CHECK, WRITER_HOLD
+from optest.daemons import CLOCKSHIM, FAULTSHIM, ORDER_CTL, WRITER_HOLD
 from optest.orders import check_all_completed, check_metrics_consistent
 
 
-def require_op_check():
-    if not os.access(OP_CHECK, os.X_OK):
-        sys.stderr.write("op-check not built: %s\n" % OP_CHECK)
+def require_order_ctl():
+    if not os.access(ORDER_CTL, os.X_OK):
+        sys.stderr.write("order-ctl not built: %s\n" % ORDER_CTL)
         sys.exit(77)
 
 
@@ -51,11 +51,11 @@ def require_writer_hold():
         sys.exit(77)
 
 
-def op_check(datadir, acked=None, expect_total=None, expect_ok=True,
-             tmpdir=None, quiet=False):
-    """Run op-check; fail unless it exits 0 (or 1 with expect_ok=False).
-    Returns the CompletedProcess."""
-    argv = [OP_CHECK, datadir]
+def ctl_check(datadir, acked=None, expect_total=None, expect_ok=True,
+              tmpdir=None, quiet=False):
+    """Run order-ctl check; fail unless it exits 0 (or 1 with
+    expect_ok=False). Returns the CompletedProcess."""
+    argv = [ORDER_CTL, "-D", datadir, "check"]
     if expect_total is not None:
         argv += ["--expect-total", str(expect_total)]
     if acked is not None:
@@ -71,10 +71,10 @@ def op_check(datadir, acked=None, expect_total=None, expect_ok=True,
         lines = out.splitlines()
         shown = "\n".join(lines[:40] + (["... %d more" % (len(lines) - 41)]
                                         if len(lines) > 41 else []) + lines[-1:])
-        fail("op-check %s exited %d:\n%s\n%s"
+        fail("order-ctl check %s exited %d:\n%s\n%s"
              % (datadir, r.returncode, shown, r.stderr.strip()))
     if not expect_ok and r.returncode != 1:
-        fail("op-check %s exited %d, expected 1 (a discrepancy):\n%s\n%s"
+        fail("order-ctl check %s exited %d, expected 1 (a discrepancy):\n%s\n%s"
              % (datadir, r.returncode, out, r.stderr.strip()))
     if not quiet and out:
         print(out.splitlines()[-1])
@@ -289,13 +289,13 @@ def jepsen_check(s, acked, uncertain=0, timeout=60.0):
 
 
 def finish(s, acked, total=None):
-    """Stop both daemons (SIGTERM, exit 0), then op-check the data with
+    """Stop both daemons (SIGTERM, exit 0), then order-ctl check the data with
     every acknowledged id expected Completed."""
     if s.worker is not None and s.worker.running():
         s.stop_worker()
     if s.api is not None and s.api.running():
         s.stop_api()
-    return op_check(s.datadir, acked=acked, expect_total=total, tmpdir=s.tmp)
+    return ctl_check(s.datadir, acked=acked, expect_total=total, tmpdir=s.tmp)
 
 
 class WriterHold:
@@ -395,11 +395,11 @@ def _set_u64(hexs, slot, value):
     return hexs[:slot * 16] + value.to_bytes(8, "little").hex() + hexs[slot * 16 + 16:]
 
 
-def op_check_self_test(datadir, tmp):
-    """op-check must pass a faithful copy and fail each mutated one.
+def check_self_test(datadir, tmp):
+    """order-ctl check must pass a faithful copy and fail each mutated one.
     Needs mdb_dump and mdb_load (lmdb-utils); skipped without them."""
     if not (shutil.which("mdb_dump") and shutil.which("mdb_load")):
-        print("note: mdb_dump/mdb_load missing, op-check self-test skipped")
+        print("note: mdb_dump/mdb_load missing, order-ctl check self-test skipped")
         return
     dump = subprocess.run(["mdb_dump", "-a", datadir], stdout=subprocess.PIPE,
                           universal_newlines=True, check=True).stdout
@@ -500,18 +500,18 @@ def op_check_self_test(datadir, tmp):
         return d
 
     d = load("faithful", _parse_dump(dump))
-    op_check(d, quiet=True)
-    r = op_check(d, acked=["ORD999999999"], expect_ok=False, tmpdir=base, quiet=True)
+    ctl_check(d, quiet=True)
+    r = ctl_check(d, acked=["ORD999999999"], expect_ok=False, tmpdir=base, quiet=True)
     if "does not exist" not in r.stdout:
-        fail("op-check did not name the missing acknowledged order:\n%s" % r.stdout)
+        fail("order-ctl check did not name the missing acknowledged order:\n%s" % r.stdout)
     for i, (what, edit, expect) in enumerate(cases):
         dbs = _parse_dump(dump)
         edit(dbs)
         d = load("case%d" % i, dbs)
-        r = op_check(d, expect_ok=False, quiet=True)
+        r = ctl_check(d, expect_ok=False, quiet=True)
         if expect not in r.stdout:
-            fail("op-check on a copy with %s: no %r in its report:\n%s"
+            fail("order-ctl check on a copy with %s: no %r in its report:\n%s"
                  % (what, expect, r.stdout))
         shutil.rmtree(d, ignore_errors=True)
-    print("op-check self-test: a faithful copy passes, %d mutated copies fail"
+    print("order-ctl check self-test: a faithful copy passes, %d mutated copies fail"
           % len(cases))
