@@ -12,11 +12,15 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAGIC_RECORD 0x314a504fu	/* "OPJ1" little-endian */
 #define MAGIC_WRAP 0x574a504fu		/* "OPJW" */
 #define ZERO_CHUNK (1024 * 1024)
+/* journal_open's wait for a lock another process holds: 100 x 10 ms. */
+#define LOCK_TRIES 100
+#define LOCK_RETRY_NS (10 * 1000 * 1000)
 
 struct journal {
 	int fd;
@@ -279,11 +283,18 @@ journal_open(struct journal **jp, const char *path, uint64_t size,
 		free(j);
 		return rc;
 	}
-	/* One writer: a second process would hand out the same lsns. */
-	if (flock(j->fd, LOCK_EX | LOCK_NB) != 0) {
-		rc = errno == EWOULDBLOCK ? EBUSY : errno;
-		journal_close(j);
-		return rc;
+	/*
+	 * One writer: a second process would hand out the same lsns. A
+	 * shared lock is journal_locked() looking, for a moment: wait that
+	 * out, up to a second, while a writer's lock stays.
+	 */
+	for (int tries = 0; flock(j->fd, LOCK_EX | LOCK_NB) != 0; tries++) {
+		if (errno != EWOULDBLOCK || tries == LOCK_TRIES) {
+			rc = errno == EWOULDBLOCK ? EBUSY : errno;
+			journal_close(j);
+			return rc;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = LOCK_RETRY_NS }, NULL);
 	}
 	if ((rc = replay_all(j, replay, arg)) != 0) {
 		journal_close(j);

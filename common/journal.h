@@ -59,7 +59,8 @@ typedef int (*journal_replay_fn)(void *arg, uint64_t lsn, uint64_t end_lsn,
  * file must have that size (EINVAL otherwise). Then hand replay every
  * valid record from applied_lsn on, in order; appends go after the last.
  * The file is locked (flock) while it is open: EBUSY if another process
- * has it open.
+ * has it open (after a second's wait, which a journal_locked() of another
+ * process, holding a shared lock for a moment, never makes it return).
  */
 int journal_open(struct journal **jp, const char *path, uint64_t size,
     uint64_t applied_lsn, journal_replay_fn replay, void *arg);

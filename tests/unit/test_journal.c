@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -186,6 +188,43 @@ TEST(test_locked)
 	journal_close(k);
 }
 
+/*
+ * Another process looking whether the journal is open (journal_locked's
+ * shared lock, here held for 200 ms) does not keep an open from taking it.
+ */
+TEST(test_locked_look)
+{
+	struct journal *j;
+	int ready[2];
+	bool locked = true;
+	char c;
+	pid_t pid;
+
+	fresh();
+	test_assert(journal_open(&j, path, SMALL, 0, NULL, NULL) == 0);
+	journal_close(j);
+	test_assert(journal_locked(path, &locked) == 0 && !locked);
+	test_assert(pipe(ready) == 0);
+	if ((pid = fork()) == 0) {
+		int fd = open(path, O_RDONLY);
+
+		if (fd < 0 || flock(fd, LOCK_SH) != 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		usleep(200 * 1000);
+		_exit(0);
+	}
+	test_assert(pid > 0);
+	test_assert(read(ready[0], &c, 1) == 1);
+	test_assert(journal_open(&j, path, SMALL, 0, NULL, NULL) == 0);
+	test_assert(journal_locked(path, &locked) == 0 && locked);
+	journal_close(j);
+	test_assert(waitpid(pid, NULL, 0) == pid);
+	close(ready[0]);
+	close(ready[1]);
+}
+
 /* A torn last record is not replayed, and the next append takes its place. */
 TEST(test_torn)
 {
@@ -249,6 +288,7 @@ main(void)
 	RUN(test_crc32c);
 	RUN(test_append_replay);
 	RUN(test_locked);
+	RUN(test_locked_look);
 	RUN(test_laps);
 	RUN(test_full);
 	RUN(test_torn);
