@@ -14,8 +14,8 @@
  * traced file as the cut could have left it; with --recover, runs "PATH
  * DIR" on that directory first, as the daemon's next start would (op-recover
  * applies order-api's write-ahead journal to LMDB), and a recovery that
- * fails fails the cut, its output shown; then runs "order-ctl -D DIR
- * check" (the order-ctl at --order-ctl PATH) with the orders acknowledged
+ * fails fails the cut, its output shown; then runs "order-ctl -c
+ * /dev/null -D DIR check" (the order-ctl at --order-ctl PATH) with the orders acknowledged
  * before K (--expect-ids: each exists, and a cancelled one is Cancelled),
  * and counts a failure for any discrepancy (the check also recounts every
  * counter and index). The directories of the first
@@ -989,8 +989,8 @@ start_check(struct job *j)
 		dup2(fd, 2);
 		if (recover != NULL)
 			run_recovery(j);
-		execl(order_ctl, order_ctl, "-D", j->dir, "check",
-		    "--expect-ids", j->ids, (char *)NULL);
+		execl(order_ctl, order_ctl, "-c", "/dev/null", "-D", j->dir,
+		    "check", "--expect-ids", j->ids, (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", order_ctl, strerror(errno));
 		_exit(127);
 	}

@@ -250,7 +250,8 @@ def check_acked(s, created, cancelled):
     with open(path, "w") as fh:
         fh.write("".join("%s\n" % oid for oid in created))
         fh.write("".join("%s Cancelled\n" % oid for oid in cancelled))
-    r = subprocess.run([ORDER_CTL, "-D", s.datadir, "check", "--expect-ids", path],
+    r = subprocess.run([ORDER_CTL, "-c", "/dev/null", "-D", s.datadir, "check",
+                        "--expect-ids", path],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        universal_newlines=True, timeout=120)
     if r.returncode != 0:

@@ -9,6 +9,8 @@
 #   the queue /dev/mqueue/order-processing is order-processing:order-processing 0660
 #   systemctl stop order-worker: the API answers, /readyz turns 503
 #   systemctl start order-worker: the backlog completes
+#   order-ctl as the service user (runuser): status sees order-api
+#     running, show, check consistent, backup
 #   systemctl restart order-processing.target: both restart
 #   systemctl reload order-api: SIGHUP, still active, the reload logged
 #   journalctl -u order-api: the daemon's lines with their levels (PRIORITY
@@ -615,6 +617,28 @@ wait_for 30 "the backlog to complete" all_completed $backlog ||
 wait_for 15 "GET /readyz to answer 200" readyz_is 200 ||
     fail "GET /readyz did not return to 200"
 ok "order-worker started: the backlog completed, /readyz 200"
+
+# ---------------------------------------------------------------- order-ctl
+# As its man page says to run it: as the service user, with the installed
+# config file's data-dir, while both daemons run.
+ctl() {
+	E runuser -u order-processing -- order-ctl "$@"
+}
+out=$(ctl status 2>&1) || fail "order-ctl status as order-processing: $out"
+case $out in
+*"order-api: running"*) ;;
+*) fail "order-ctl status does not see order-api running: $out" ;;
+esac
+for id in $backlog; do
+	ctl show "$id" | grep -q "Completed" ||
+	    fail "order-ctl show $id: not Completed: $(ctl show "$id" 2>&1)"
+done
+out=$(ctl check 2>&1) || fail "order-ctl check as order-processing: $out"
+ctl backup /var/lib/order-processing/ctl-backup.mdb >/dev/null 2>&1 &&
+    E rm -f /var/lib/order-processing/ctl-backup.mdb ||
+    fail "order-ctl backup as order-processing failed"
+ok "order-ctl as the service user: status, show, check ($(echo "$out" |
+    tail -n 1 | sed 's/^check: //')), backup"
 
 # ---------------------------------------------------------------- restart the target
 api_pid=$(prop order-api MainPID)
