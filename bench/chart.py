@@ -344,9 +344,12 @@ def connections_svg(series, vs, names, colours, title, subtitle=""):
                          TARGET, weight="bold", halo=True)
                 continue
             if p["hi"] > p["lo"]:
-                svg.line(cx, y(p["lo"]), cx, y(p["hi"]), GREY, 1.2)
-                svg.line(cx - 5, y(p["lo"]), cx + 5, y(p["lo"]), GREY, 1.2)
-                svg.line(cx - 5, y(p["hi"]), cx + 5, y(p["hi"]), GREY, 1.2)
+                # each series' whiskers a little apart, so that two at one
+                # connection count do not hide each other
+                wx = cx + 7 * (i - (len(series) - 1) / 2)
+                svg.line(wx, y(p["lo"]), wx, y(p["hi"]), colour, 1.4)
+                svg.line(wx - 4, y(p["lo"]), wx + 4, y(p["lo"]), colour, 1.4)
+                svg.line(wx - 4, y(p["hi"]), wx + 4, y(p["hi"]), colour, 1.4)
             svg.add('<circle class="point" cx="%.1f" cy="%.1f" r="4.5" fill="%s"><title>%s'
                     '</title></circle>' % (cx, y(p["median"]), colour, escape(
                         "%s, %d connections: %.1f req/s (%s..%s over %d round%s)" % (

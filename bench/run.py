@@ -1546,7 +1546,7 @@ def results_files(o, results, curve_rows, run, report_text):
     ceil_note = "; ".join("%d connections: %s" % (c, ", ".join(ceil[2 * i:2 * i + 2]))
                           for i, c in enumerate(o.conns_each))
     bars = report.ratio_bars(results, REDIS_CASE, PAIRED)
-    ratios = chart.ratios_svg(bars, REDIS_CASE, "%s, %d s a case; the ceiling's req/s at %s"
+    ratios = chart.ratios_svg(bars, REDIS_CASE, "%s, %d\u00a0s a case; the ceiling's req/s at %s"
                               % (run, o.seconds, ceil_note))
     curve = report.by_connections(curve_rows, [case for case, _ in CURVE_SERIES])
     vs = {}
@@ -1556,7 +1556,7 @@ def results_files(o, results, curve_rows, run, report_text):
     conns = chart.connections_svg(
         curve, vs, [name for _, name in CURVE_SERIES], (chart.OURS, chart.PEER),
         "create vs %s, by connections" % REDIS_CASE,
-        "%s; order-api --threads %d (a 201 after its journal flush); %d s a point, the median "
+        "%s; order-api --threads %d (a 201 after its journal flush); %d\u00a0s a point, the median "
         "of %d interleaved round(s)" % (run, o.curve_threads, o.curve_seconds, o.rounds))
     header, cells, _ = report.table_cells(results)
     curve_table = report.connections_cells(curve_rows, "create", REDIS_CASE)[:2]
