@@ -335,13 +335,16 @@ def connections_svg(series, vs, names, colours, title, subtitle=""):
         if len(pts) > 1:
             svg.add('<polyline fill="none" stroke="%s" stroke-width="2.5" points="%s"/>' % (
                 colour, " ".join("%.1f,%.1f" % (x(p["conns"]), y(p["median"])) for p in pts)))
+        if not pts and s["points"]:
+            svg.text((x0 + x1) / 2, y1 - 12 - 18 * i, "%s: %s (see the report)" % (
+                name, "/".join(dict.fromkeys(p["state"] for p in s["points"]))), 12, "middle",
+                colour, weight="bold", halo=True)
         for p in s["points"]:
             cx = x(p["conns"])
             if p["median"] is None:
-                right = cx > (x0 + x1) / 2
-                svg.text(cx + (-6 if right else 6), y1 - 10 - 16 * i,
-                         "%s: %s" % (name, p["state"]), 11, "end" if right else "start",
-                         TARGET, weight="bold", halo=True)
+                if pts:   # the point's state, in the series' colour
+                    svg.text(cx, y1 - 12 - 18 * i, p["state"], 12, "middle", colour,
+                             weight="bold", halo=True)
                 continue
             if p["hi"] > p["lo"]:
                 # each series' whiskers a little apart, so that two at one

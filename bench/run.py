@@ -1542,7 +1542,7 @@ def results_files(o, results, curve_rows, run, report_text):
     for conns in o.conns_each:
         for ref in ("get", "post"):
             c = report.ceiling_rps(results, ref, str(conns))
-            ceil.append("%s %s/s" % (ref.upper(), chart.thousands(c) if c else "-"))
+            ceil.append("%s %s" % (ref.upper(), chart.thousands(c) + "/s" if c else "none"))
     ceil_note = "; ".join("%d connections: %s" % (c, ", ".join(ceil[2 * i:2 * i + 2]))
                           for i, c in enumerate(o.conns_each))
     bars = report.ratio_bars(results, REDIS_CASE, PAIRED)
