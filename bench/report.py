@@ -130,7 +130,7 @@ def rounds(rows):
     for case, conns in keys:
         rs = by_key[(case, conns)]
         row = dict.fromkeys(RESULT_FIELDS, "")
-        row.update(case=case, conns=conns)
+        row.update(case=case, conns=conns, ref=rs[0]["ref"])
         broken = [r for r in rs if r["state"].startswith("BROKEN")]
         skipped = [r for r in rs if r["state"].startswith("SKIPPED")]
         if broken:
@@ -206,21 +206,39 @@ def verdicts(target, ratio, vs):
     return ", ".join(out)
 
 
-def table(rows):
-    """(the table and what follows it, as text; the number of BROKEN rows)."""
-    def ceiling(ref, conns):
-        vals = [float(r["rps"]) for r in rows
-                if r["ref"] == "ceiling:" + ref and r["conns"] == conns and r["state"] == "OK"]
-        broken = [r for r in rows
-                  if r["ref"] == "ceiling:" + ref and r["conns"] == conns and r["state"] != "OK"]
-        if broken or not vals:
-            return None
-        return sum(vals) / len(vals)
+def ceiling_rps(rows, ref, conns):
+    """The ceiling's req/s for ref ("get" or "post") at conns: the mean of
+    its start and end runs, or None when one broke or none ran."""
+    mine = [r for r in rows if r["ref"] == "ceiling:" + ref and r["conns"] == conns]
+    if not mine or any(r["state"] != "OK" for r in mine):
+        return None
+    return sum(float(r["rps"]) for r in mine) / len(mine)
 
+
+def ratio(rows, r):
+    """Row r's req/s over the ceiling's at its connections (None when r
+    is not measured against the ceiling, or it or the ceiling broke)."""
+    if r["state"] != "OK" or r["ref"] not in ("get", "post"):
+        return None
+    c = ceiling_rps(rows, r["ref"], r["conns"])
+    return float(r["rps"]) / c if c else None
+
+
+def ceiling_target(target):
+    """The ">=X" part of a target (the ratio to the ceiling it asks), or
+    None."""
+    for part in target.split(";"):
+        part = part.strip()
+        if part.startswith(">="):
+            return float(part[2:])
+    return None
+
+
+def table_cells(rows):
+    """(header, one tuple of cells per row, the number of BROKEN rows)."""
     broken = 0
     out = []
     header = ("case", "conns", "req/s", "p50 ms", "p99 ms", "ratio", "vs Redis", "target", "note")
-    ratios = {}
     for r in rows:
         if r["state"] != "OK":
             word = "SKIPPED" if r["state"].startswith("SKIPPED") else "BROKEN"
@@ -230,8 +248,7 @@ def table(rows):
             out.append((r["case"], r["conns"], word, "", "", "", "", "", why))
             continue
         rps = float(r["rps"])
-        ratio = ""
-        ratio_v = None
+        ratio_s = ""
         vs = ""
         vs_v = None
         if r["vs"]:
@@ -241,31 +258,30 @@ def table(rows):
         elif r["target"] and "redis>=" in r["target"]:
             vs = "-"
         if r["ref"] in ("get", "post"):
-            c = ceiling(r["ref"], r["conns"])
-            if c:
-                ratio_v = rps / c
-                ratios[r["case"]] = ratio_v
-                ratio = "%.2f" % ratio_v
-            else:
-                ratio = "-"
+            ratio_v = ratio(rows, r)
+            ratio_s = "-" if ratio_v is None else "%.2f" % ratio_v
             verdict = verdicts(r["target"], ratio_v, vs_v)
         elif r["ref"].startswith("ceiling:"):
-            ratio = "(ceiling)"
+            ratio_s = "(ceiling)"
             verdict = ""
         else:
             verdict = r["target"]
         p50 = "%.2f" % (float(r["p50"]) / 1000.0) if r["p50"] not in ("", "-") else "-"
         p99 = "%.2f" % (float(r["p99"]) / 1000.0) if r["p99"] not in ("", "-") else "-"
-        out.append((r["case"], r["conns"], "%.0f" % rps, p50, p99, ratio, vs, verdict, r["note"]))
+        out.append((r["case"], r["conns"], "%.0f" % rps, p50, p99, ratio_s, vs, verdict,
+                    r["note"]))
+    return header, out, broken
 
-    widths = [max(len(str(x[i])) for x in [header] + out) for i in range(len(header))]
-    left = (0, 7, 8)
 
-    def fmt(x):
-        return "  ".join(str(v).ljust(widths[i]) if i in left else str(v).rjust(widths[i])
-                         for i, v in enumerate(x)).rstrip()
-    lines = [fmt(header), "  ".join("-" * w for w in widths)]
-    lines += [fmt(x) for x in out]
+def table(rows):
+    """(the table and what follows it, as text; the number of BROKEN rows)."""
+    header, out, broken = table_cells(rows)
+    ratios = {}
+    for r in rows:
+        v = ratio(rows, r)
+        if v is not None:
+            ratios[r["case"]] = v
+    lines = [text_table(header, out, (0, 7, 8))]
 
     few, many = ratios.get("metrics, ~1k orders"), None
     for k, v in ratios.items():
@@ -285,3 +301,96 @@ def table(rows):
                              "during the run: the machine is busy, ratios are rough"
                              % (ref.upper(), conns, vals[0], vals[1]))
     return "\n".join(lines), broken
+
+
+# ------------------------------------------------------------------ what the charts draw
+
+def ratio_bars(rows, peer, paired):
+    """The ratio chart's bars (bench/chart.py): one per row measured
+    against the ceiling (ref "get" or "post"; run.py gives a BROKEN row
+    its ref too) in the table's order, but for the peer's (Redis's) rows:
+    dict(case, conns, state ("OK", "BROKEN" or "SKIPPED"), ratio, rps,
+    target (the ratio to the ceiling its target asks, or None), vs (the
+    median of the per-round ratios to the peer, or None), verdict (the
+    table's target column), peer).  peer is
+    None but for the cases in paired (run against the peer), where it is
+    dict(state, ratio, rps) of the peer's row at the same connections."""
+    def state(r):
+        return r["state"].split(":")[0] if r else "BROKEN"
+
+    bars = []
+    for r in rows:
+        if r["case"] == peer or r["ref"] not in ("get", "post"):
+            continue
+        ok = r["state"] == "OK"
+        bar = dict(case=r["case"], conns=r["conns"], state=state(r), ratio=ratio(rows, r),
+                   rps=float(r["rps"]) if ok else None, target=ceiling_target(r["target"]),
+                   vs=float(r["vs"].split()[0]) if ok and r["vs"] else None, peer=None)
+        bar["verdict"] = verdicts(r["target"], bar["ratio"], bar["vs"]) if ok else ""
+        if r["case"] in paired:
+            p = next((x for x in rows if x["case"] == peer and x["conns"] == r["conns"]), None)
+            bar["peer"] = dict(state=state(p), ratio=ratio(rows, p) if p else None,
+                               rps=float(p["rps"]) if p and p["state"] == "OK" else None)
+        bars.append(bar)
+    return bars
+
+
+def by_connections(round_rows, cases):
+    """The connections chart's series (bench/chart.py) from the rounds'
+    rows of its phase: for each case of cases, dict(case, points), a
+    point per connection count in the order run: dict(conns, state,
+    median, lo, hi, rounds) (req/s over the rounds; state "OK" only if
+    every round was; median, lo and hi are None otherwise)."""
+    series = []
+    for case in cases:
+        points = []
+        mine = [r for r in round_rows if r["case"] == case]
+        for conns in dict.fromkeys(r["conns"] for r in mine):
+            rs = [r for r in mine if r["conns"] == conns]
+            bad = [r for r in rs if r["state"] != "OK"]
+            p = dict(conns=int(conns), state="OK", median=None, lo=None, hi=None, rounds=len(rs))
+            if bad:
+                p["state"] = bad[0]["state"].split(":")[0]
+            else:
+                v = [float(r["rps"]) for r in rs]
+                p.update(median=statistics.median(v), lo=min(v), hi=max(v))
+            points.append(p)
+        series.append(dict(case=case, points=points))
+    return series
+
+
+def connections_cells(curve_rows, case, peer):
+    """The table of case and its peer by connections, from the rounds'
+    rows of their phase: (header, one tuple of cells per connection
+    count, the BROKEN rows (report rows, as rounds() makes them))."""
+    med = rounds(curve_rows)
+    by = {(r["case"], r["conns"]): r for r in med}
+    header = ("conns", "%s req/s" % case, "%s req/s" % peer.split()[0],
+              "%s / %s (rounds)" % (case, peer.split()[0]))
+
+    def cell(r):
+        if r is None:
+            return "-"
+        if r["state"] != "OK":
+            return r["state"].split(":")[0]
+        return "%.0f" % float(r["rps"])
+    cells = []
+    for conns in dict.fromkeys(r["conns"] for r in med):
+        mine, theirs = by.get((case, conns)), by.get((peer, conns))
+        vs = "-"
+        if mine and mine["vs"]:
+            v, lo, hi, _n = mine["vs"].split()
+            vs = "%.2f (%.2f..%.2f)" % (float(v), float(lo), float(hi))
+        cells.append((conns, cell(mine), cell(theirs), vs))
+    return header, cells, [r for r in med if r["state"].startswith("BROKEN")]
+
+
+def text_table(header, cells, left=(0,)):
+    """Columns padded to their widest cell: those in left to the left,
+    the rest to the right."""
+    widths = [max(len(str(x[i])) for x in [header] + list(cells)) for i in range(len(header))]
+
+    def fmt(x):
+        return "  ".join(str(v).ljust(widths[i]) if i in left else str(v).rjust(widths[i])
+                         for i, v in enumerate(x)).rstrip()
+    return "\n".join([fmt(header), "  ".join("-" * w for w in widths)] + [fmt(x) for x in cells])

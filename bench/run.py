@@ -37,10 +37,14 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
 
 from optest import checks, client, daemons, ports, procs, prom  # noqa: E402
 
+import chart  # noqa: E402  (bench/chart.py)
 import report  # noqa: E402  (bench/report.py)
 
 WRK_TIMEOUT = 10
 REDIS_CASE = "Redis LPUSH, AOF always"
+PAIRED = {"create"}        # the cases run against Redis, in interleaved rounds
+# create and Redis by connections: (case, the name of its line in the chart)
+CURVE_SERIES = (("create", "order-api create"), (REDIS_CASE, REDIS_CASE))
 
 
 class Fatal(Exception):
@@ -99,6 +103,9 @@ def options(argv):
       "a tmpfs makes fsync free)")
     a("--keep", action="store_true",
       help="keep the temporary directory (logs, data) afterwards")
+    a("--out", metavar="DIR",
+      help="where the report, its charts and index.html go (default bench/results, smoke "
+      "bench/results/smoke)")
     o = p.parse_args(argv)
 
     smoke = o.smoke
@@ -124,6 +131,15 @@ def options(argv):
         p.exit(2, "%s: --threads %d is fewer than the %d connections of the cases (civetweb "
                "serves a connection per thread)\n" % (p.prog, o.threads, o.conns_high))
     o.conns_each = sorted({o.conns_low, o.conns_high})
+    # create and Redis by connections: the curve's points, each for half
+    # of --seconds (whole seconds, as wrk runs), on an order-api with a
+    # thread for each connection of the last point
+    o.curve_conns = (8, 16) if smoke else (16, 32, 64, 128)
+    o.curve_seconds = max(1, o.seconds // 2)
+    o.curve_threads = max(o.threads, *o.curve_conns)
+    if o.out is None:
+        o.out = os.path.join(HERE, "results", "smoke") if smoke else os.path.join(HERE, "results")
+    o.out = os.path.abspath(o.out)
     # The fills create orders as fast as they can while the run polls the
     # API; leave it a free server thread (civetweb keeps a thread per
     # keep-alive connection).
@@ -173,6 +189,8 @@ class Bench:
         self.run = None
         self.results = []          # table rows (report.RESULT_FIELDS)
         self.rounds = []           # rows of the cases run in rounds
+        self.rounds_file = "rounds.tsv"
+        self.curve = []            # rows of the rounds of create and Redis by connections
         self.extras = []           # the report's lines after the table
         self.settings = []
         self.ceiling = self.api = self.worker = self.redis = None
@@ -183,6 +201,7 @@ class Bench:
         self.redis_why = ""        # why the Redis reference cannot run
         self.redis_rate = {}       # redis-benchmark's last req/s by connections
         self.fstype = "?"
+        self.source = "?"          # the git commit
         self._held = 0
         self._pending = None
 
@@ -239,25 +258,38 @@ class Bench:
         self.add(dict(case=case, conns=str(conns), state=state, rps=rps, p50=str(p50),
                       p99=str(p99), ref=ref, target=target, note=note, vs=""))
 
-    def broken_row(self, case, conns, why):
+    def broken_row(self, case, conns, why, ref=""):
+        """A BROKEN row; ref as the case's (the ratio chart shows a case
+        measured against the ceiling, "get" or "post", as BROKEN)."""
         sys.stderr.write("BROKEN %s (%s connections): %s\n" % (case, conns, why))
-        self.row(case, conns, "BROKEN: " + why)
+        self.row(case, conns, "BROKEN: " + why, ref=ref)
 
-    def phase_broken(self, why, cases):
+    def phase_broken(self, why, cases, ref=""):
         """Every case of a phase that could not run, each once."""
         for case, conns in dict.fromkeys(cases):
-            self.broken_row(case, conns, why)
+            self.broken_row(case, conns, why, ref)
 
     def round_row(self, rnd, case, conns, state, rps="", p50="", p99="", ref="", target="",
                   note="", pair=""):
         r = dict(round=str(rnd), case=case, conns=str(conns), state=state, rps=rps,
                  p50=str(p50), p99=str(p99), ref=ref, target=target, note=note, pair=pair)
         self.rounds.append(r)
-        self._append("rounds.tsv", report.tsv_line(r, report.ROUND_FIELDS))
+        self._append(self.rounds_file, report.tsv_line(r, report.ROUND_FIELDS))
 
-    def round_broken(self, rnd, case, conns, why):
+    def round_broken(self, rnd, case, conns, why, ref=""):
         sys.stderr.write("BROKEN %s (%s connections, round %s): %s\n" % (case, conns, rnd, why))
-        self.round_row(rnd, case, conns, "BROKEN: " + why)
+        self.round_row(rnd, case, conns, "BROKEN: " + why, ref=ref)
+
+    @contextlib.contextmanager
+    def rounds_to(self, rows, name):
+        """The rounds' rows go into the list rows and the file name (in
+        the run's directory) instead of the table's rounds while in it."""
+        saved = self.rounds, self.rounds_file
+        self.rounds, self.rounds_file = rows, name
+        try:
+            yield
+        finally:
+            self.rounds, self.rounds_file = saved
 
     # -- processes
     def start(self, attr, server):
@@ -501,14 +533,14 @@ def wait_done(api, timeout):
 
 # ------------------------------------------------------------------ wrk
 
-def wrk_timed(b, conns, url, script, serving, env=None):
-    """A -d --seconds wrk run; its WrkResult, or Broken."""
+def wrk_timed(b, conns, url, script, serving, env=None, seconds=None):
+    """A -d seconds (default --seconds) wrk run; its WrkResult, or Broken."""
     if conns > serving:
         raise Broken("the server has %d threads for %d connections" % (serving, conns))
     t = min(b.o.wrk_threads, conns)
     b.wrk_runs += 1
     rc, out = b.run_client(
-        ["wrk", "-t", str(t), "-c", str(conns), "-d", "%ds" % b.o.seconds,
+        ["wrk", "-t", str(t), "-c", str(conns), "-d", "%ds" % (seconds or b.o.seconds),
          "--timeout", "%ds" % WRK_TIMEOUT, "-s", script, url],
         b.path("wrk-%d.txt" % b.wrk_runs), env=dict(env or {}, BENCH_THREADS=str(t)))
     w, why = report.parse_wrk(out, rc)
@@ -574,24 +606,26 @@ def fill(b, target):
 
 # ------------------------------------------------------------------ daemons
 
-def start_api(b, phase, data, queue, extra=()):
-    """order-api on a free port (a lost port race is retried), into
-    b.api; Broken if it does not start."""
+def start_api(b, phase, data, queue, extra=(), threads=None):
+    """order-api with threads (default --threads) HTTP threads on a free
+    port (a lost port race is retried), into b.api; Broken if it does not
+    start."""
+    threads = threads or b.o.threads
     log = b.path("order-api-%s.log" % phase)
     for _ in range(3):
         port = ports.free_port()
         # wrk's connections all come from one address: let it hold every
         # thread, as a proxy in front would.
         argv = [b.o.api_bin, "-c", "/dev/null", "-D", data, "-q", queue,
-                "-l", "127.0.0.1:%d" % port, "-t", str(b.o.threads),
-                "--max-connections-per-address", str(b.o.threads), *extra]
+                "-l", "127.0.0.1:%d" % port, "-t", str(threads),
+                "--max-connections-per-address", str(threads), *extra]
         b.start("api", Server("order-api", argv, log, port))
         if wait_http(b.api, "/healthz", 30):
             n = b.api.threads_from_log()
             if n is None:
                 b.warn("order-api's log does not say its thread count; assuming --threads %d"
-                       % b.o.threads)
-                n = b.o.threads
+                       % threads)
+                n = threads
             b.api.threads = n
             return b.api
         if b.api.alive():
@@ -643,8 +677,10 @@ def start_ceiling(b):
     return False
 
 
-def api_case(b, name, conns, ref, target, script, path, env=None, note="", rnd=None, pair=""):
-    """A timed case against order-api: a row, or a round's row with rnd."""
+def api_case(b, name, conns, ref, target, script, path, env=None, note="", rnd=None, pair="",
+             seconds=None):
+    """A timed case against order-api (wrk for seconds, default
+    --seconds): a row, or a round's row with rnd."""
     b.say("%s, %d connections%s"
           % (name, conns, " (round %d of %d)" % (rnd, b.o.rounds) if rnd else ""))
     try:
@@ -653,7 +689,7 @@ def api_case(b, name, conns, ref, target, script, path, env=None, note="", rnd=N
             raise Broken("cannot read order-api's /metrics")
         counts0 = api_counts(b.api)
         commits0 = api_commits(b.api)
-        w = wrk_timed(b, conns, b.api.url + path, script, b.api.threads, env)
+        w = wrk_timed(b, conns, b.api.url + path, script, b.api.threads, env, seconds)
         check_api_after(b, before)
         if ref == "post":  # every 201 wrk counted must be a stored order
             counts1 = api_counts(b.api)
@@ -672,9 +708,9 @@ def api_case(b, name, conns, ref, target, script, path, env=None, note="", rnd=N
                     "; " if note else "", created / j, j / w.duration, created / c)
     except Broken as e:
         if rnd:
-            b.round_broken(rnd, name, conns, str(e))
+            b.round_broken(rnd, name, conns, str(e), ref)
         else:
-            b.broken_row(name, conns, str(e))
+            b.broken_row(name, conns, str(e), ref)
         return
     figures = ("%.1f" % w.rps, w.p50, w.p99, ref, target, note)
     if rnd:
@@ -706,7 +742,7 @@ def get_broken(b, why, size):
     hi = b.o.conns_high
     b.phase_broken(why, [("status GET, random of %s orders" % size, hi),
                          ("detail GET, random of %s orders" % size, hi),
-                         ("metrics, %s orders" % size, hi)])
+                         ("metrics, %s orders" % size, hi)], "get")
 
 
 def lmdb_bytes(datadir, orders, what):
@@ -757,13 +793,13 @@ def redis_config_ok(b):
                                           ("appendonly", "appendfsync", "save", "dir")] + [real]))
 
 
-def start_redis(b, rnd):
+def start_redis(b, tag):
     """A fresh redis-server on a free loopback port and a new data
-    directory under the run's directory, into b.redis; Broken if it does
-    not start, answer PING or read its settings back."""
-    rdir = b.path("redis-r%d" % rnd)
-    log = b.path("redis-server-r%d.log" % rnd)
-    conf = b.path("redis-r%d.conf" % rnd)
+    directory under the run's directory (redis-TAG), into b.redis; Broken
+    if it does not start, answer PING or read its settings back."""
+    rdir = b.path("redis-%s" % tag)
+    log = b.path("redis-server-%s.log" % tag)
+    conf = b.path("redis-%s.conf" % tag)
     shutil.rmtree(rdir, ignore_errors=True)
     os.makedirs(rdir)
     for _ in range(3):
@@ -853,9 +889,10 @@ def redis_calibrate(b, conns):
     b.redis_rate[conns] = rps
 
 
-def redis_case(b, rnd, conns, redis_start_why):
-    """The Redis case of round rnd, on the Redis started for it (or
-    SKIPPED / BROKEN rows when there is none)."""
+def redis_case(b, rnd, conns, redis_start_why, seconds=None):
+    """The Redis case of round rnd, on the Redis started for it, for
+    about seconds (default --seconds) (or SKIPPED / BROKEN rows when
+    there is none)."""
     if b.redis_why:
         if b.o.smoke:
             b.round_broken(rnd, REDIS_CASE, conns, b.redis_why)
@@ -872,7 +909,7 @@ def redis_case(b, rnd, conns, redis_start_why):
                 redis_calibrate(b, conns)
             except Broken as e:
                 raise Broken("calibrating: %s" % e) from None
-        n = max(1000, int(b.redis_rate[conns] * b.o.seconds))
+        n = max(1000, int(b.redis_rate[conns] * (seconds or b.o.seconds)))
         st0 = redis_state(b)
         try:
             rps, p50, p99, dur = redis_bench(b, conns, n)
@@ -1040,12 +1077,14 @@ def write_settings(b):
         first_line([o.api_bin, "-V"]), first_line([o.worker_bin, "-V"]), civetweb,
         first_line(["pkg-config", "--modversion", "libcjson"]), lmdb,
         words(first_line(["wrk", "-v"]), 2), os.uname().release))
-    b.setting("  source: %s%s" % (git, " (with local changes)" if dirty else ""))
+    b.source = git + (" (with local changes)" if dirty else "")
+    b.setting("  source: %s" % b.source)
     if not b.redis_why:
         b.setting(
-            '  redis: %s; data in %s/redis-r<round> (%s, the file system of the daemons\' data '
-            'directories), appendonly yes, appendfsync always, save "", no AOF rewrite; %s -P 1 '
-            "-t lpush -d 80 --threads %d (at most one per connection), %d round(s)" % (
+            '  redis: %s; data in %s/redis-[conns-]r<round> (%s, the file system of the '
+            'daemons\' data directories), appendonly yes, appendfsync always, save "", no AOF '
+            'rewrite; %s -P 1 -t lpush -d 80 --threads %d (at most one per connection), '
+            '%d round(s)' % (
                 words(first_line(["redis-server", "--version"]), 3), b.run, b.fstype,
                 words(first_line(["redis-benchmark", "--version"]), 2), o.wrk_threads,
                 o.rounds))
@@ -1174,49 +1213,89 @@ def create_target(b, conns):
 
 def create_rounds(b):
     """--rounds rounds of the Redis case and the create case at each
-    connection count (16, then 64), Redis first in odd rounds and second in
-    even ones, so that neither always runs on the machine the other left;
-    a fresh Redis with a new data directory each round, and likewise a
-    fresh order-api on a new data directory and queue, so that no round
-    runs on a store the others grew.  The table gets the medians."""
+    connection count (16, then 64), interleaved (interleaved_rounds());
+    the table gets the medians."""
     o = b.o
     peaks = []
-    for rnd in range(1, o.rounds + 1):
-        redis_start_why = ""
-        if not b.redis_why:
-            try:
-                start_redis(b, rnd)
-            except Broken as e:
-                redis_start_why = str(e)
-        api_why = ""
-        data = b.path("data-create-r%d" % rnd)
-        try:
-            start_api(b, "create-r%d" % rnd, data, b.new_queue("create-r%d" % rnd))
-        except Broken as e:
-            api_why = str(e)
-        order = ("redis", "create") if rnd % 2 else ("create", "redis")
-        for conns in o.conns_each:
-            for kind in order:
-                if kind == "redis":
-                    redis_case(b, rnd, conns, redis_start_why)
-                elif api_why:
-                    b.round_broken(rnd, "create", conns, api_why)
-                else:
-                    if conns == o.conns_high:
-                        peaks.append(b.sample("rss-api-create-r%d" % rnd, b.api.pid))
-                    api_case(b, "create", conns, "post", create_target(b, conns),
-                             os.path.join(HERE, "post.lua"), "/api/orders/",
-                             note="order-api alone, no worker", rnd=rnd, pair=REDIS_CASE)
-                    b.stop_samplers()
-        b.stop_redis()
-        shutil.rmtree(b.path("redis-r%d" % rnd), ignore_errors=True)
-        b.end_phase()
-        shutil.rmtree(data, ignore_errors=True)
+
+    def create(rnd, conns):
+        if conns == o.conns_high:
+            peaks.append(b.sample("rss-api-create-r%d" % rnd, b.api.pid))
+        api_case(b, "create", conns, "post", create_target(b, conns),
+                 os.path.join(HERE, "post.lua"), "/api/orders/",
+                 note="order-api alone, no worker", rnd=rnd, pair=REDIS_CASE)
+        b.stop_samplers()
+    interleaved_rounds(b, "", o.conns_each, create)
     for r in report.rounds(b.rounds):
         b.add(r)
     best = max((s.peak for s in peaks if s.peak), default=None)  # the peak over the rounds
     b.extra("order-api RSS, create at %d connections: %s (peak of %d round(s); target < 64 MiB)"
             % (o.conns_high, report.rss_mib(best), o.rounds))
+
+
+def interleaved_rounds(b, tag, conns_each, create, seconds=None, threads=None):
+    """--rounds rounds of the Redis case (for seconds, default --seconds)
+    and create(rnd, conns) at each connection count of conns_each in turn,
+    Redis first in odd rounds and second in even ones, so that neither
+    always runs on the machine the other left; a fresh Redis with a new
+    data directory each round, and likewise a fresh order-api (with
+    threads HTTP threads, default --threads) on a new data directory and
+    queue, so that no round runs on a store the others grew.  tag names
+    the rounds' directories, logs and queues."""
+    for rnd in range(1, b.o.rounds + 1):
+        name = "%sr%d" % (tag, rnd)
+        redis_start_why = ""
+        if not b.redis_why:
+            try:
+                start_redis(b, name)
+            except Broken as e:
+                redis_start_why = str(e)
+        api_why = ""
+        data = b.path("data-create-%s" % name)
+        try:
+            start_api(b, "create-%s" % name, data, b.new_queue("create-%s" % name),
+                      threads=threads)
+        except Broken as e:
+            api_why = str(e)
+        order = ("redis", "create") if rnd % 2 else ("create", "redis")
+        for conns in conns_each:
+            for kind in order:
+                if kind == "redis":
+                    redis_case(b, rnd, conns, redis_start_why, seconds)
+                elif api_why:
+                    b.round_broken(rnd, "create", conns, api_why, "post")
+                else:
+                    create(rnd, conns)
+        b.stop_redis()
+        shutil.rmtree(b.path("redis-%s" % name), ignore_errors=True)
+        b.end_phase()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def create_connections(b):
+    """create and the Redis case by connections (16, 32, 64 and 128; 8
+    and 16 in the smoke run), each point for half of --seconds, in
+    --rounds interleaved rounds as create_rounds(), on an order-api with a
+    thread for each connection of the last point: the connections chart
+    draws the medians, the report gives them in a table of their own
+    (b.curve, not the table's rows)."""
+    o = b.o
+    b.say("create and %s by connections: %s, %d s each, order-api --threads %d"
+          % (REDIS_CASE, ", ".join(map(str, o.curve_conns)), o.curve_seconds, o.curve_threads))
+    peaks = []
+
+    def create(rnd, conns):
+        if conns == o.curve_conns[-1]:
+            peaks.append(b.sample("rss-api-conns-r%d" % rnd, b.api.pid))
+        api_case(b, "create", conns, "post", "", os.path.join(HERE, "post.lua"),
+                 "/api/orders/", note="order-api alone, no worker, --threads %d"
+                 % o.curve_threads, rnd=rnd, pair=REDIS_CASE, seconds=o.curve_seconds)
+        b.stop_samplers()
+    with b.rounds_to(b.curve, "curve.tsv"):
+        interleaved_rounds(b, "conns-", o.curve_conns, create, o.curve_seconds, o.curve_threads)
+    best = max((s.peak for s in peaks if s.peak), default=None)
+    b.extra("order-api RSS, create at %d connections (--threads %d): %s (peak of %d round(s))"
+            % (o.curve_conns[-1], o.curve_threads, report.rss_mib(best), o.rounds))
 
 
 def many_orders(b):
@@ -1263,7 +1342,7 @@ def end_to_end_zero(b):
         start_api(b, "e2e", data, queue)
         start_worker(b, "e2e", data, queue, 0, 0)
     except Broken as e:
-        b.phase_broken(str(e), [(label, hi)])
+        b.phase_broken(str(e), [(label, hi)], "post")
         b.end_phase()
         return
     b.say("%s, %d connections" % (label, hi))
@@ -1298,7 +1377,7 @@ def end_to_end_zero(b):
               % (w.rps, backlog, max(0.0, done_at - t1)))
         b.extra(lmdb_bytes(data, c1[0], "Completed"))
     except Broken as e:
-        b.broken_row(label, hi, str(e))
+        b.broken_row(label, hi, str(e), "post")
     b.stop_samplers()
     b.extra("order-api RSS, end to end at %d connections: %s" % (hi, report.rss_mib(rss_api.peak)))
     b.extra("order-worker RSS (master + workers), end to end: %s"
@@ -1361,7 +1440,9 @@ def ceiling_end(b):
 
 
 def print_report(b):
-    """The table, the extras and the settings; 1 if any case broke."""
+    """The table, the table by connections, the extras and the settings,
+    printed and written to --out with the charts (write_results()); 1 if
+    any case broke or the results could not be written."""
     o = b.o
     b.setting("  load average at the end: %s; %d s in all"
               % (" ".join(load_average()), time.time() - b.t0))
@@ -1382,7 +1463,7 @@ def print_report(b):
         rounds_how = ("%d interleaved round(s) (Redis, create at %d connections, Redis, create at "
                       "%d, the order in each pair swapped in the even rounds)"
                       % (o.rounds, o.conns_low, o.conns_high))
-    print(report.wrap(
+    out = [report.wrap(
         "\norder-processing benchmark, how to read it:\n"
         "- ratio: req/s over the ceiling server's (bench/ceiling.c, a minimal civetweb server) "
         "at the same connections, measured in this run (the mean of its start and end runs); "
@@ -1393,30 +1474,110 @@ def print_report(b):
         "means order-api creates durable orders at least as fast as Redis appends durable list "
         "entries. The create and Redis rows give the medians of the rounds.\n"
         "- target: ok or MISS against bench/README.md's targets; a miss does not fail the run.\n"
-        % (REDIS_CASE, redis_how, rounds_how)))
+        % (REDIS_CASE, redis_how, rounds_how))]
     text, broken = report.table(b.results)
-    print(text)
-    print()
-    print("\n".join(b.extras))
-    print()
-    print("\n".join(b.settings))
-    if not broken:
-        print()
-        print("every case ran clean")
-        return 0
+    out.append(text)
+    header, cells, curve_broken = report.connections_cells(b.curve, "create", REDIS_CASE)
+    out.append("")
+    out.append(report.wrap("create and %s by connections (%s): order-api with --threads %d, "
+                           "%d s a point, the medians of %d interleaved round(s):"
+                           % (REDIS_CASE, ", ".join(map(str, o.curve_conns)), o.curve_threads,
+                              o.curve_seconds, o.rounds)))
+    out.append(report.text_table(header, cells))
+    out += ["", "\n".join(b.extras), "", "\n".join(b.settings)]
     rows = [r for r in b.results if r["state"].startswith("BROKEN")]
-    print()
-    print("BROKEN: %d case(s) did not run clean; their numbers are withheld:" % len(rows))
-    for r in rows:
-        print("  %s (%s connections): %s" % (r["case"], r["conns"], r["state"][len("BROKEN: "):]))
-    for log in (sorted(glob.glob(b.path("order-*.log"))) + [b.path("ceiling.log")]
-                + sorted(glob.glob(b.path("redis-server-*.log")))):
-        if os.path.isfile(log) and os.path.getsize(log):
-            print("---- the last lines of %s" % os.path.basename(log))
-            print(checks.tail(log, 8))
-    if not o.keep:
-        print("(bench/run.sh --keep keeps the logs, wrk outputs and small data sets)")
-    return 1
+    rows += [dict(r, case="%s (by connections)" % r["case"]) for r in curve_broken]
+    out.append("")
+    if not rows:
+        out.append("every case ran clean")
+    else:
+        out.append("BROKEN: %d case(s) did not run clean; their numbers are withheld:" % len(rows))
+        for r in rows:
+            out.append("  %s (%s connections): %s"
+                       % (r["case"], r["conns"], r["state"][len("BROKEN: "):]))
+        for log in (sorted(glob.glob(b.path("order-*.log"))) + [b.path("ceiling.log")]
+                    + sorted(glob.glob(b.path("redis-server-*.log")))):
+            if os.path.isfile(log) and os.path.getsize(log):
+                out.append("---- the last lines of %s" % os.path.basename(log))
+                out.append(checks.tail(log, 8))
+        if not o.keep:
+            out.append("(bench/run.sh --keep keeps the logs, wrk outputs and small data sets)")
+    report_text = "\n".join(out)
+    print(report_text)
+    wrote = write_results(b, report_text)
+    return 1 if rows or not wrote else 0
+
+
+def write_results(b, report_text):
+    """The report, its rows, the charts and index.html (results_files())
+    into --out; False (and why, on stderr) if they could not be
+    written."""
+    o = b.o
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b.t0))
+    files = results_files(o, b.results, b.curve, "%s run of %s, source %s" % (
+        "smoke" if o.smoke else "full", when, b.source), report_text)
+    try:
+        os.makedirs(o.out, exist_ok=True)
+        for name, content in files.items():
+            tmp = os.path.join(o.out, "." + name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(content)
+            os.replace(tmp, os.path.join(o.out, name))
+    except OSError as e:
+        sys.stderr.write("BROKEN: cannot write the results to %s: %s\n" % (o.out, e))
+        return False
+    print("\nthe charts and this report: %s (open it in a browser)"
+          % os.path.join(o.out, "index.html"))
+    return True
+
+
+def results_files(o, results, curve_rows, run, report_text):
+    """{file name: content} of what a run writes to --out: report.txt
+    (report_text), results.tsv (the table's rows, results), curve.tsv
+    (the rounds of create and Redis by connections, curve_rows), the
+    charts (bench/chart.py) ratios.svg and create-connections.svg, and
+    index.html, which shows them with the tables; run says which run
+    (the charts' subtitles, the page's title)."""
+    ceil = []
+    for conns in o.conns_each:
+        for ref in ("get", "post"):
+            c = report.ceiling_rps(results, ref, str(conns))
+            ceil.append("%s %s" % (ref.upper(), chart.thousands(c) + "/s" if c else "none"))
+    ceil_note = "; ".join("%d connections: %s" % (c, ", ".join(ceil[2 * i:2 * i + 2]))
+                          for i, c in enumerate(o.conns_each))
+    bars = report.ratio_bars(results, REDIS_CASE, PAIRED)
+    ratios = chart.ratios_svg(bars, REDIS_CASE, "%s, %d\u00a0s a case; the ceiling's req/s at %s"
+                              % (run, o.seconds, ceil_note))
+    curve = report.by_connections(curve_rows, [case for case, _ in CURVE_SERIES])
+    vs = {}
+    for r in report.rounds(curve_rows):
+        if r["case"] == "create" and r["vs"]:
+            vs[int(r["conns"])] = float(r["vs"].split()[0])
+    conns = chart.connections_svg(
+        curve, vs, [name for _, name in CURVE_SERIES], (chart.OURS, chart.PEER),
+        "create vs %s, by connections" % REDIS_CASE,
+        "%s; order-api --threads %d (a 201 after its journal flush); %d\u00a0s a point, the median "
+        "of %d interleaved round(s)" % (run, o.curve_threads, o.curve_seconds, o.rounds))
+    header, cells, _ = report.table_cells(results)
+    curve_table = report.connections_cells(curve_rows, "create", REDIS_CASE)[:2]
+    page = chart.index_html(
+        "order-processing benchmark: %s" % run,
+        "Ratios to the ceiling (bench/ceiling.c, a minimal civetweb server) and to Redis with "
+        "appendfsync always, measured in the same run; bench/README.md explains each case and "
+        "its target. The charts alone: ratios.svg, create-connections.svg; the report as "
+        "printed: report.txt.",
+        [("ratios.svg", "each case's ratio to the ceiling, with its target and Redis's"),
+         ("create-connections.svg", "create and Redis req/s at %s connections"
+          % ", ".join(map(str, o.curve_conns)))],
+        [("The table", header, cells),
+         ("create and %s by connections" % REDIS_CASE, *curve_table)],
+        report_text.strip("\n"))
+    return {"report.txt": report_text.strip("\n") + "\n",
+            "results.tsv": "".join(report.tsv_line(r, report.RESULT_FIELDS) + "\n"
+                                   for r in results),
+            "curve.tsv": "".join(report.tsv_line(r, report.ROUND_FIELDS) + "\n"
+                                 for r in curve_rows),
+            "ratios.svg": ratios, "create-connections.svg": conns, "index.html": page}
 
 
 # ------------------------------------------------------------------ the plan
@@ -1435,6 +1596,7 @@ def main(argv=None):
         disk(b)                 # synced commits, flushes by pages, the store's commits
         gets_few(b)             # status, detail, metrics GETs with ~1k orders
         create_rounds(b)        # create against Redis, in interleaved rounds
+        create_connections(b)   # the same at 16, 32, 64 and 128 connections
         many_orders(b)          # the GETs again with 1M orders stored
         end_to_end_zero(b)      # order-api + order-worker, delays 0
         end_to_end_default(b)   # 10,000 orders with the default delays
