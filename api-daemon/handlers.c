@@ -497,7 +497,10 @@ query_number(struct request *r, const char *name, uint64_t max,
 	return 0;
 }
 
-/* GET /orders?user_id=&status=&after=&limit=: a page of orders by id. */
+/*
+ * GET /orders?user_id=&status=&after=&limit=&order=: a page of orders by
+ * id, oldest first, or newest first with order=desc.
+ */
 static int
 handle_list(struct request *r)
 {
@@ -505,6 +508,7 @@ handle_list(struct request *r)
 	struct list_state ls = { .out = &r->body };
 	uint64_t v, next;
 	char raw[64];
+	bool nothing;
 	int n, rc;
 
 	if ((n = query_number(r, "limit", 1000, &v, raw, sizeof(raw))) == 0) {
@@ -527,16 +531,25 @@ handle_list(struct request *r)
 		return respond_field_error(r, "status", "Select one of "
 		    "Pending, Processing, Completed, Cancelled.");
 	f.by_status = n > 0;
+	n = request_query(r, "order", raw, sizeof(raw));
+	if (n == -2 || (n > 0 && strcmp(raw, "asc") != 0 &&
+	    strcmp(raw, "desc") != 0))
+		return respond_field_error(r, "order",
+		    "Select one of asc, desc.");
+	f.desc = n > 0 && strcmp(raw, "desc") == 0;
 	n = request_query(r, "after", raw, sizeof(raw));
 	if (n == -2 || (n > 0 && order_id_parse(raw, (size_t)n, &f.after) != 0))
 		return respond_field_error(r, "after",
 		    "Give an order id such as ORD123.");
+	/* Newest first, after ORD0 is below every id (0 is no cursor). */
+	nothing = f.desc && n > 0 && f.after == 0;
 
 	if ((rc = committer_wait_all(r->ctx->committer)) != 0)
 		return respond_wait_error(r, rc);
 	ls.limit = f.limit;
 	strbuf_puts(&r->body, "{\"results\": [");
-	rc = store_list(r->ctx->store, &f, list_one, &ls, &next);
+	next = 0;
+	rc = nothing ? 0 : store_list(r->ctx->store, &f, list_one, &ls, &next);
 	if (ls.paused)
 		return list_stream(r, &f, &ls);
 	if (rc != 0 && !strbuf_failed(&r->body))
