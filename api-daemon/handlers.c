@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "dashboard.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -667,10 +668,27 @@ handle_prometheus(struct request *r)
 }
 
 /*
+ * GET / and /dashboard/: the dashboard (dashboard.h), one page with its
+ * script and style inline, answered without the token (the API calls it
+ * makes ask for one). no-cache: a browser revalidates it, so a new build
+ * is seen at the next load.
+ */
+static int
+handle_dashboard(struct request *r)
+{
+	strbuf_append(&r->body, (const char *)dashboard_page,
+	    dashboard_page_len);
+	r->content_type = "text/html; charset=utf-8";
+	r->cache_control = "no-cache";
+	return respond(r, 200, dashboard_headers);
+}
+
+/*
  * The routes: each path the API serves, declared here and nowhere else
  * (router.h tells how a request's path matches a pattern, and what the
  * fields are). A route takes the bearer token, when --api-token-file is
- * set, unless it is open: the probes and Prometheus' scrape are.
+ * set, unless it is open: the probes, Prometheus' scrape and the
+ * dashboard's page (not the API calls it makes) are.
  *
  * The table holds the handlers themselves, so it stands beside them: a
  * new route is a row and a function in this file, and the compiler
@@ -690,6 +708,8 @@ const struct route router_routes[] = {
 	{ "/api/orders/{order_id}/", .get = handle_order },
 	{ "/api/orders/{order_id}/status/", .get = handle_status },
 	{ "/api/orders/{order_id}/cancel/", .post = handle_cancel },
+	{ "/", .open = true, .get = handle_dashboard },
+	{ "/dashboard/", .open = true, .get = handle_dashboard },
 };
 const size_t router_nroutes = sizeof(router_routes) / sizeof(router_routes[0]);
 _Static_assert(sizeof(router_routes) / sizeof(router_routes[0]) <=

@@ -6,10 +6,11 @@ liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
 # root booted under systemd-nspawn for the unit tests, libFuzzer (clang),
 # cppcheck, wrk and Redis (the reference it measures creates against) for
 # the benchmark's smoke run, and nginx (with openssl for a throw-away
-# certificate) for the test of the shipped reverse proxy.
+# certificate) for the test of the shipped reverse proxy, and a browser
+# (chromium, its WebDriver and Debian's Selenium) for the dashboard's test.
 test_packages="mandoc systemd debootstrap systemd-container util-linux
 clang libclang-rt-14-dev cppcheck lmdb-utils wrk redis-server redis-tools
-nginx openssl"
+nginx openssl chromium chromium-driver python3-selenium"
 
 # install_deps [extra packages...]
 install_deps() {

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The HTTP API as order-processing(7) documents it: lifecycle, bodies, paths, errors,
-validation, cancel, list and pagination, health and readiness."""
+validation, cancel, list and pagination (both orders), health and readiness, and the
+dashboard's page (its headers, and a Content-Security-Policy naming the hashes of its
+inline script and style)."""
 
 import datetime
 import json
@@ -13,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest.checks import run, wait_until  # noqa: E402
 from optest.client import check_response, expect_status, raw_request  # noqa: E402
 from optest.daemons import System  # noqa: E402
+from optest.dashboard import check_page  # noqa: E402
 from optest.orders import (ORDER_ID_RE, STATUS_RANK, check_metrics_consistent,  # noqa: E402
                            check_order_shape)
 
@@ -426,6 +429,15 @@ def listing(s):
     return cancelled
 
 
+def dashboard(s):
+    """/ and /dashboard/ serve the page, its policy naming its hashes."""
+    html = check_page(s)
+    assert "<title>order-processing</title>" in html, html[:300]
+    # the JSON routes are not disturbed by the page's rows
+    expect_status(s.request("GET", "/healthz"), 200, "healthz beside the page")
+    expect_not_found(s.request("GET", "/index.html"), "/index.html")
+
+
 def health(s):
     r = expect_status(s.request("GET", "/healthz"), 200, "healthz")
     assert r.body == {"status": "ok"}, r.body
@@ -436,6 +448,7 @@ def main():
         tz = {"TZ": "IST-5:30"}  # timestamps must still be UTC
         s.start_api(env=tz)
         health(s)
+        dashboard(s)
         s.start_worker(workers=2, pickup_ms=300, processing_ms=300, lease_ms=2000, env=tz)
         s.wait_ready()
         done = lifecycle(s)
