@@ -572,6 +572,7 @@
 			dl.append(el('dt', '', k), dd);
 		}
 		$('order-detail').hidden = false;
+		$('order-hint').hidden = true;
 		$('order-detail').dataset.id = o.order_id;
 		$('order-cancel').hidden = o.status !== 'Pending';
 	}
@@ -588,6 +589,7 @@
 		const b = await json(res);
 		if (res.status === 404) {
 			$('order-detail').hidden = true;
+			$('order-hint').hidden = false;
 			shown = null;
 			orderMessage('No order ' + $('order-id').value + '.', true);
 			return;
