@@ -130,6 +130,7 @@ TEST(test_table)
 			expect("//", t->path, 0);
 			expect("/api", NULL, 0);
 			expect("/api/", NULL, 0);
+			expect("/api//", NULL, 0);
 			continue;
 		}
 		for (int form = 0; form < 4; form++) {
