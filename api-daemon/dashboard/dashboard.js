@@ -359,10 +359,9 @@
 		    '\u2013';
 	}
 
-	/* A bucket's bound in words: 0.25 -> 250ms, 2.5 -> 2.5s, 300 -> 5m. */
+	/* A bucket's bound, short: 0.25 -> 0.25s, 2.5 -> 2.5s, 300 -> 5m. */
 	function bucketLabel(le) {
-		return le < 1 ? Math.round(le * 1000) + 'ms' : le < 60 ? le + 's' :
-		    (le / 60) + 'm';
+		return le < 60 ? le + 's' : (le / 60) + 'm';
 	}
 
 	function drawHistogram(samples) {
@@ -386,9 +385,11 @@
 		const bars = buckets.map((b, i) => {
 			const n = b.cum - prev;
 			prev = b.cum;
-			const label = isFinite(b.le) ? '\u2264' + bucketLabel(b.le) :
-			    '>' + bucketLabel(buckets[i - 1] ? buckets[i - 1].le : 0);
-			return { n, label };
+			const below = isFinite(b.le);
+			const bound = bucketLabel(below ? b.le :
+			    buckets[i - 1] ? buckets[i - 1].le : 0);
+			return { n, label: below ? bound : '>' + bound,
+				title: (below ? '\u2264 ' : '> ') + bound };
 		});
 		const max = Math.max(1, ...bars.map((b) => b.n));
 		const slot = (width - 2 * side) / Math.max(1, bars.length);
@@ -405,7 +406,7 @@
 			const bar = svg('rect', { class: 'bar', x: bx.toFixed(1),
 				y: (top + plotH - h).toFixed(1), width: bw.toFixed(1),
 				height: h.toFixed(1), 'data-count': b.n });
-			bar.append(svg('title', {}, `${b.label}: ${b.n}`));
+			bar.append(svg('title', {}, `${b.title}: ${b.n}`));
 			hist.append(bar);
 			if (b.n > 0)
 				hist.append(svg('text', { class: 'bar-count',
@@ -413,7 +414,8 @@
 					y: (top + plotH - h - 4).toFixed(1),
 					'text-anchor': 'middle' },
 				    numberFmt.format(b.n)));
-			if (slot >= 34 || i % 2 === 0)
+			/* Every label that fits: all, every 2nd or every 3rd. */
+			if (i % (slot >= 38 ? 1 : slot >= 19 ? 2 : 3) === 0)
 				hist.append(svg('text', { x: (bx + bw / 2).toFixed(1),
 					y: height - 6, 'text-anchor': 'middle' },
 				    b.label));
