@@ -29,7 +29,9 @@ against the real daemons.
   console.error and a refused style attribute both reach it.
 
 Screenshots (desktop, phone, dark, the token prompt) go to $OP_SCREENSHOT_DIR,
-or to a new directory under /tmp that the test names at the end.
+else to the directory given as the argument (meson gives
+build/tests/integration/dashboard-shots, overwritten by each run), else to a
+new directory under /tmp; the test names it at the end.
 
 Needs chromium, chromedriver and Selenium (Debian: chromium,
 chromium-driver, python3-selenium); skipped (exit 77) without them. Run by
@@ -396,7 +398,8 @@ def token_part(s, b, url, token_file):
 def main():
     import_selenium()
     chromium, chromedriver = find_browser()
-    shots = os.environ.get("OP_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="op-dashboard-shots-")
+    shots = os.environ.get("OP_SCREENSHOT_DIR") or (sys.argv[1] if len(sys.argv) > 1 else
+                                                    tempfile.mkdtemp(prefix="op-dashboard-shots-"))
     os.makedirs(shots, exist_ok=True)
     with System("dashboard") as s:
         token_file = os.path.join(s.tmp, "tokens")
