@@ -221,6 +221,8 @@
 		for (const st of STATUSES)
 			$('count-' + st).textContent =
 			    numberFmt.format(m.order_status_count[st]);
+		document.title = numberFmt.format(m.order_status_count.Pending) +
+		    ' pending \u00b7 order-processing';
 		$('count-total').textContent = numberFmt.format(m.total_orders);
 		$('avg-time').textContent = m.total_orders_processed > 0 ?
 		    m.average_processing_time_seconds.toFixed(2) + ' s' : '\u2013';
@@ -533,7 +535,8 @@
 		const tr = ev.target.closest('tr[data-id]');
 		if (tr) {
 			ev.preventDefault();
-			openOrder(tr.dataset.id);
+			openOrder(tr.dataset.id).then(() => $('order-panel')
+			    .scrollIntoView({ block: 'nearest' })).catch(showError);
 		}
 	});
 

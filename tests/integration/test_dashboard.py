@@ -13,7 +13,8 @@ against the real daemons.
   "Newer" the first page again.
 - The worker stopped, 3 orders of user C stay Pending: the Pending filter
   lists exactly them, the user filter exactly A's orders, newest first.
-- The order id box opens one order and shows its fields; its Cancel makes
+- The order id box, or a row's link, opens one order and shows its fields
+  (a Completed one has no Cancel); its Cancel makes
   it Cancelled (the API agrees); an order cancelled through the API behind
   the page's back, then cancelled on the page, shows the 409's message;
   the Cancel button of a table row cancels that order.
@@ -329,6 +330,12 @@ def desktop_part(s, b, url):
     b.wait(lambda: (pend[2], "Cancelled", str(c_user)) in b.rows(),
            "the row's Cancel to cancel %s" % pend[2])
     expect(s.status(pend[2]) == "Cancelled", "the API does not say Cancelled")
+
+    # a row's link opens its order
+    b.js("document.querySelector('#orders-body tr[data-id=\"' + arguments[0] + '\"] a')"
+         ".click()", made[3])
+    b.wait(lambda: b.field("order") == made[3] and b.field("status") == "Completed" and
+           not b.visible("order-cancel"), "a row's link to open %s" % made[3])
 
     # an unknown id
     b.type_into("order-id", "ORD999999")
