@@ -529,7 +529,7 @@
 	$('orders-body').addEventListener('click', (ev) => {
 		const cancel = ev.target.closest('button[data-cancel]');
 		if (cancel) {
-			cancelOrder(cancel.dataset.cancel);
+			cancelOrder(cancel.dataset.cancel).catch(showError);
 			return;
 		}
 		const tr = ev.target.closest('tr[data-id]');

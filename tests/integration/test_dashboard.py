@@ -20,12 +20,15 @@ against the real daemons.
   the Cancel button of a table row cancels that order.
 - A phone-sized viewport (390x844) has no horizontal overflow; the dark
   theme (prefers-color-scheme emulated) has a dark background.
-- With --api-token-file: the page asks for a token, refuses a wrong one
+- order-api stopped under the open page: a banner says it cannot be
+  reached. Started again with --api-token-file: the open page asks for a
+  token at the first 401, refuses a wrong one
   (asks again, saying so), shows the data with the right one, keeps it in
   sessionStorage (a reload does not ask again), and readiness says why it
   is not ready once no worker heartbeat is recent.
 - The browser's log holds no error but the network errors of the answers
-  the test provokes (400, 401, 404, 409, 503): no CSP violation, no script
+  the test provokes (400, 401, 404, 409, 503, a refused connection while
+  order-api is stopped): no CSP violation, no script
   error. That the log is read and the policy enforced is shown first: a
   console.error and a refused style attribute both reach it.
 
@@ -57,7 +60,8 @@ TOKEN = "tok-dashboard-1"
 TOKEN_KEY = "order-processing.token"
 # Network errors the test provokes on purpose, as Chromium logs them.
 EXPECTED_NETWORK = ("status of 400", "status of 401", "status of 404", "status of 409",
-                    "status of 503")
+                    "status of 503", "net::ERR_CONNECTION_REFUSED",
+                    "net::ERR_CONNECTION_RESET", "net::ERR_EMPTY_RESPONSE")
 
 
 def import_selenium():
@@ -374,13 +378,16 @@ def phone_and_dark(b):
 
 
 def token_part(s, b, url, token_file):
-    b.d.get("about:blank")  # no poll meets the API stopped
+    # the API goes away under the open page, and comes back with tokens
+    b.wait(lambda: len(b.rows()) == 15 and not b.visible("banner"), "the page, served")
     s.stop_api()
+    b.wait(lambda: b.visible("banner") and
+           b.text("banner").startswith("Cannot reach order-api"),
+           "the banner saying order-api cannot be reached")
     s.start_api(extra=["--api-token-file", token_file])
     check_page(s)   # the page itself needs no token
-    b.d.get(url)
     dialog_open = "return document.getElementById('token-dialog').open"
-    b.wait(lambda: b.js(dialog_open), "the token prompt")
+    b.wait(lambda: b.js(dialog_open), "the token prompt at the API's first 401")
     expect(not b.visible("token-error"), "the first prompt says a token was refused")
     b.shot("token-prompt")
     b.type_into("token-input", "not-the-token")
@@ -390,7 +397,7 @@ def token_part(s, b, url, token_file):
     total = s.request("GET", "/api/orders/metrics/",
                       headers={"Authorization": "Bearer " + TOKEN}).body["total_orders"]
     b.wait(lambda: not b.js(dialog_open) and b.text("count-total") == str(total) and
-           len(b.rows()) == 15, "the data with the right token")
+           len(b.rows()) == 15 and not b.visible("banner"), "the data with the right token")
     expect(b.js("return sessionStorage.getItem(arguments[0])", TOKEN_KEY) == TOKEN,
            "the token is not in sessionStorage")
     # no worker since the desktop part: not ready, and why
