@@ -19,6 +19,9 @@
 	const SVG_NS = 'http://www.w3.org/2000/svg';
 	const $ = (id) => document.getElementById(id);
 
+	/* The loops whose last poll failed, and why (the banner). */
+	const failing = new Map();
+
 	/* ---- the token, asked for once per tab ---- */
 
 	let tokenWait = null;
@@ -96,6 +99,9 @@
 			}));
 			if (res.status !== 401)
 				return res;
+			/* order-api answers: whatever failed before is past. */
+			failing.clear();
+			setBanner('');
 			if (sent && sent === memoryToken)
 				setToken('');
 			await askToken(Boolean(sent));
@@ -636,30 +642,44 @@
 			openOrder(location.hash.slice(1)).catch(showError);
 	});
 
-	/* ---- the loop ---- */
+	/* ---- the loops ---- */
 
 	function showError(e) {
 		setBanner('Cannot reach order-api: ' + (e && e.message ? e.message :
-		    String(e)));
+		    String(e)) + '. Retrying.');
 	}
 
-	async function poll() {
-		const jobs = [pollCounts(), pollProm(), pollReady()];
-		/* The first page follows new orders; others stay put. */
-		if (list.after === null)
-			jobs.push(loadOrders());
-		const results = await Promise.allSettled(jobs);
-		const failed = results.find((r) => r.status === 'rejected');
-		if (failed)
-			showError(failed.reason);
-		else
-			setBanner('');
-		$('updated').textContent = 'updated ' +
-		    new Date().toLocaleTimeString(undefined, { hour12: false });
-		setTimeout(poll, POLL_MS);
+	/*
+	 * One loop per source, each polling again POLL_MS after its answer:
+	 * a token prompt holds the API's loops only, while readiness, the
+	 * heartbeat and the graph (open routes) go on.
+	 */
+	function loop(name, fn) {
+		const tick = async () => {
+			try {
+				await fn();
+				failing.delete(name);
+			} catch (e) {
+				failing.set(name, e);
+			}
+			if (failing.size > 0)
+				showError(failing.values().next().value);
+			else
+				setBanner('');
+			if (failing.size === 0)
+				$('updated').textContent = 'updated ' +
+				    new Date().toLocaleTimeString(undefined,
+				    { hour12: false });
+			setTimeout(tick, POLL_MS);
+		};
+		tick();
 	}
 
 	if (/^#(ORD)?[0-9]+$/.test(location.hash))
 		openOrder(location.hash.slice(1)).catch(showError);
-	poll();
+	loop('counts', pollCounts);
+	loop('metrics', pollProm);
+	loop('ready', pollReady);
+	/* The first page follows new orders; the others stay put. */
+	loop('orders', () => list.after === null ? loadOrders() : null);
 })();

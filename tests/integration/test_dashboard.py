@@ -388,6 +388,7 @@ def token_part(s, b, url, token_file):
     check_page(s)   # the page itself needs no token
     dialog_open = "return document.getElementById('token-dialog').open"
     b.wait(lambda: b.js(dialog_open), "the token prompt at the API's first 401")
+    b.wait(lambda: not b.visible("banner"), "the banner to go once order-api answers")
     expect(not b.visible("token-error"), "the first prompt says a token was refused")
     b.shot("token-prompt")
     b.type_into("token-input", "not-the-token")
