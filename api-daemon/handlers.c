@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "dashboard.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -497,7 +498,10 @@ query_number(struct request *r, const char *name, uint64_t max,
 	return 0;
 }
 
-/* GET /orders?user_id=&status=&after=&limit=: a page of orders by id. */
+/*
+ * GET /orders?user_id=&status=&after=&limit=&order=: a page of orders by
+ * id, oldest first, or newest first with order=desc.
+ */
 static int
 handle_list(struct request *r)
 {
@@ -505,6 +509,7 @@ handle_list(struct request *r)
 	struct list_state ls = { .out = &r->body };
 	uint64_t v, next;
 	char raw[64];
+	bool nothing;
 	int n, rc;
 
 	if ((n = query_number(r, "limit", 1000, &v, raw, sizeof(raw))) == 0) {
@@ -527,16 +532,25 @@ handle_list(struct request *r)
 		return respond_field_error(r, "status", "Select one of "
 		    "Pending, Processing, Completed, Cancelled.");
 	f.by_status = n > 0;
+	n = request_query(r, "order", raw, sizeof(raw));
+	if (n == -2 || (n > 0 && strcmp(raw, "asc") != 0 &&
+	    strcmp(raw, "desc") != 0))
+		return respond_field_error(r, "order",
+		    "Select one of asc, desc.");
+	f.desc = n > 0 && strcmp(raw, "desc") == 0;
 	n = request_query(r, "after", raw, sizeof(raw));
 	if (n == -2 || (n > 0 && order_id_parse(raw, (size_t)n, &f.after) != 0))
 		return respond_field_error(r, "after",
 		    "Give an order id such as ORD123.");
+	/* Newest first, after ORD0 is below every id (0 is no cursor). */
+	nothing = f.desc && n > 0 && f.after == 0;
 
 	if ((rc = committer_wait_all(r->ctx->committer)) != 0)
 		return respond_wait_error(r, rc);
 	ls.limit = f.limit;
 	strbuf_puts(&r->body, "{\"results\": [");
-	rc = store_list(r->ctx->store, &f, list_one, &ls, &next);
+	next = 0;
+	rc = nothing ? 0 : store_list(r->ctx->store, &f, list_one, &ls, &next);
 	if (ls.paused)
 		return list_stream(r, &f, &ls);
 	if (rc != 0 && !strbuf_failed(&r->body))
@@ -654,10 +668,27 @@ handle_prometheus(struct request *r)
 }
 
 /*
+ * GET / and /dashboard/: the dashboard (dashboard.h), one page with its
+ * script and style inline, answered without the token (the API calls it
+ * makes ask for one). no-cache: a browser revalidates it, so a new build
+ * is seen at the next load.
+ */
+static int
+handle_dashboard(struct request *r)
+{
+	strbuf_append(&r->body, (const char *)dashboard_page,
+	    dashboard_page_len);
+	r->content_type = "text/html; charset=utf-8";
+	r->cache_control = "no-cache";
+	return respond(r, 200, dashboard_headers);
+}
+
+/*
  * The routes: each path the API serves, declared here and nowhere else
  * (router.h tells how a request's path matches a pattern, and what the
  * fields are). A route takes the bearer token, when --api-token-file is
- * set, unless it is open: the probes and Prometheus' scrape are.
+ * set, unless it is open: the probes, Prometheus' scrape and the
+ * dashboard's page (not the API calls it makes) are.
  *
  * The table holds the handlers themselves, so it stands beside them: a
  * new route is a row and a function in this file, and the compiler
@@ -677,6 +708,8 @@ const struct route router_routes[] = {
 	{ "/api/orders/{order_id}/", .get = handle_order },
 	{ "/api/orders/{order_id}/status/", .get = handle_status },
 	{ "/api/orders/{order_id}/cancel/", .post = handle_cancel },
+	{ "/", .open = true, .get = handle_dashboard },
+	{ "/dashboard/", .open = true, .get = handle_dashboard },
 };
 const size_t router_nroutes = sizeof(router_routes) / sizeof(router_routes[0]);
 _Static_assert(sizeof(router_routes) / sizeof(router_routes[0]) <=

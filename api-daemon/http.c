@@ -119,8 +119,8 @@ head_printf(struct request *r, struct strbuf *out, int status,
 		strbuf_printf(out, "Content-Length: %lld\r\n", length);
 	else if (!r->http10)
 		strbuf_puts(out, "Transfer-Encoding: chunked\r\n");
-	strbuf_printf(out, "Cache-Control: no-store\r\n%s%s\r\n",
-	    extra != NULL ? extra : "",
+	strbuf_printf(out, "Cache-Control: %s\r\n%s%s\r\n",
+	    r->cache_control, extra != NULL ? extra : "",
 	    r->closing || !keeps ? "Connection: close\r\n"
 	    : r->http10 ? "Connection: keep-alive\r\n" : "");
 }
@@ -552,6 +552,7 @@ begin_request(struct mg_connection *conn)
 	}
 	r.method = r.ri->request_method;
 	r.content_type = "application/json";
+	r.cache_control = "no-store";
 	r.started_us = clock_monotonic_us();
 	r.head = strcmp(r.method, "HEAD") == 0;
 	r.http10 = strcmp(r.ri->http_version, "1.0") == 0;

@@ -10,7 +10,8 @@
  * what request_read_body or request_skip_body returned when they answered
  * for it (a client error). Before it answers it may read the request's
  * headers, query and body, write its answer's body in r->body (or put
- * another strbuf there, the first finished), and set r->content_type.
+ * another strbuf there, the first finished), and set r->content_type
+ * and r->cache_control.
  * The respond calls send r->body; the transport frees it. After the
  * answer the handler writes nothing more.
  *
@@ -47,6 +48,7 @@ struct request {
 	/* For the handler to write before it answers. */
 	struct strbuf body;		/* the answer's body, empty at first */
 	const char *content_type;	/* "application/json" unless set */
+	const char *cache_control;	/* "no-store" unless set */
 
 	/* The transport's own (http.c). */
 	struct mg_connection *conn;

@@ -115,7 +115,8 @@ router_match(const char *path, uint64_t *id)
 	if (len > 1 && buf[len - 1] == '/')
 		buf[--len] = '\0';
 	p = buf;
-	if (take_segment(&p, "/api") && *p == '\0')
+	/* "/api" alone is no route, nor is "/api/" (the root has no "/api"). */
+	if (take_segment(&p, "/api") && (*p == '\0' || strcmp(p, "/") == 0))
 		return NULL;
 	for (size_t i = 0; i < router_nroutes; i++)
 		if (pattern_match(router_routes[i].path, p, id))

@@ -20,7 +20,8 @@
  *    '/', or a decoded path longer than 255 bytes matches nothing;
  *  - one trailing slash is optional;
  *  - a leading "/api" segment is optional on every route ("/api/healthz"
- *    is /healthz), though "/api" alone matches nothing.
+ *    is /healthz) but the root, "/": "/api" and "/api/" (with or without
+ *    a trailing slash) match nothing.
  * The first matching row in table order wins. An id is digits, so
  * "/orders/metrics" is never an order's; the table lists it first anyway.
  *

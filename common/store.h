@@ -176,8 +176,11 @@ struct store_filter {
 	bool by_status;
 	enum order_status status;
 	uint64_t user_id;	/* 0: any user */
-	uint64_t after;		/* only ids greater than this */
+	uint64_t after;		/* only ids after this one in the list's
+				   order (0: from the start) */
 	uint32_t limit;
+	bool desc;		/* newest first: after then means ids below
+				   it */
 };
 
 typedef int (*store_order_fn)(const struct order *o, void *arg);
@@ -305,8 +308,10 @@ int store_get(struct store *s, uint64_t id, struct order *o);
  */
 int store_oldest(struct store *s, enum order_status status, struct order *o);
 /*
- * Call fn for each order matching f, oldest first, at most f->limit;
- * *next is the last id passed to fn if more match, else 0.
+ * Call fn for each order matching f, oldest first (f->desc: newest
+ * first), at most f->limit; *next is the last id passed to fn if more
+ * match, else 0. Each walks an index (or the orders) from f->after, in
+ * either direction: O(page), never a scan.
  */
 int store_list(struct store *s, const struct store_filter *f,
     store_order_fn fn, void *arg, uint64_t *next);

@@ -152,7 +152,8 @@ store_peek(struct store *s, const uint64_t *ids, size_t n,
 /*
  * One index range of a list: the entries whose keys start with key's
  * first prefix_len bytes, each key ending with an order id (big-endian,
- * so key order is id order within the range).
+ * so key order is id order within the range, and a walk backwards with
+ * MDB_PREV is newest first).
  */
 struct range {
 	MDB_cursor *cur;
@@ -161,32 +162,69 @@ struct range {
 	uint64_t id;		/* the entry at the cursor; 0: none left */
 };
 
-/* Move r's cursor (MDB_SET_RANGE from r->key, or MDB_NEXT); set r->id. */
+/* Set r->id from the cursor's entry k (rc: how the cursor moved). */
 static int
-range_step(struct range *r, MDB_cursor_op op)
+range_take(struct range *r, int rc, const MDB_val *k)
 {
-	MDB_val k = mkval(r->key, r->prefix_len + 8), v;
-	int rc = mdb_cursor_get(r->cur, &k, &v, op);
-
 	r->id = 0;
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0)
 		return rc;
-	if (k.mv_size == r->prefix_len + 8 &&
-	    memcmp(k.mv_data, r->key, r->prefix_len) == 0)
-		r->id = get_u64be((const unsigned char *)k.mv_data +
+	if (k->mv_size == r->prefix_len + 8 &&
+	    memcmp(k->mv_data, r->key, r->prefix_len) == 0)
+		r->id = get_u64be((const unsigned char *)k->mv_data +
 		    r->prefix_len);
 	return 0;
+}
+
+/*
+ * Put cur on the first entry of a walk from key: the first at or above
+ * it, or, walking backwards (desc), the last below it. Keys are compared
+ * as LMDB compares them, so this serves the indexes and the orders alike.
+ */
+static int
+cursor_start(MDB_cursor *cur, MDB_val *k, MDB_val *v, bool desc)
+{
+	int rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+
+	if (!desc)
+		return rc;
+	/* At the first key at or above key, which the walk excludes. */
+	if (rc == 0)
+		return mdb_cursor_get(cur, k, v, MDB_PREV);
+	if (rc == MDB_NOTFOUND)	/* every key is below it */
+		return mdb_cursor_get(cur, k, v, MDB_LAST);
+	return rc;
+}
+
+/* Move r's cursor to the start of its range (from r->key); set r->id. */
+static int
+range_start(struct range *r, bool desc)
+{
+	MDB_val k = mkval(r->key, r->prefix_len + 8), v;
+
+	return range_take(r, cursor_start(r->cur, &k, &v, desc), &k);
+}
+
+/* Move r's cursor one entry (MDB_NEXT or MDB_PREV); set r->id. */
+static int
+range_step(struct range *r, MDB_cursor_op op)
+{
+	MDB_val k, v;
+
+	return range_take(r, mdb_cursor_get(r->cur, &k, &v, op), &k);
 }
 
 /*
  * The ranges of the list f asks for, each from f->after: by_user_status
  * for a user (one range for one status, else the user's four merged by
  * id), by_status for a status alone. 0 ranges: no filter, walk the orders.
+ * from is the first id a walk may meet (ascending) or the id every id
+ * it meets is below (descending).
  */
 static size_t
-list_ranges(struct store *s, const struct store_filter *f,
+list_ranges(struct store *s, const struct store_filter *f, uint64_t from,
     struct range r[ORDER_STATUS_COUNT], MDB_dbi *dbi)
 {
 	size_t n = 0;
@@ -197,12 +235,12 @@ list_ranges(struct store *s, const struct store_filter *f,
 			if (f->by_status && (enum order_status)st != f->status)
 				continue;
 			store_user_status_key(r[n].key, f->user_id,
-			    (enum order_status)st, f->after + 1);
+			    (enum order_status)st, from);
 			r[n++].prefix_len = 9;
 		}
 	} else if (f->by_status) {
 		*dbi = s->by_status;
-		store_status_key(r[n].key, f->status, f->after + 1);
+		store_status_key(r[n].key, f->status, from);
 		r[n++].prefix_len = 1;
 	}
 	return n;
@@ -210,8 +248,9 @@ list_ranges(struct store *s, const struct store_filter *f,
 
 /*
  * Walk the ranges of f (list_ranges) or the orders themselves from
- * f->after, oldest first, handing fn up to f->limit orders; *next is the
- * last id handed when more follow, else 0.
+ * f->after, oldest first (forwards) or newest first (f->desc: backwards),
+ * handing fn up to f->limit orders; *next is the last id handed when more
+ * follow, else 0.
  */
 int
 store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
@@ -221,33 +260,42 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 	size_t n_ranges, i;
 	struct order o;
 	MDB_cursor *all = NULL;
+	MDB_cursor_op step = f->desc ? MDB_PREV : MDB_NEXT;
 	MDB_txn *txn;
 	MDB_dbi dbi = s->orders;
 	MDB_val k, v;
 	size_t key;
-	uint64_t last = 0;
+	uint64_t last = 0, from;
 	uint32_t emitted = 0;
 	int rc;
 
 	*next = 0;
-	if (f->after == UINT64_MAX)
+	/*
+	 * Forwards, ids from after + 1; backwards, ids below after, or below
+	 * every id (ids are at most ORDER_MAX_INTEGER) when there is none.
+	 */
+	if (f->desc)
+		from = f->after != 0 ? f->after : UINT64_MAX;
+	else if (f->after == UINT64_MAX)
 		return 0;
-	n_ranges = list_ranges(s, f, r, &dbi);
+	else
+		from = f->after + 1;
+	n_ranges = list_ranges(s, f, from, r, &dbi);
 	if ((rc = store_read_begin(s, &txn)) != 0)
 		return rc;
 	order_init(&o);
 	if (n_ranges == 0) {
 		if ((rc = mdb_cursor_open(txn, s->orders, &all)) != 0)
 			goto out;
-		key = (size_t)f->after + 1;
+		key = (size_t)from;
 		k = mkval(&key, sizeof(key));
-		rc = mdb_cursor_get(all, &k, &v, MDB_SET_RANGE);
+		rc = cursor_start(all, &k, &v, f->desc);
 	}
 	for (i = 0; i < n_ranges && rc == 0; i++)
 		if ((rc = mdb_cursor_open(txn, dbi, &r[i].cur)) == 0)
-			rc = range_step(&r[i], MDB_SET_RANGE);
+			rc = range_start(&r[i], f->desc);
 	while (rc == 0) {
-		struct range *low = NULL;
+		struct range *pick = NULL;
 		uint64_t id;
 
 		if (n_ranges == 0) {
@@ -256,14 +304,18 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 			memcpy(&key, k.mv_data, sizeof(key));
 			id = key;
 		} else {
-			/* The lowest id at any cursor: the next oldest order. */
+			/*
+			 * The next order of the merged ranges: the lowest id
+			 * at any cursor, or the highest walking backwards.
+			 */
 			for (i = 0; i < n_ranges; i++)
-				if (r[i].id != 0 &&
-				    (low == NULL || r[i].id < low->id))
-					low = &r[i];
-			if (low == NULL)
+				if (r[i].id != 0 && (pick == NULL ||
+				    (f->desc ? r[i].id > pick->id
+				    : r[i].id < pick->id)))
+					pick = &r[i];
+			if (pick == NULL)
 				break;
-			id = low->id;
+			id = pick->id;
 			key = (size_t)id;
 			k = mkval(&key, sizeof(key));
 			if ((rc = mdb_get(txn, s->orders, &k, &v)) != 0)
@@ -283,8 +335,8 @@ store_list(struct store *s, const struct store_filter *f, store_order_fn fn,
 			last = id;
 			emitted++;
 		}
-		rc = low != NULL ? range_step(low, MDB_NEXT)
-		    : mdb_cursor_get(all, &k, &v, MDB_NEXT);
+		rc = pick != NULL ? range_step(pick, step)
+		    : mdb_cursor_get(all, &k, &v, step);
 	}
 	if (rc == MDB_NOTFOUND)
 		rc = 0;

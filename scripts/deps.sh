@@ -6,11 +6,12 @@ liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
 # root booted under systemd-nspawn for the unit tests, libFuzzer (clang),
 # cppcheck, wrk and Redis (the reference it measures creates against) for
 # the benchmark's smoke run, and nginx (with openssl for a throw-away
-# certificate) for the test of the shipped reverse proxy, and
-# bash-completion for the test of order-ctl's completion.
+# certificate) for the test of the shipped reverse proxy,
+# bash-completion for the test of order-ctl's completion, and a browser
+# (chromium, its WebDriver and Debian's Selenium) for the dashboard's test.
 test_packages="mandoc systemd debootstrap systemd-container util-linux
 clang libclang-rt-14-dev cppcheck lmdb-utils wrk redis-server redis-tools
-nginx openssl bash-completion"
+nginx openssl bash-completion chromium chromium-driver python3-selenium"
 
 # install_deps [extra packages...]
 install_deps() {

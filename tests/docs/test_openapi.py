@@ -435,9 +435,11 @@ def main():
     c.check(CONTRACT_ERRORS <= statuses, "every error status of the contract "
             "is described", "missing %s" % sorted(CONTRACT_ERRORS - statuses))
     c.check(all(p.startswith("/api/") or p in ("/healthz", "/readyz",
-                                                 "/metrics")
+                                                 "/metrics", "/",
+                                                 "/dashboard/")
                 for p in doc.get("paths") or {}),
-            "paths are /api/... or /healthz, /readyz, /metrics")
+            "paths are /api/... or /healthz, /readyz, /metrics, and the "
+            "dashboard's / and /dashboard/")
     c.check(all(p.endswith("/") for p in doc.get("paths") or {}
                 if p.startswith("/api/")),
             "/api paths end with a slash")

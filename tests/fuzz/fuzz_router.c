@@ -11,7 +11,7 @@
  *    first plain character is written as a %XX escape instead (the router
  *    header: "/api" and the slash are optional, %XX is decoded). These
  *    are checked only while the changed path stays well inside the
- *    router's length limit.
+ *    router's length limit. The root ("/") alone has no "/api" form.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -91,8 +91,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/*
 	 * "/api" is optional. Only when the first five bytes hold no escape
 	 * does the raw text show whether the decoded path starts "/api/".
+	 * The root ("/", the dashboard) has no "/api" form: "/api/" alone is
+	 * no route.
 	 */
-	if (memchr(path, '%', len < 5 ? len : 5) == NULL) {
+	if (memchr(path, '%', len < 5 ? len : 5) == NULL &&
+	    strcmp(r->path, "/") != 0) {
 		if (strncmp(path, "/api/", 5) == 0)
 			snprintf(variant, sizeof(variant), "%s", path + 4);
 		else

@@ -101,6 +101,17 @@ else
 	cjson_cflags="" cjson_libs="-lcjson"
 fi
 
+# fuzz_router's route table names the dashboard's handler, which serves a
+# page assembled from api-daemon/dashboard/ at build time: made here as
+# api-daemon/meson.build makes it.
+dashboard=$top/api-daemon/dashboard
+if ! python3 "$dashboard/embed.py" "$dashboard/index.html" \
+    "$dashboard/dashboard.css" "$dashboard/dashboard.js" \
+    "$out/dashboard_page.c"; then
+	echo "fuzz_router: FAIL: the dashboard's page could not be made" >&2
+	exit 1
+fi
+
 # Build each target to a temporary name and rename it, so a concurrent run
 # never executes a half-written binary.
 status=0
@@ -109,6 +120,7 @@ for t in $targets; do
 	for s in $(sources "$t"); do
 		set -- "$@" "$top/$s"
 	done
+	[ "$t" = router ] && set -- "$@" "$out/dashboard_page.c"
 	# shellcheck disable=SC2046,SC2086
 	if ! "$cc" $cflags $sanitize -I"$top/common" -I"$top/api-daemon" \
 	    $cjson_cflags "$here/fuzz_$t.c" "$@" -o "$out/fuzz_$t.$$" \

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The HTTP API as order-processing(7) documents it: lifecycle, bodies, paths, errors,
-validation, cancel, list and pagination, health and readiness."""
+validation, cancel, list and pagination (both orders), health and readiness, and the
+dashboard's page (its headers, and a Content-Security-Policy naming the hashes of its
+inline script and style)."""
 
 import datetime
 import json
@@ -13,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest.checks import run, wait_until  # noqa: E402
 from optest.client import check_response, expect_status, raw_request  # noqa: E402
 from optest.daemons import System  # noqa: E402
+from optest.dashboard import check_page  # noqa: E402
 from optest.orders import (ORDER_ID_RE, STATUS_RANK, check_metrics_consistent,  # noqa: E402
                            check_order_shape)
 
@@ -35,6 +38,10 @@ DROP = object()
 
 def num(oid):
     return ORDER_ID_RE.match(oid).group(1)
+
+
+def num_key(oid):
+    return int(num(oid))
 
 
 def expect_field_error(r, field, what, message=None):
@@ -328,13 +335,19 @@ def listing(s):
         r = s.request("GET", "/api/orders/?%s" % q)
         expect_detail_error(r, 400, "list ?%s" % q)
 
-    # pagination walks every order of the user once, oldest first, whatever
-    # their statuses (Pending, Cancelled, maybe Processing now)
-    def walk_user(limit):
+    # the list's order: asc (the default) or desc, nothing else
+    for bad in ("DESC", "up", "1", "desc "):
+        r = s.request("GET", "/api/orders/?order=%s" % bad.replace(" ", "%20"))
+        expect_field_error(r, "order", "order=%r" % bad, "Select one of asc, desc.")
+
+    def walk(query, limit, order=None):
+        """Every page of the list ?query, following next; the ids."""
         walked = []
         after = None
-        for _ in range(20):
-            q = "/api/orders/?user_id=%d&limit=%d" % (user, limit)
+        for _ in range(200):
+            q = "/api/orders/?%slimit=%d" % (query + "&" if query else "", limit)
+            if order:
+                q += "&order=%s" % order
             if after:
                 q += "&after=%s" % after
             r = expect_status(s.request("GET", q), 200, q)
@@ -345,10 +358,33 @@ def listing(s):
             if after is None:
                 break
             assert page and after == page[-1], "%s: next %r, last on page %r" % (q, after, page)
+        return walked
+
+    # pagination walks every order of the user once, oldest first (newest
+    # first with order=desc), whatever their statuses (Pending, Cancelled,
+    # maybe Processing now)
+    def walk_user(limit):
+        q = "user_id=%d" % user
+        walked = walk(q, limit)
         assert walked == ids, "pagination limit=%d walked %r, expected %r" % (limit, walked, ids)
+        assert walk(q, limit, "asc") == ids, "order=asc limit=%d" % limit
+        back = walk(q, limit, "desc")
+        assert back == ids[::-1], "order=desc limit=%d walked %r, expected %r" % (
+            limit, back, ids[::-1])
 
     for limit in (1, 2, 3, 7, 100):
         walk_user(limit)
+    # newest first, after an id: the ids below it
+    r = expect_status(s.request("GET", "/api/orders/?user_id=%d&order=desc&after=%s&limit=2"
+                                % (user, ids[4])), 200, "order=desc&after")
+    assert [o["order_id"] for o in r.body["results"]] == [ids[3], ids[2]], r.body
+    assert r.body["next"] == ids[2], r.body
+    r = expect_status(s.request("GET", "/api/orders/?order=desc&after=ORD0"), 200,
+                      "order=desc&after=ORD0")
+    assert r.body == {"results": [], "next": None}, r.body
+    r = expect_status(s.request("GET", "/api/orders/?order=desc&limit=1"), 200,
+                      "order=desc, the newest")
+    assert [o["order_id"] for o in r.body["results"]] == [other], r.body
     # after accepts the numeric form too
     r = expect_status(s.request("GET", "/api/orders/?user_id=%d&after=%s" % (user, num(ids[2]))),
                       200,
@@ -375,6 +411,12 @@ def listing(s):
     # Completed and Cancelled interleaved by id: the user's list still in id order
     for limit in (1, 2, 100):
         walk_user(limit)
+    # every order, and every Completed one, both ways, in pages
+    for q in ("", "status=Completed"):
+        fwd = walk(q, 3)
+        assert fwd and fwd == sorted(fwd, key=num_key), "%s: not oldest first: %r" % (q, fwd)
+        back = walk(q, 3, "desc")
+        assert back == fwd[::-1], "%s order=desc walked %r, expected %r" % (q, back, fwd[::-1])
     r = expect_status(s.request("GET", "/orders/?status=Completed&limit=5"),
                       200, "status=Completed all")
     assert 1 <= len(r.body["results"]) <= 5, r.body
@@ -387,6 +429,15 @@ def listing(s):
     return cancelled
 
 
+def dashboard(s):
+    """/ and /dashboard/ serve the page, its policy naming its hashes."""
+    html = check_page(s)
+    assert "<title>order-processing</title>" in html, html[:300]
+    # the JSON routes are not disturbed by the page's rows
+    expect_status(s.request("GET", "/healthz"), 200, "healthz beside the page")
+    expect_not_found(s.request("GET", "/index.html"), "/index.html")
+
+
 def health(s):
     r = expect_status(s.request("GET", "/healthz"), 200, "healthz")
     assert r.body == {"status": "ok"}, r.body
@@ -397,6 +448,7 @@ def main():
         tz = {"TZ": "IST-5:30"}  # timestamps must still be UTC
         s.start_api(env=tz)
         health(s)
+        dashboard(s)
         s.start_worker(workers=2, pickup_ms=300, processing_ms=300, lease_ms=2000, env=tz)
         s.wait_ready()
         done = lifecycle(s)

@@ -8,7 +8,7 @@ the probes.
   {"detail": ...}; a wrong token -> 401 with error="invalid_token" in
   WWW-Authenticate; the right token works; the scheme name is
   case-insensitive ("bearer", "BEARER"); /healthz, /readyz and /metrics
-  answer without a token.
+  answer without a token, and so does the dashboard's page (/, /dashboard/).
 - A file with two tokens (and comments, blank lines, CRLF): both work.
 - Refusals at start, exit status 2 and one stderr line naming the file:
   mode 0644 (the line also gives the mode), an empty file, a file of only
@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from optest.checks import fail, run  # noqa: E402
 from optest.client import expect_status  # noqa: E402
 from optest.daemons import System  # noqa: E402
+from optest.dashboard import check_page  # noqa: E402
 
 GOOD = {"user_id": 1, "item_ids": [101, 102], "total_amount": 250.75}
 
@@ -122,6 +123,9 @@ def with_token(s, tok_ok):
         assert r.status != 401, "GET %s needs a token" % path
         r = s.request("GET", path, headers=bearer("wrong"), check=(path != "/metrics"))
         assert r.status != 401, "GET %s with a wrong token: 401" % path
+    # the dashboard's page is open (its API calls take the token)
+    check_page(s)
+    check_page(s, headers=bearer("wrong"))
     # unknown paths stay 404
     expect_status(s.request("GET", "/nothing/here/"), 404, "unknown path without a token")
 

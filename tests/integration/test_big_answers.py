@@ -7,7 +7,8 @@ read from LMDB as it goes, so the answer never sits whole in its memory.
 
 - The chunked answer is whole and right: the same ids, in order, as the
   pages of 100 read one after the other; "next" as for any page (null at
-  the end, the last id when more match); HEAD says chunked and sends no
+  the end, the last id when more match), and newest first (order=desc)
+  the same list reversed; HEAD says chunked and sends no
   body; an HTTP/1.0 client gets the same JSON up to the close.
 - 64 clients (from 127.0.0.2, order-api with 96 threads so that all of
   them are served at once) ask for the list and do not read: order-api
@@ -88,6 +89,20 @@ def whole_and_right(s):
     expect(paged == ids, "the chunked list differs from the pages of 100")
     print("a list of %d orders (%d bytes) came in chunks, whole and in order"
           % (len(ids), len(data)))
+    # newest first, in chunks too: the same orders reversed; and a page
+    # that pauses after a piece goes on below its last id
+    st, hl, d = get_raw(s.port, "/orders/?limit=1000&order=desc")
+    expect(st == 200 and hl.get("transfer-encoding") == "chunked",
+           "the long list newest first: %d %r" % (st, hl))
+    back = json.loads(d)
+    expect([o["order_id"] for o in back["results"]] == ids[::-1] and back["next"] is None,
+           "the chunked list newest first is not the list reversed")
+    st, hl, d = get_raw(s.port, "/orders/?limit=999&order=desc&user_id=9")
+    part = json.loads(d)
+    expect(len(part["results"]) == 999 and part["next"] == ids[1] and
+           [o["order_id"] for o in part["results"]] == ids[:0:-1],
+           "limit=999 newest first: %d orders, next %r (want %s)"
+           % (len(part["results"]), part["next"], ids[1]))
 
     # more than limit match: next is the last id of the answer
     st, hl, d = get_raw(s.port, "/orders/?limit=999&user_id=9")

@@ -62,6 +62,13 @@ TEST(test_forms)
 			expect(path, "/healthz", 0);
 		}
 	}
+	/* The dashboard: the root alone, and /dashboard in every form. */
+	expect("/", "/", 0);
+	expect("/dashboard", "/dashboard/", 0);
+	expect("/dashboard/", "/dashboard/", 0);
+	expect("/api/dashboard", "/dashboard/", 0);
+	expect("/api/dashboard/", "/dashboard/", 0);
+	expect("/%64ashboard", "/dashboard/", 0);
 	expect("/readyz/", "/readyz", 0);
 	expect("/metrics", "/metrics", 0);
 	expect("/orders/%4f%52%44%35", "/api/orders/{order_id}/", 5); /* ORD5 */
@@ -70,14 +77,16 @@ TEST(test_forms)
 
 TEST(test_no_route)
 {
-	static const char *const paths[] = { "/", "/api", "/api/", "/order",
+	static const char *const paths[] = { "///", "/api", "/api/", "/order",
 		"/ordersx", "/orders//", "/orders/ORD", "/orders/ORD-1",
 		"/orders/abc", "/orders/ORD99999999999999999999",
 		"/orders/%00", "/orders/1%00", "/orders/1%2fstatus",
 		"/orders/1/status/x", "/orders/1/statusx", "/orders/%zz",
 		"/orders/%4", "/api/api/orders", "/orders/1//", "",
 		"orders", "healthz", "/healthz//", "/orders/metricsx",
-		"/orders/1/cancel/status", "/{order_id}", "/orders/{order_id}" };
+		"/orders/1/cancel/status", "/{order_id}", "/orders/{order_id}",
+		"/dashboardx", "/dashboard/x", "/dashboard//", "/index.html",
+		"/%2f", "/ " };
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		expect(paths[i], NULL, 0);
@@ -112,6 +121,18 @@ TEST(test_table)
 		len = strlen(bare);
 		if (len > 1 && bare[len - 1] == '/')
 			bare[--len] = '\0';
+		if (strcmp(bare, "/") == 0) {
+			/*
+			 * The root, and "//" (its trailing slash); "/api"
+			 * alone is no route.
+			 */
+			expect("/", t->path, 0);
+			expect("//", t->path, 0);
+			expect("/api", NULL, 0);
+			expect("/api/", NULL, 0);
+			expect("/api//", NULL, 0);
+			continue;
+		}
 		for (int form = 0; form < 4; form++) {
 			snprintf(path, sizeof(path), "%s%s%s",
 			    form & 1 ? "/api" : "", bare, form & 2 ? "/" : "");
@@ -132,17 +153,23 @@ TEST(test_allow)
 	test_assert(strcmp(router_allow(row("/api/orders/")),
 	    "GET, HEAD, POST") == 0);
 	test_assert(strcmp(router_allow(row("/healthz")), "GET, HEAD") == 0);
+	test_assert(strcmp(router_allow(row("/")), "GET, HEAD") == 0);
+	test_assert(strcmp(router_allow(row("/dashboard/")), "GET, HEAD") == 0);
 	test_assert(strcmp(router_allow(row("/api/orders/{order_id}/cancel/")),
 	    "POST") == 0);
 }
 
-/* Without a token: the probes and Prometheus' scrape, and nothing else. */
+/*
+ * Without a token: the probes, Prometheus' scrape and the dashboard's page
+ * (whose API calls take the token), and nothing else.
+ */
 TEST(test_open)
 {
 	for (size_t i = 0; i < router_nroutes; i++) {
 		const char *p = router_routes[i].path;
 		bool want = strcmp(p, "/healthz") == 0 ||
-		    strcmp(p, "/readyz") == 0 || strcmp(p, "/metrics") == 0;
+		    strcmp(p, "/readyz") == 0 || strcmp(p, "/metrics") == 0 ||
+		    strcmp(p, "/") == 0 || strcmp(p, "/dashboard/") == 0;
 
 		test_assert_msg(router_routes[i].open == want, "%s: open %d",
 		    p, router_routes[i].open);

@@ -452,20 +452,27 @@ static bool
 matches(const struct store_filter *f, uint64_t id)
 {
 	return (!f->by_status || model.status[id] == f->status) &&
-	    (f->user_id == 0 || model.user[id] == f->user_id) && id > f->after;
+	    (f->user_id == 0 || model.user[id] == f->user_id) &&
+	    (f->desc ? f->after == 0 || id < f->after : id > f->after);
 }
 
-/* Walk f page by page; every match exactly once, oldest first. */
+/*
+ * Walk f page by page in its direction; every match exactly once, oldest
+ * first (f.desc: newest first).
+ */
 static void
-check_list(struct store_filter f)
+check_direction(struct store_filter f)
 {
 	uint64_t want[MAX_IDS], nwant = 0, next;
 	struct list all = { .n = 0 };
 	int pages = 0, rc;
 
-	for (uint64_t id = 1; id <= model.n; id++)
-		if (matches(&f, id))
-			want[nwant++] = id;
+	for (uint64_t id = 1; id <= model.n; id++) {
+		uint64_t at = f.desc ? model.n + 1 - id : id;
+
+		if (matches(&f, at))
+			want[nwant++] = at;
+	}
 	for (;;) {
 		struct list page = { .n = 0 };
 
@@ -485,12 +492,23 @@ check_list(struct store_filter f)
 		f.after = next;
 	}
 	test_assert_msg(all.n == nwant, "listed %zu, want %llu (status %d/%d "
-	    "user %llu limit %u)", all.n, (unsigned long long)nwant,
-	    f.by_status, f.status, (unsigned long long)f.user_id, f.limit);
+	    "user %llu limit %u desc %d)", all.n, (unsigned long long)nwant,
+	    f.by_status, f.status, (unsigned long long)f.user_id, f.limit,
+	    f.desc);
 	for (size_t i = 0; i < all.n; i++)
 		test_assert_msg(all.ids[i] == want[i], "item %zu: %llu, want "
-		    "%llu", i, (unsigned long long)all.ids[i],
-		    (unsigned long long)want[i]);
+		    "%llu (desc %d)", i, (unsigned long long)all.ids[i],
+		    (unsigned long long)want[i], f.desc);
+}
+
+/* f's list both ways: oldest first, then newest first. */
+static void
+check_list(struct store_filter f)
+{
+	f.desc = false;
+	check_direction(f);
+	f.desc = true;
+	check_direction(f);
 }
 
 TEST(test_list)
@@ -540,6 +558,27 @@ TEST(test_list)
 	/* Exactly limit matches: no next page. */
 	f = (struct store_filter){ .after = 20, .limit = 5 };
 	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 5 &&
+	    next == 0);
+	/* Newest first: nothing below the first id; all below a huge one. */
+	l.n = 0;
+	f = (struct store_filter){ .after = 1, .limit = 100, .desc = true };
+	next = 1;
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 0 &&
+	    next == 0);
+	f = (struct store_filter){ .after = UINT64_MAX, .limit = 100,
+		.desc = true };
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 &&
+	    l.n == 25 && l.ids[0] == 25 && l.ids[24] == 1 && next == 0);
+	/* Newest first, exactly limit matches: no next page. */
+	l.n = 0;
+	f = (struct store_filter){ .after = 6, .limit = 5, .desc = true };
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 5 &&
+	    l.ids[0] == 5 && l.ids[4] == 1 && next == 0);
+	/* A user and a status that hold nothing, newest first. */
+	l.n = 0;
+	f = (struct store_filter){ .user_id = 12345, .by_status = true,
+		.status = ORDER_COMPLETED, .limit = 3, .desc = true };
+	test_assert(store_list(s, &f, list_fn, &l, &next) == 0 && l.n == 0 &&
 	    next == 0);
 }
 
@@ -1000,6 +1039,9 @@ TEST(test_list_user_status)
 	order_init(&o);
 	for (int i = 0; i < 30; i++)
 		users[i] = i % 5 == 0 ? 11 : i % 2 == 0 ? 7 : 9;
+	/* A fresh environment: every list, both ways, is empty. */
+	check_all_lists();
+	test_assert(model.n == 0);
 	create_orders(users, 30, t, 1);		/* ids 1..30, Pending */
 	check_all_lists();
 	/* Claim 1..12: Processing. */
