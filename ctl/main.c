@@ -43,9 +43,10 @@ static const char commands_help[] =
     "  status [--json]       counts, ages, worker heartbeat, map use, "
     "journal\n"
     "  show [--json] ID      one order (ORD123 or 123)\n"
-    "  list [--status S] [--user U] [--limit N] [--after ID] [--json]\n"
-    "                        orders oldest first (limit 1-1000, default "
-    "100)\n"
+    "  list [--status S] [--user U] [--limit N] [--after ID] "
+    "[--order asc|desc]\n"
+    "       [--json]         orders, oldest first (limit 1-1000, "
+    "default 100)\n"
     "  cancel [--json] ID    a Pending order -> Cancelled\n"
     "  requeue [--json] ID   a Processing order -> Pending (its claim is "
     "void)\n"
@@ -622,6 +623,7 @@ parse_list(struct ctl *c, int argc, char **argv, struct store_filter *f)
 		{ "user", required_argument, NULL, 'u' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "after", required_argument, NULL, 'a' },
+		{ "order", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -664,12 +666,22 @@ parse_list(struct ctl *c, int argc, char **argv, struct store_filter *f)
 			break;
 		case 'a':
 			if (order_id_parse(optarg, strlen(optarg),
-			    &f->after) != 0) {
+			    &f->after) != 0 || f->after == 0) {
 				fprintf(stderr, "%s list: --after '%s' must be "
 				    "an order id such as ORD123\n",
 				    c->cfg.progname, optarg);
 				return -1;
 			}
+			break;
+		case 'o':
+			if (strcmp(optarg, "asc") != 0 &&
+			    strcmp(optarg, "desc") != 0) {
+				fprintf(stderr, "%s list: --order '%s' must be "
+				    "asc (oldest first) or desc (newest "
+				    "first)\n", c->cfg.progname, optarg);
+				return -1;
+			}
+			f->desc = optarg[0] == 'd';
 			break;
 		case 'j':
 			c->json = true;

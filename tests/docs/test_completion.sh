@@ -52,7 +52,8 @@ check "list" order-ctl -D /tmp li
 check "requeue" order-ctl -c /dev/null -D /tmp re
 check "Pending Processing" order-ctl list --status P
 check "Cancelled Completed Pending Processing" order-ctl list --limit 5 --status ""
-check "--after --json --limit --status --user" order-ctl list --
+check "--after --json --limit --order --status --user" order-ctl list --
+check "asc desc" order-ctl list --order ""
 check "--json" order-ctl status -
 check "--json" order-ctl show --
 check "" order-ctl show ORD

@@ -4,7 +4,7 @@
 - status: its numbers equal the API's /api/orders/metrics/ once orders
   complete; the worker's heartbeat, map use, order-api running.
 - show and list: the same JSON as the API's order and list (filters,
-  limit, after, next), an order by ORD123 and by 123; an unknown id is
+  limit, after, next, newest first), an order by ORD123 and by 123; an unknown id is
   exit 1.
 - cancel: a Pending order (no worker running) becomes Cancelled and the
   API agrees; a Completed or Cancelled one is refused, exit 1.
@@ -123,7 +123,13 @@ def part_status_show_list(s):
                (["--user", "11"], "user_id=11"),
                (["--user", "12", "--status", "Completed", "--limit", "2"],
                 "user_id=12&status=Completed&limit=2"),
-               (["--status", "Pending"], "status=Pending")]
+               (["--status", "Pending"], "status=Pending"),
+               (["--order", "desc", "--limit", "5"], "order=desc&limit=5"),
+               (["--order", "desc", "--status", "Completed", "--limit", "3", "--after",
+                 ids[9]], "order=desc&status=Completed&limit=3&after=" + ids[9]),
+               (["--order", "desc", "--user", "12", "--after", ids[9]],
+                "order=desc&user_id=12&after=" + ids[9]),
+               (["--order", "asc", "--limit", "2"], "order=asc&limit=2")]
     for args, query in queries:
         api = s.request("GET", "/api/orders/?" + query).body
         mine = ctl_json(s.datadir, "list", "--json", *args)
@@ -275,6 +281,7 @@ def part_errors(s):
                  ["show"], ["show", "ABC"], ["show", "ORD0"], ["list", "--limit", "0"],
                  ["list", "--limit", "1001"], ["list", "--status", "Done"],
                  ["list", "--user", "x"], ["list", "--after", "X1"], ["list", "--nope"],
+                 ["list", "--order", "newest"], ["list", "--after", "ORD0"],
                  ["cancel"], ["cancel", "1", "2"], ["requeue", "--force", "1"],
                  ["backup"], ["backup", "--nope", "f"], ["check", "extra"],
                  ["check", "--expect-total", "x"], ["check", "--expect-total"],
@@ -289,7 +296,7 @@ def part_errors(s):
     ctl(s.datadir, "check", "--expect-total", str(total))
     r = ctl(s.datadir, "check", "--expect-total", str(total + 1), expect_rc=1)
     expect("check: %d orders, expected %d" % (total, total + 1) in r.stdout, r.stdout)
-    print("errors: missing data dir, permission, older schema and 22 bad usages; "
+    print("errors: missing data dir, permission, older schema and 24 bad usages; "
           "check's --expect-total")
 
 
