@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsync_dir.h"
+
 #define MAGIC_RECORD 0x314a504fu	/* "OPJ1" little-endian */
 #define MAGIC_WRAP 0x574a504fu		/* "OPJW" */
 #define ZERO_CHUNK (1024 * 1024)
@@ -167,20 +169,12 @@ reserve(struct journal *j, size_t need)
 static int
 create_file(const char *path, uint64_t size)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
+	char tmp[PATH_MAX];
 	unsigned char *zeros;
-	char *slash;
-	int fd, dfd, rc = 0;
+	int fd, rc = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp) ||
-	    (size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir))
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
 		return ENAMETOOLONG;
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
 	if ((zeros = calloc(1, ZERO_CHUNK)) == NULL)
 		return ENOMEM;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
@@ -202,12 +196,7 @@ create_file(const char *path, uint64_t size)
 		unlink(tmp);
 		return rc;
 	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return errno;
-	if (fsync(dfd) != 0)
-		rc = errno;
-	close(dfd);
-	return rc;
+	return fsync_dir_of(path);
 }
 
 /* Hand replay each valid record from j->applied on; set j->end. */

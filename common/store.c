@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsync_dir.h"
 #include "store_impl.h"
 #include "store_record.h"
 
@@ -680,23 +681,6 @@ store_usage(struct store *s, uint64_t *used, uint64_t *map_size)
 	return 0;
 }
 
-/* The directory part of path, for its fsync. */
-static int
-dir_of(const char *path, char *dir, size_t size)
-{
-	char *slash;
-
-	if ((size_t)snprintf(dir, size, "%s", path) >= size)
-		return ENAMETOOLONG;
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	return 0;
-}
-
 /* mdb_env_copyfd2 under map_lock, adopting a map another process grew. */
 static int
 copy_compact(struct store *s, int fd)
@@ -718,11 +702,10 @@ copy_compact(struct store *s, int fd)
 int
 store_backup(struct store *s, const char *path, bool replace)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	int fd, dfd, rc;
+	char tmp[PATH_MAX];
+	int fd, rc;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp) ||
-	    (rc = dir_of(path, dir, sizeof(dir))) != 0)
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return ENAMETOOLONG;
 	if (!replace && access(path, F_OK) == 0)
 		return EEXIST;
@@ -742,10 +725,5 @@ store_backup(struct store *s, const char *path, bool replace)
 		unlink(tmp);
 		return store_map_error(rc);
 	}
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return errno;
-	if (fsync(dfd) != 0)
-		rc = errno;
-	close(dfd);
-	return rc;
+	return fsync_dir_of(path);
 }
