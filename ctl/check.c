@@ -1027,12 +1027,13 @@ check_run(const struct check_request *req, FILE *out)
 		report("%" PRIu64 " orders, expected %" PRIu64, r.orders,
 		    req->total);
 
-	fprintf(out, "check: %s: %" PRIu64 " orders (Pending %" PRIu64
+	fprintf(out, "check: %s: %" PRIu64 " order%s (Pending %" PRIu64
 	    ", Processing %" PRIu64 ", Completed %" PRIu64 ", Cancelled %"
 	    PRIu64 "), next_id %" PRIu64 ", %" PRIu64 " idempotency keys, "
 	    "lease expiries %" PRIu64 ", released %" PRIu64,
-	    dir, r.orders, r.by_status[ORDER_PENDING],
-	    r.by_status[ORDER_PROCESSING], r.by_status[ORDER_COMPLETED],
+	    dir, r.orders, r.orders == 1 ? "" : "s",
+	    r.by_status[ORDER_PENDING], r.by_status[ORDER_PROCESSING],
+	    r.by_status[ORDER_COMPLETED],
 	    r.by_status[ORDER_CANCELLED], m.next_id, r.idem_entries,
 	    m.cnt[CNT_LEASE_EXPIRIES], m.cnt[CNT_RELEASED]);
 	if (req->expect_completed_ids != NULL)
