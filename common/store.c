@@ -429,6 +429,26 @@ schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 }
 
 /*
+ * The databases of orders, their indexes and the Idempotency-Keys (all
+ * but meta), into s; create is MDB_CREATE for a read-write open, else 0.
+ */
+static int
+open_order_dbs(struct store *s, MDB_txn *txn, unsigned create)
+{
+	int rc;
+
+	if ((rc = mdb_dbi_open(txn, "orders", create | MDB_INTEGERKEY,
+	    &s->orders)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_status", create,
+	    &s->by_status)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "by_user_status", create,
+	    &s->by_user_status)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idem", create, &s->idem)) != 0)
+		return rc;
+	return mdb_dbi_open(txn, "idem_time", create, &s->idem_time);
+}
+
+/*
  * schema_init of a read-only open: the databases must be there and the
  * schema be this one. A read transaction's commit keeps the handles.
  */
@@ -457,13 +477,7 @@ schema_check(struct store *s)
 		return version < STORE_SCHEMA_VERSION ? STORE_EOLDSCHEMA
 		    : STORE_ESCHEMA;
 	}
-	if ((rc = mdb_dbi_open(txn, "orders", MDB_INTEGERKEY,
-	    &s->orders)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_status", 0, &s->by_status)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_user_status", 0,
-	    &s->by_user_status)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "idem", 0, &s->idem)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "idem_time", 0, &s->idem_time)) != 0) {
+	if ((rc = open_order_dbs(s, txn, 0)) != 0) {
 		mdb_txn_abort(txn);
 		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
 	}
@@ -482,15 +496,7 @@ schema_init(struct store *s)
 	if (rc != 0)
 		return rc;
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "orders", MDB_CREATE | MDB_INTEGERKEY,
-	    &s->orders)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_status", MDB_CREATE,
-	    &s->by_status)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "by_user_status", MDB_CREATE,
-	    &s->by_user_status)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "idem", MDB_CREATE, &s->idem)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "idem_time", MDB_CREATE,
-	    &s->idem_time)) != 0)
+	    (rc = open_order_dbs(s, txn, MDB_CREATE)) != 0)
 		goto fail;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == 0) {
