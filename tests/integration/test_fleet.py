@@ -15,22 +15,27 @@ directly with the shipped prometheus.yml, its targets replaced by the
 test's and its intervals set to 1 s, and the shipped recording rules.
 
 - Creates through HAProxy land on both instances: ids of both owners
-  (id / 10^13), as many on each as its own total_orders says.
+  (id / 10^13), as many on each as its own total_orders says. Creates
+  with an Idempotency-Key, each sent twice, are replayed (the key's hash
+  picks the instance), the keys spread over both.
 - Every order is read (detail and status) through HAProxy at its owner,
   in every path form: with and without /api, ORD and the trailing slash,
   with leading zeros; a third are cancelled through HAProxy while Pending
   (200, Cancelled at the owner, unknown to the other), the rest complete.
 - The list with after=N*10^13 is instance N's orders; paging by next
-  stays there; the dashboard sets the OP_INSTANCE cookie, which keeps
-  /api/orders/metrics/ on that instance.
+  stays there; newest first from after=N*10^13 + 10^13 - 1 too; the
+  dashboard sets the OP_INSTANCE cookie, which keeps /api/orders/metrics/
+  on that instance.
 - Creates/s through HAProxy against straight to one instance (printed).
 - Under a create load from 4 clients, instance 1's order-api gets SIGTERM
   (by pid): the creates go on, all to instance 0, with at most one failed
-  request per client (those in flight at the stop); printed: the errors,
-  how long after the SIGTERM the last create landed on instance 1 and when
-  HAProxy marked it down. Instance 1's orders then get HAProxy's 503 JSON
-  (detail, status and cancel), instance 0's are still read; once its
-  order-api starts again they are read again and creates reach it again.
+  request per client (those in flight at the stop), none sent after
+  order-api exited; printed: the errors, how long after the SIGTERM the
+  last create landed on instance 1 and when HAProxy marked it down. Once
+  HAProxy marks it down for its orders, they get HAProxy's 503 JSON
+  (detail, status and cancel) within a second, instance 0's are still
+  read; once its order-api starts again they are read again and creates
+  reach it again.
 - Every accepted order ends Completed or Cancelled.
 - The recording rules queried from Prometheus's HTTP API equal the sums of
   both instances' own /metrics (created, completed, by status, the
@@ -500,12 +505,27 @@ def check_stop(front, hap, insts, created):
     try:
         wait_until(lambda: load.on(0) >= 20 and load.on(1) >= 20, 20,
                    "creates through haproxy to reach both instances")
+        marked = []
+        watching = threading.Event()
+
+        def watch():
+            # when haproxy takes instance 1 out of the creates
+            while not watching.is_set():
+                if hap.states()[("order_create", "i1")] != "UP":
+                    marked.append(time.monotonic())
+                    return
+                time.sleep(0.002)
+        watcher = threading.Thread(target=watch)
+        watcher.start()
         t_stop = time.monotonic()
-        insts[1].stop_api()
-        t_exit = time.monotonic()
-        down = wait_until(lambda: hap.states()[("order_create", "i1")] != "UP"
-                          and time.monotonic(), 15,
-                          "haproxy to mark instance 1 down for creates")
+        try:
+            insts[1].stop_api()
+            t_exit = time.monotonic()
+            wait_until(lambda: marked, 15, "haproxy to mark instance 1 down for creates")
+        finally:
+            watching.set()
+            watcher.join()
+        down = marked[0]
         wait_until(lambda: time.monotonic() > t_stop + 3, 5, "3 s of creates after the stop")
     finally:
         load.stop()
@@ -540,8 +560,10 @@ def check_stop(front, hap, insts, created):
     return t_stop
 
 
-def check_stopped_orders(front, insts, created):
+def check_stopped_orders(front, hap, insts, created):
     """Instance 1's orders: HAProxy's 503 JSON; instance 0's still read."""
+    wait_until(lambda: hap.states()[("order_1", "i1")] != "UP", 10,
+               "haproxy to mark instance 1 down for its orders")
     oid1 = next(o for o in created if owner(o) == 1)
     oid0 = next(o for o in created if owner(o) == 0)
     for method, path in (("GET", "/api/orders/%s/" % oid1),
@@ -716,7 +738,7 @@ def test_main():
             print("creates/s from 4 clients: %.0f straight to instance 0, %.0f through "
                   "haproxy to both" % (direct, through))
             check_stop(front, hap, insts, created)
-            oid1 = check_stopped_orders(front, insts, created)
+            oid1 = check_stopped_orders(front, hap, insts, created)
             check_restart(front, insts, oid1, created)
             front.close()
             check_finished(insts, created, cancelled)
