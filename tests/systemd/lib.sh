@@ -204,7 +204,7 @@ sd_base() {
 		echo "FAIL: another run holds $SD_BASE.lock"
 		exit 1
 	fi
-	if [ "$(cat "$SD_BASE/.op-sdroot-complete" 2>/dev/null)" != "$SD_BASE_MARK" ]; then
+	if [ "$(head -n 1 "$SD_BASE/.op-sdroot-complete" 2>/dev/null)" != "$SD_BASE_MARK" ]; then
 		local mirror
 		mirror=$(find_mirror)
 		[ -n "$mirror" ] ||
