@@ -10,7 +10,8 @@
 #     completion are there; an order created over HTTP completes
 #   apt-get install ./order-processing_0.1.0-1+test1_amd64.deb (the same
 #     tree, a changelog entry on top) while a client on the host keeps
-#     creating orders: both daemons restarted (new main pids), every order
+#     creating orders: an edit of the conffile kept, both daemons
+#     restarted (new main pids), every order
 #     answered 201 completes, the counts add up, order-ctl check passes,
 #     the orders of before are still there
 #   apt-get remove: the services stopped and their units gone, the data
@@ -210,7 +211,21 @@ for f in /usr/sbin/order-api /usr/sbin/order-worker /usr/sbin/order-ctl \
 	E test -f $f || fail "$f is not installed"
 done
 ok "the daemons, order-ctl, its completion, the man pages and the snippets are installed"
-grep 'fs.mqueue.msg_max' "$TMP/apt.log" | sed 's/^/  note, from the postinst: /'
+# The queue sysctl: applied, or (nspawn's /proc/sys is read-only) the
+# postinst said so and went on.
+want_msgmax=$(E sed -n 's/^fs\.mqueue\.msg_max[[:space:]]*=[[:space:]]*//p' \
+    /usr/lib/sysctl.d/60-order-processing.conf)
+have=$(E cat /proc/sys/fs/mqueue/msg_max)
+if [ "$have" = "$want_msgmax" ]; then
+	ok "fs.mqueue.msg_max = $have: the postinst applied the sysctl.d snippet"
+elif grep -q "fs.mqueue.msg_max is $have, not $want_msgmax" "$TMP/apt.log"; then
+	grep 'fs.mqueue.msg_max' "$TMP/apt.log" |
+	    sed 's/^/  note, from the postinst: /'
+	ok "fs.mqueue.msg_max stays $have (read-only /proc/sys): the postinst said so and went on"
+else
+	fail "fs.mqueue.msg_max is $have, not $want_msgmax, and the postinst" \
+	    "did not say so"
+fi
 
 wait_for 15 "GET $BASE/readyz to answer 200" readyz_is 200 ||
     die "the API is not ready on $BASE"
@@ -221,6 +236,8 @@ ok "order $first created over HTTP completed"
 phase "checks after the install"
 
 # ---------------------------------------------------------------- upgrade under load
+# The operator's edit of the conffile survives the upgrade.
+E sh -c "echo '# edited by test_deb.sh' >>$conf" || fail "could not edit $conf"
 api_pid=$(prop order-api MainPID)
 wrk_pid=$(prop order-worker MainPID)
 # The client: creates orders one after another until $TMP/stop appears;
@@ -288,6 +305,11 @@ ok "apt-get install ./order-processing_${V2}_amd64.deb in $ms ms while the" \
     "the upgrade); client: $counts"
 [ "$(E dpkg-query -W -f='${Version}' order-processing)" = "$V2" ] ||
     fail "dpkg says order-processing $(E dpkg-query -W -f='${Version}' order-processing), not $V2"
+[ "$during" -gt 0 ] ||
+    fail "the client got no order answered while apt-get upgraded: not under load"
+E grep -qx '# edited by test_deb.sh' "$conf" &&
+    ok "the edit of $conf is kept by the upgrade" ||
+    fail "the upgrade lost the edit of $conf"
 new_api=$(prop order-api MainPID)
 new_wrk=$(prop order-worker MainPID)
 both_active || die "not both active after the upgrade"
