@@ -195,12 +195,19 @@ sd_cgroup_tidy() {
 }
 
 # sd_base: the base root, debootstrapped when missing or of another
-# version (a marker file says it is complete); then held with a shared
-# lock for the rest of the run (fd 8), so that none rebuilds it under a
-# booted overlay.
+# version (a marker file says it is complete); held with a shared lock for
+# the rest of the run (fd 8), so that no run rebuilds it under another's
+# booted overlay, while the tests' own roots run side by side.
 sd_base() {
 	exec 8>"$SD_BASE.lock"
-	if ! flock -w 900 8; then
+	if ! flock -s -w 900 8; then
+		echo "FAIL: another run holds $SD_BASE.lock"
+		exit 1
+	fi
+	# To build it, the lock exclusive (flock converts: it lets go of the
+	# shared one first), and then look again: another run may have built it.
+	if [ "$(head -n 1 "$SD_BASE/.op-sdroot-complete" 2>/dev/null)" != "$SD_BASE_MARK" ] &&
+	    ! flock -x -w 900 8; then
 		echo "FAIL: another run holds $SD_BASE.lock"
 		exit 1
 	fi
