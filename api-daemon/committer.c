@@ -108,6 +108,7 @@ struct committer {
 	_Atomic uint64_t journaled_id, applied_id;
 	atomic_int broken;		/* the journal failed */
 	uint64_t next_id;		/* intake thread only */
+	uint64_t last_id;		/* the instance's last id */
 	bool stalled;			/* under the lock */
 	int apply_error;		/* last apply's error; under the lock */
 	/* The last store_admit's refusal (no room), or 0; under the lock. */
@@ -523,6 +524,8 @@ intake_batch(struct committer *c, struct waiter **batch, struct order **orders,
 		o->id = c->next_id + n_fresh;
 		fresh[n_fresh++] = o;
 	}
+	if (rc == 0 && n_fresh > 0 && c->next_id + n_fresh - 1 > c->last_id)
+		rc = STORE_ENOIDS;
 	if (rc == 0 && n_fresh > 0)
 		rc = intake_journal(c, fresh, n_fresh);
 	if (rc != 0) {
@@ -944,6 +947,7 @@ committer_create(struct committer **cp, struct store *s, struct journal *j,
 	c->journal = j;
 	c->journal_size = journal_size(j);
 	c->next_id = next_id;
+	c->last_id = order_instance_last_id(store_instance(s));
 	atomic_init(&c->journaled_id, next_id - 1);
 	atomic_init(&c->applied_id, next_id - 1);
 	atomic_init(&c->broken, 0);

@@ -72,6 +72,10 @@ respond_store_error(struct request *r, int rc, const char *what)
 	if (rc == STORE_EFULL || rc == STORE_EDISKFULL)
 		return respond_detail(r, 503, "Storage is full; nothing was "
 		    "stored. Try again later.", "Retry-After: 60\r\n");
+	if (rc == STORE_ENOIDS)
+		return respond_detail(r, 503, "This instance has handed out "
+		    "every order id it owns; nothing was stored. Create "
+		    "orders on another instance.", NULL);
 	return respond_detail(r, 503, "Storage is unavailable; nothing was "
 	    "stored. Try again later.", "Retry-After: 5\r\n");
 }

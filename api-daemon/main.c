@@ -62,6 +62,7 @@ main(int argc, char **argv)
 	struct journal *journal = NULL;
 	char journal_path[PATH_MAX];
 	uint64_t replayed;
+	unsigned owner = 0;
 	struct config cfg;
 	sigset_t signals;
 	int64_t watchdog_ms;
@@ -117,6 +118,24 @@ main(int argc, char **argv)
 	if (replayed > 0)
 		log_info("applied %llu orders from the journal %s to LMDB",
 		    (unsigned long long)replayed, journal_path);
+	/* After the replay: only then does LMDB hold every order. */
+	rc = store_instance_claim(store, cfg.instance, true, &owner);
+	if (rc == STORE_EINSTANCE) {
+		log_error("the LMDB environment in %s holds instance %u's "
+		    "orders, and this is instance %u (--instance): an "
+		    "environment keeps the instance that created its first "
+		    "order", cfg.data_dir, owner, cfg.instance);
+		goto out_store;
+	}
+	if (rc != 0) {
+		log_error("could not set the instance of the LMDB environment "
+		    "in %s: %s", cfg.data_dir, store_strerror(rc));
+		goto out_store;
+	}
+	if (cfg.instance != 0)
+		log_info("instance %u: new orders get ids from ORD%llu on",
+		    cfg.instance, (unsigned long long)
+		    order_instance_first_id(cfg.instance));
 	rc = committer_create(&committer, store, journal, cfg.queue,
 	    cfg.commit_timeout_ms);
 	if (rc != 0) {

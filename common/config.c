@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "order.h"
 #include "queue.h"
 
 #define WHY_LEN 160
@@ -61,6 +62,7 @@ static int parse_bool(struct config *, const struct option_def *,
 /* Long-option values that have no short flag. */
 enum {
 	OPT_MAP_SIZE = 256,
+	OPT_INSTANCE,
 	OPT_LOG_LEVEL,
 	OPT_PICKUP_DELAY,
 	OPT_PROCESSING,
@@ -92,6 +94,13 @@ static const struct option_def options[] = {
 	{ "map-size", OPT_MAP_SIZE, "SIZE", BOTH, PLACE_ANY, parse_size,
 	  FIELD(map_size), 1UL << 20, 1UL << 44, "4G",
 	  "LMDB map size (K, M, G or T suffix): the most the data may grow to" },
+	{ "instance", OPT_INSTANCE, "N", BOTH, PLACE_ANY, parse_unsigned,
+	  FIELD(instance), 0, ORDER_INSTANCE_MAX, "0",
+	  "this instance's number among several (0 to 899): instance N hands "
+	  "out the ids from N * 10^13 + 1, so no two instances share an id "
+	  "and an id's owner is its digits before the last 13; the data "
+	  "directory keeps the number of the first instance that created "
+	  "an order in it" },
 	{ "log-level", OPT_LOG_LEVEL, "LEVEL", BOTH, PLACE_ANY, parse_level,
 	  FIELD(log_level), 0, 0, "info", "error, warn, info or debug" },
 	{ "daemon", 'd', NULL, BOTH, PLACE_ANY, parse_bool, FIELD(daemon),

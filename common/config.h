@@ -42,6 +42,7 @@ struct config {
 	char data_dir[PATH_MAX];
 	char queue[256];
 	uint64_t map_size;		/* bytes */
+	unsigned instance;		/* which ids this instance owns */
 	enum log_level log_level;
 	bool check_config;
 	bool daemon;			/* detach (fork, setsid) */

@@ -34,6 +34,37 @@ enum order_status {
 /* "ORD" and 20 digits, NUL included. */
 #define ORDER_ID_BUFSZ 24
 
+/*
+ * Instances. Several order-processing instances (one per host, each its
+ * own LMDB environment) hand out ids that never collide: instance n owns
+ * the ids n * ORDER_INSTANCE_SPAN + 1 .. (n + 1) * ORDER_INSTANCE_SPAN - 1,
+ * so an id's owner is id / ORDER_INSTANCE_SPAN: the digits before its last
+ * 13, or 0 when it has 13 digits or fewer. Instance 0 counts from 1, as a
+ * single instance always has. The largest id, of instance
+ * ORDER_INSTANCE_MAX, is below 2^53: a client that reads ids as
+ * JavaScript numbers reads every one exactly.
+ */
+#define ORDER_INSTANCE_SPAN UINT64_C(10000000000000)
+#define ORDER_INSTANCE_MAX 899
+
+static inline uint64_t
+order_instance_first_id(unsigned instance)
+{
+	return (uint64_t)instance * ORDER_INSTANCE_SPAN + 1;
+}
+
+static inline uint64_t
+order_instance_last_id(unsigned instance)
+{
+	return ((uint64_t)instance + 1) * ORDER_INSTANCE_SPAN - 1;
+}
+
+static inline unsigned
+order_id_instance(uint64_t id)
+{
+	return (unsigned)(id / ORDER_INSTANCE_SPAN);
+}
+
 struct order {
 	uint64_t id;		/* 0 until the store assigns one */
 	uint64_t user_id;

@@ -62,6 +62,10 @@ store_strerror(int err)
 	case STORE_EOLDSCHEMA:
 		return "the environment has an older schema version, which "
 		    "only a read-write open upgrades (start order-api once)";
+	case STORE_EINSTANCE:
+		return "the environment holds another instance's orders";
+	case STORE_ENOIDS:
+		return "this instance has handed out every id it owns";
 	default:
 		return mdb_strerror(err);
 	}
@@ -404,7 +408,7 @@ build_by_user_status(struct store *s, MDB_txn *txn)
  * environment of a version this function refuses cannot be opened) and
  * its test_upgrade_v* in tests/unit/test_store.c.
  */
-_Static_assert(STORE_SCHEMA_VERSION == 4,
+_Static_assert(STORE_SCHEMA_VERSION == 5,
     "a new schema version needs its step in schema_upgrade (store.c)");
 
 static int
@@ -413,19 +417,19 @@ schema_upgrade(struct store *s, MDB_txn *txn, uint32_t from)
 	MDB_dbi by_user;
 	int rc;
 
-	if (from < 1 || from > 3)
+	if (from < 1 || from > 4)
 		return STORE_ESCHEMA;
-	/* 3 -> 4 changes nothing stored: journal_lsn absent means 0. */
-	if (from == 3)
-		return 0;
 	if (from == 1 && (rc = build_by_user_status(s, txn)) != 0)
 		return rc;
-	rc = mdb_dbi_open(txn, "by_user", 0, &by_user);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return rc;
-	return mdb_drop(txn, by_user, 1);
+	/* 3 -> 4 changes nothing stored: journal_lsn absent means 0. */
+	if (from <= 2) {
+		rc = mdb_dbi_open(txn, "by_user", 0, &by_user);
+		if (rc == 0)
+			rc = mdb_drop(txn, by_user, 1);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
+	return store_meta_put_u64(s, txn, META_INSTANCE, 0);
 }
 
 /*
@@ -539,6 +543,7 @@ schema_init(struct store *s)
 	v = mkval(&version, sizeof(version));
 	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0 ||
 	    (rc = store_meta_put_u64(s, txn, META_NEXT_ID, 1)) != 0 ||
+	    (rc = store_meta_put_u64(s, txn, META_INSTANCE, 0)) != 0 ||
 	    (rc = store_counters_put(s, txn, &zero)) != 0)
 		goto fail;
 	return mdb_txn_commit(txn);
@@ -567,6 +572,24 @@ lockfile_allocate(const char *dir)
 		return errno;
 	rc = posix_fallocate(fd, 0, size);
 	close(fd);
+	return rc;
+}
+
+/* s->instance from meta, which holds a valid one. */
+static int
+instance_load(struct store *s)
+{
+	MDB_txn *txn;
+	uint64_t instance;
+	int rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	rc = store_meta_get_u64(s, txn, META_INSTANCE, &instance);
+	mdb_txn_abort(txn);
+	if (rc == MDB_NOTFOUND || (rc == 0 && instance > ORDER_INSTANCE_MAX))
+		return STORE_ECORRUPT;
+	s->instance = (unsigned)instance;
 	return rc;
 }
 
@@ -612,7 +635,7 @@ store_open(struct store **sp, const char *dir, uint64_t map_size,
 		goto fail_env;
 	mdb_reader_check(s->env, &dead);
 	if ((rc = (flags & STORE_RDONLY) ? schema_check(s)
-	    : schema_init(s)) != 0)
+	    : schema_init(s)) != 0 || (rc = instance_load(s)) != 0)
 		goto fail_env;
 	*sp = s;
 	return 0;
@@ -629,6 +652,55 @@ unsigned
 store_upgraded_from(const struct store *s)
 {
 	return s->upgraded_from;
+}
+
+int
+store_instance_claim(struct store *s, unsigned instance, bool adopt,
+    unsigned *owner)
+{
+	MDB_txn *txn;
+	uint64_t mine, next_id;
+	int rc;
+
+	if (instance > ORDER_INSTANCE_MAX)
+		return EINVAL;
+	if ((rc = store_write_begin(s, &txn)) != 0)
+		return store_map_error(rc);
+	if ((rc = store_meta_get_u64(s, txn, META_INSTANCE, &mine)) != 0 ||
+	    (rc = store_meta_get_u64(s, txn, META_NEXT_ID, &next_id)) != 0)
+		goto fail;
+	if (mine > ORDER_INSTANCE_MAX) {
+		rc = STORE_ECORRUPT;
+		goto fail;
+	}
+	s->instance = (unsigned)mine;
+	/* Never handed out an id: no order, no journaled one, no key. */
+	if (mine == instance ||
+	    next_id == order_instance_first_id((unsigned)mine)) {
+		if (mine == instance || !adopt) {
+			store_write_abort(s, txn);
+			return 0;
+		}
+		if ((rc = store_meta_put_u64(s, txn, META_INSTANCE,
+		    instance)) != 0 ||
+		    (rc = store_meta_put_u64(s, txn, META_NEXT_ID,
+		    order_instance_first_id(instance))) != 0)
+			goto fail;
+		if ((rc = store_write_commit(s, txn)) == 0)
+			s->instance = instance;
+		return store_map_error(rc);
+	}
+	*owner = (unsigned)mine;
+	rc = STORE_EINSTANCE;
+fail:
+	store_write_abort(s, txn);
+	return store_map_error(rc);
+}
+
+unsigned
+store_instance(const struct store *s)
+{
+	return s->instance;
 }
 
 void

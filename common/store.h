@@ -3,6 +3,9 @@
  *
  * Databases (schema version STORE_SCHEMA_VERSION, checked at open):
  *   meta       "schema_version" -> u32, "next_id" -> u64,
+ *              "instance" -> u64: the instance whose ids this environment
+ *              hands out (order.h; version 5 adds it, 0 for an older
+ *              environment, whose ids all count from 1),
  *              "counters" -> u64[10] (store.c, CNT_*), "heartbeat" -> i64 ms,
  *              "processing_hist" -> u64[STORE_HIST_BUCKETS] (absent: 0s),
  *              "journal_lsn" -> u64: how far order-api's journal is
@@ -104,7 +107,7 @@
 
 #include "order.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* New orders are refused once this share of the map is in use, so that
  * claims and completions, which need fresh pages, still fit. */
 #define STORE_HIGH_WATER_PERCENT 90
@@ -124,6 +127,8 @@ enum {
 	STORE_ECORRUPT = -31005,	/* a record that does not decode */
 	STORE_EDISKFULL = -31006,	/* the disk is full or at its reserve */
 	STORE_EOLDSCHEMA = -31007,	/* an older schema, opened read-only */
+	STORE_EINSTANCE = -31008,	/* another instance's environment */
+	STORE_ENOIDS = -31009,		/* the instance's ids are all used */
 };
 
 /* store_open flags */
@@ -155,6 +160,7 @@ struct store_counters {
 	uint64_t processing_hist[STORE_HIST_BUCKETS];
 	int64_t heartbeat_ms;		/* last worker heartbeat, 0: never */
 	uint64_t next_id;		/* the id the next new order gets */
+	unsigned instance;		/* whose ids (store_instance_claim) */
 };
 
 /* A claim or a finish of one order, in a batch. */
@@ -208,6 +214,20 @@ int store_open(struct store **s, const char *dir, uint64_t map_size,
     unsigned flags);
 /* The schema version this open upgraded the environment from, or 0. */
 unsigned store_upgraded_from(const struct store *s);
+/*
+ * Make the environment instance's (order.h): 0 when it is already, or
+ * when it has never handed out an id and adopt is set, which makes it
+ * the instance's from now on (next_id becomes the instance's first id).
+ * Without adopt, an environment that has never handed out an id is left
+ * as it is and 0 returned: order-api adopts it when it starts, after
+ * replaying its journal, the one place where an order may be that LMDB
+ * does not hold yet. Otherwise STORE_EINSTANCE, *owner the environment's
+ * instance, and nothing changes. After it, store_instance tells.
+ */
+int store_instance_claim(struct store *s, unsigned instance, bool adopt,
+    unsigned *owner);
+/* The instance whose ids the environment hands out. */
+unsigned store_instance(const struct store *s);
 void store_close(struct store *s);
 const char *store_strerror(int err);
 /*

@@ -41,6 +41,7 @@
 #define META_HEARTBEAT "heartbeat"
 #define META_HIST "processing_hist"
 #define META_JOURNAL_LSN "journal_lsn"
+#define META_INSTANCE "instance"
 
 struct reader;
 
@@ -48,6 +49,7 @@ struct store {
 	MDB_env *env;
 	MDB_dbi meta, orders, by_status, by_user_status, idem, idem_time;
 	unsigned upgraded_from;	/* schema version before this open, or 0 */
+	unsigned instance;	/* meta instance, as last read or written */
 	int64_t idem_ttl_ms;
 	unsigned generation;
 	pthread_mutex_t readers_lock;

@@ -89,6 +89,10 @@ create_in(struct store *s, MDB_txn *txn, struct order *const *orders,
 	if ((rc = store_room_for_orders(s, c.by_status[ORDER_PENDING] +
 	    c.by_status[ORDER_PROCESSING] + n, 0)) != 0)
 		goto fail;
+	if (next_id + n - 1 > order_instance_last_id(s->instance)) {
+		rc = STORE_ENOIDS;
+		goto fail;
+	}
 	if ((rc = store_idem_expire(s, txn, now_ms, 2 * n + 16)) != 0)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {

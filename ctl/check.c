@@ -14,7 +14,9 @@
  * counters' slots, the schema version): a change of the format there is
  * a change here (the steps are in common/store.h, "Changing the format").
  *
- *   meta       "schema_version" u32 (4), "next_id" u64,
+ *   meta       "schema_version" u32 (5), "next_id" u64, "instance" u64
+ *              (0 .. 899): the environment's ids are instance * 10^13 + 1
+ *              .. next_id - 1,
  *              "counters" u64[10] host order: by status[4], created_total,
  *              completed_total, processing_ms_sum, lease_expiries_total,
  *              released_total, unused;
@@ -34,7 +36,8 @@
  * counters equal a recount (orders by status, created_total = number of
  * orders, completed_total = number Completed, processing_ms_sum and each
  * histogram bucket recounted from created/completed times, the
- * histogram's sum = completed_total); ids are 1 .. next_id - 1 with no gap;
+ * histogram's sum = completed_total); ids are the instance's first id ..
+ * next_id - 1 with no gap, next_id at most one past its last id;
  * every order has exactly one by_status entry (its status, with the due
  * time for Pending and Processing) and one by_user_status entry (its user
  * and status), and no index entry is left over, nor the by_user database
@@ -62,7 +65,9 @@
 #define RECORD_HEADER 64
 #define STATUS_KEY_LEN 9
 #define USER_STATUS_KEY_LEN 17
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
+#define INSTANCE_SPAN UINT64_C(10000000000000)
+#define INSTANCE_MAX 899
 #define DIGEST_LEN 32
 #define IDEM_VALUE_LEN (8 + 8 + DIGEST_LEN)
 #define CNT_SLOTS 10
@@ -359,8 +364,8 @@ open_env(struct env *e, const char *dir)
 }
 
 struct meta {
-	bool have_next_id, have_counters;
-	uint64_t next_id;
+	bool have_next_id, have_counters, have_instance;
+	uint64_t next_id, instance;
 	uint64_t cnt[CNT_SLOTS];
 	uint64_t hist[HIST_BUCKETS];
 };
@@ -407,6 +412,21 @@ check_meta(struct env *e, struct meta *m)
 		report("meta next_id has %zu bytes, expected 8", v.mv_size);
 	} else if (rc == MDB_NOTFOUND) {
 		report("meta next_id is missing");
+	} else {
+		return rc;
+	}
+
+	rc = meta_get(e, "instance", &v);
+	if (rc == 0 && v.mv_size == 8) {
+		m->instance = host64(v.mv_data);
+		m->have_instance = m->instance <= INSTANCE_MAX;
+		if (!m->have_instance)
+			report("meta instance is %" PRIu64 ", above %d",
+			    m->instance, INSTANCE_MAX);
+	} else if (rc == 0) {
+		report("meta instance has %zu bytes, expected 8", v.mv_size);
+	} else if (rc == MDB_NOTFOUND) {
+		report("meta instance is missing");
 	} else {
 		return rc;
 	}
@@ -914,13 +934,25 @@ compare(const struct meta *m, const struct recount *r)
 				    hist_bounds[b < HIST_BUCKETS - 1 ? b
 				    : HIST_BUCKETS - 2], m->hist[b], r->hist[b]);
 	}
-	if (m->have_next_id) {
-		if (r->orders != 0 && m->next_id <= r->max_id)
+	if (m->have_next_id && m->have_instance) {
+		uint64_t first = m->instance * INSTANCE_SPAN + 1;
+		uint64_t end = (m->instance + 1) * INSTANCE_SPAN;
+
+		if (m->next_id < first || m->next_id > end)
+			report("meta next_id %" PRIu64 " is outside instance %"
+			    PRIu64 "'s ids (%" PRIu64 " .. %" PRIu64 ")",
+			    m->next_id, m->instance, first, end - 1);
+		else if (r->orders != 0 && r->min_id < first)
+			report("ORD%" PRIu64 " is below instance %" PRIu64
+			    "'s first id ORD%" PRIu64, r->min_id, m->instance,
+			    first);
+		else if (r->orders != 0 && m->next_id <= r->max_id)
 			report("meta next_id %" PRIu64 " is not above the "
 			    "largest id ORD%" PRIu64, m->next_id, r->max_id);
-		else if (m->next_id != r->orders + 1)
+		else if (m->next_id != first + r->orders)
 			report("ids have gaps: %" PRIu64 " orders with ids "
-			    "below next_id %" PRIu64, r->orders, m->next_id);
+			    "from %" PRIu64 " below next_id %" PRIu64,
+			    r->orders, first, m->next_id);
 	}
 	if (r->by_status_entries != r->orders)
 		report("by_status has %" PRIu64 " entries for %" PRIu64

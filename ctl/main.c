@@ -396,10 +396,10 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		strbuf_printf(&sb, "}, \"created_total\": %llu, "
 		    "\"completed_total\": %llu, "
 		    "\"average_processing_time_seconds\": %.3f, "
-		    "\"next_id\": %llu",
+		    "\"next_id\": %llu, \"instance\": %u",
 		    (unsigned long long)(cnt.created_total + j.count),
 		    (unsigned long long)cnt.completed_total, avg,
-		    (unsigned long long)cnt.next_id);
+		    (unsigned long long)cnt.next_id, cnt.instance);
 		if (!have[0] && j.count > 0) {
 			char id[ORDER_ID_BUFSZ];
 
@@ -465,6 +465,8 @@ cmd_status(struct ctl *c, int argc, char **argv)
 	    ? " (order-api applies them within a moment)"
 	    : " (order-api applies them when it starts)");
 	printf("order-api: %s\n", running ? "running" : "not running");
+	order_id_format(order_instance_first_id(cnt.instance), a);
+	printf("instance: %u (its ids are %s and up)\n", cnt.instance, a);
 	status = 0;
 out:
 	order_finish(&oldest[0]);

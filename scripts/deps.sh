@@ -14,6 +14,9 @@ test_packages="mandoc systemd debootstrap systemd-container util-linux
 clang libclang-rt-14-dev cppcheck lmdb-utils wrk redis-server redis-tools
 nginx openssl bash-completion chromium chromium-driver python3-selenium
 haproxy prometheus"
+# The Debian package's test (tests/systemd/test_deb.sh) builds it and
+# lints it: dpkg-buildpackage, debhelper, fakeroot, lintian.
+test_packages="$test_packages build-essential dpkg-dev debhelper fakeroot lintian"
 
 # install_deps [extra packages...]
 install_deps() {

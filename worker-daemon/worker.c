@@ -472,6 +472,7 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 	struct worker w = { .cfg = cfg, .index = index, .first_sweep = true,
 		.queue_err = -1, .heartbeat_fd = heartbeat_fd };
 	char procname[64];
+	unsigned owner = 0;
 	int sfd, rc, status = 1;
 
 	snprintf(procname, sizeof(procname), "order-worker[%u]", index + 1);
@@ -495,6 +496,20 @@ worker_main(struct config *cfg, unsigned index, pid_t master,
 		log_info("upgraded the LMDB environment in %s from schema "
 		    "version %u to %d", cfg->data_dir,
 		    store_upgraded_from(w.store), STORE_SCHEMA_VERSION);
+	rc = store_instance_claim(w.store, cfg->instance, false, &owner);
+	if (rc != 0) {
+		if (rc == STORE_EINSTANCE)
+			log_error("the LMDB environment in %s holds instance "
+			    "%u's orders, and this is instance %u (--instance)",
+			    cfg->data_dir, owner, cfg->instance);
+		else
+			log_error("could not read the instance of the LMDB "
+			    "environment in %s: %s", cfg->data_dir,
+			    store_strerror(rc));
+		store_close(w.store);
+		close(sfd);
+		return WORKER_EXIT_SETUP;
+	}
 	proc_ready();
 	queue_init(&w.queue, cfg->queue);
 	heap_init(&w.jobs);

@@ -164,6 +164,8 @@ def main():
             (api, ["--bogus-option"], "unknown option", ["bogus-option"]),
             (worker, ["--bogus-option"], "unknown option", ["bogus-option"]),
             (api, ["-q", "no-slash"], "queue without a leading /", ["queue"]),
+            (api, ["--instance", "900"], "--instance 900", ["instance"]),
+            (worker, ["--instance", "-1"], "--instance -1", ["instance"]),
         ]
         bad_line = os.path.join(tmp, "bad-line.conf")
         with open(bad_line, "w") as f:

@@ -272,7 +272,7 @@ def part_errors(s):
     subprocess.run([shutil.which("mdb_load"), "-s", "meta", "-f", dump, old], check=True)
     r = ctl(old, "status", expect_rc=1)
     expect(r.stderr.strip() == "order-ctl: could not open the LMDB environment in %s: its "
-           "schema is older than version 4, and order-ctl does not upgrade it: start "
+           "schema is older than version 5, and order-ctl does not upgrade it: start "
            "order-api once, which does" % old, r.stderr)
     r = ctl(old, "cancel", "1", expect_rc=1)
     expect("start order-api once" in r.stderr, r.stderr)

@@ -28,12 +28,14 @@
 # fall back to a 10-message queue.
 #
 # The root: debootstrap --variant=minbase --include=systemd,dbus,procps
-# bookworm into /var/tmp/op-sdroot (OP_SDROOT overrides), kept and reused
-# (a marker file says it is complete); the mirror is read from the host's
-# apt sources at run time. Each run resets the project's state in it (the
-# data dir, the user, drop-ins, enable links, the journal). The daemons'
-# shared libraries the root lacks (ldd inside) are installed in it with
-# apt-get from the packages that hold them on the host (dpkg -S).
+# bookworm into /var/tmp/op-sdroot (OP_SDROOT overrides; lib.sh's sd_base),
+# the base that no test changes; this test boots an overlay of it
+# (/var/tmp/op-sdroot-nspawn/root, its changes in .../upper), kept and
+# reused; the mirror is read from the host's apt sources at run time. Each
+# run resets the project's state in it (the data dir, the user, drop-ins,
+# enable links, the journal). The daemons' shared libraries the root lacks
+# (ldd inside) are installed in it with apt-get from the packages that hold
+# them on the host (dpkg -S).
 #
 # The install: `meson install --destdir ROOT` of a build with prefix /usr.
 # When $BUILD_DIR has prefix /usr it is used as is; otherwise a second build
@@ -48,172 +50,18 @@
 set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-ROOTFS=${OP_SDROOT:-/var/tmp/op-sdroot}
-ROOTFS_MARK="bookworm minbase systemd,dbus,procps v1"
-NSPAWN=""
-SD=""
-TMP=""
 failed=0
-T0=$(date +%s)
 
-log() {
-	printf '[%3ss] %s\n' "$(($(date +%s) - T0))" "$*"
-}
-skip() {
-	if [ -n "${CI:-}" ]; then
-		echo "FAIL: this would be a skip, but CI is set: $*"
-		exit 1
-	fi
-	echo "SKIP: $*"
-	exit 77
-}
-
-[ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, systemd-nspawn)"
-
-# ---------------------------------------------------------------- tools
-need=""
-command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
-command -v systemd-nspawn >/dev/null 2>&1 || need="$need systemd-container"
-if [ -n "$need" ]; then
-	log "installing:$need"
-	if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq $need; } >/tmp/op-nspawn-apt.log 2>&1; then
-		tail -n 20 /tmp/op-nspawn-apt.log
-		skip "could not install$need with apt-get (no mirror?)"
-	fi
-fi
-for t in nsenter curl python3 meson flock; do
-	command -v $t >/dev/null 2>&1 || {
-		echo "FAIL: $t is missing"
-		exit 1
-	}
-done
-
-# ---------------------------------------------------------------- mirror
-# The URI the host's apt uses for Debian bookworm (main), from deb822
-# .sources files or one-line .list files.
-find_mirror() {
-	python3 - /etc/apt/sources.list.d/*.sources /etc/apt/sources.list \
-	    /etc/apt/sources.list.d/*.list <<'EOF'
-import sys
-found = []
-for path in sys.argv[1:]:
-    try:
-        text = open(path).read()
-    except OSError:
-        continue
-    if path.endswith(".sources"):
-        for stanza in text.split("\n\n"):
-            f = {}
-            for line in stanza.splitlines():
-                if line.startswith("#") or ":" not in line or line[:1].isspace():
-                    continue
-                k, v = line.split(":", 1)
-                f[k.strip().lower()] = v.split()
-            if f.get("enabled", ["yes"])[0].lower() == "no":
-                continue
-            if "deb" in f.get("types", []) and "bookworm" in f.get("suites", []) \
-                    and "main" in f.get("components", []):
-                found += f.get("uris", [])
-    else:
-        for line in text.splitlines():
-            w = line.split("#", 1)[0].split()
-            if w[:1] != ["deb"]:
-                continue
-            w = w[1:]
-            if w and w[0].startswith("["):
-                while w and not w[0].endswith("]"):
-                    w = w[1:]
-                w = w[1:]
-            if len(w) >= 3 and w[1] == "bookworm" and "main" in w[2:]:
-                found.append(w[0])
-for uri in found:
-    if uri.startswith(("http://", "https://")):
-        print(uri)
-        break
-EOF
-}
-
-# ---------------------------------------------------------------- cleanup
-cleanup() {
-	rc=$?
-	if [ -n "$NSPAWN" ] && [ "${KEEP_RUNNING:-}" = 1 ]; then
-		echo "KEEP_RUNNING=1: container left up: nspawn pid $NSPAWN," \
-		    "nsenter -t $SD -a ..."
-		return
-	fi
-	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
-		if [ -n "$SD" ]; then
-			nsenter -t "$SD" -a systemctl poweroff --no-block \
-			    >/dev/null 2>&1
-		fi
-		for _ in $(seq 1 100); do
-			kill -0 "$NSPAWN" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$NSPAWN" 2>/dev/null; then
-			kill -TERM "$NSPAWN" 2>/dev/null
-			for _ in $(seq 1 50); do
-				kill -0 "$NSPAWN" 2>/dev/null || break
-				sleep 0.1
-			done
-		fi
-		kill -KILL "$NSPAWN" 2>/dev/null
-		wait "$NSPAWN" 2>/dev/null
-	fi
-	# nspawn leaves empty cgroup dirs at the hierarchy roots.
-	for h in systemd unified; do
-		[ -d /sys/fs/cgroup/$h/payload ] &&
-		    find /sys/fs/cgroup/$h/payload -depth -type d \
-		    -exec rmdir {} \; 2>/dev/null
-		rmdir /sys/fs/cgroup/$h/supervisor 2>/dev/null
-	done
-	[ -n "$TMP" ] && rm -rf "$TMP"
-	return $rc
-}
-trap cleanup EXIT
+sd_tools
+trap sd_cleanup EXIT
 trap 'exit 1' INT TERM
 
 TMP=$(mktemp -d /tmp/op-nspawn-test.XXXXXX)
 
-# One run at a time uses the root.
-exec 9>"$ROOTFS.lock"
-if ! flock -w 900 9; then
-	echo "FAIL: another run holds $ROOTFS.lock"
-	exit 1
-fi
-
-# A container an earlier run left behind (killed with SIGKILL: no trap)
-# still holds the root: stop it, by its pid.
-for pid in $(pgrep -f "^systemd-nspawn -D $ROOTFS -b -M op-sdtest-"); do
-	log "stopping a container left by an earlier run: pid $pid"
-	kill -TERM "$pid"
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-done
-
 # ---------------------------------------------------------------- the root
-if [ "$(cat "$ROOTFS/.op-sdroot-complete" 2>/dev/null)" != "$ROOTFS_MARK" ]; then
-	MIRROR=$(find_mirror)
-	[ -n "$MIRROR" ] ||
-	    skip "no Debian bookworm mirror in /etc/apt/sources.list{,.d/}"
-	log "debootstrap bookworm into $ROOTFS from $MIRROR (about a minute)"
-	rm -rf "$ROOTFS" "$ROOTFS.new"
-	if ! debootstrap --variant=minbase --include=systemd,dbus,procps \
-	    bookworm "$ROOTFS.new" "$MIRROR" >"$TMP/debootstrap.log" 2>&1; then
-		tail -n 30 "$TMP/debootstrap.log"
-		rm -rf "$ROOTFS.new"
-		skip "debootstrap from $MIRROR failed (no mirror?)"
-	fi
-	echo "$ROOTFS_MARK" >"$ROOTFS.new/.op-sdroot-complete"
-	mv "$ROOTFS.new" "$ROOTFS"
-	log "root ready"
-else
-	log "reusing the root in $ROOTFS"
-fi
+# The base root and this test's overlay of it, kept from run to run.
+sd_base
+sd_root nspawn keep
 
 # Forget what an earlier run left: the state, the user, the enablement,
 # drop-ins, the journal.
@@ -284,9 +132,6 @@ workers = 2
 EOF
 
 # ---------------------------------------------------------------- helpers
-E() {
-	nsenter -t "$SD" -a "$@"
-}
 fail() {
 	echo "FAIL: $*"
 	failed=$((failed + 1))
@@ -309,122 +154,12 @@ diagnose() {
 	E journalctl --no-pager -n 80 -u order-api -u order-worker 2>&1 |
 	    sed 's/^/  | /'
 }
-prop() {	# prop UNIT PROPERTY
-	E systemctl show -p "$2" --value "$1"
-}
-# http METHOD PATH [BODY]: prints the status code, the body to $TMP/body
-http() {
-	if [ $# -ge 3 ]; then
-		curl -sS -o "$TMP/body" -w '%{http_code}' --max-time 10 \
-		    -X "$1" -H 'Content-Type: application/json' \
-		    --data-binary "$3" "$BASE$2" 2>"$TMP/curl.err"
-	else
-		curl -sS -o "$TMP/body" -w '%{http_code}' --max-time 10 \
-		    -X "$1" "$BASE$2" 2>"$TMP/curl.err"
-	fi
-}
-json() {	# json EXPR: EXPR over j, the last body
-	python3 -c 'import json, sys
-j = json.load(open(sys.argv[1]))
-print(eval(sys.argv[2]))' "$TMP/body" "$1"
-}
-# wait_for SECONDS DESCRIPTION COMMAND...: poll every 0.2 s
-wait_for() {
-	local t=$1 what=$2
-	shift 2
-	local end=$(($(date +%s%N) / 1000000 + t * 1000))
-	while :; do
-		"$@" >/dev/null 2>&1 && return 0
-		[ $(($(date +%s%N) / 1000000)) -ge $end ] && break
-		sleep 0.2
-	done
-	echo "timed out after ${t}s waiting for: $what"
-	return 1
-}
-readyz_is() {
-	[ "$(http GET /readyz)" = "$1" ]
-}
-create_order() {	# prints the new order id
-	local code
-	code=$(http POST /api/orders/ \
-	    '{"user_id": 7, "item_ids": [101, 102], "total_amount": 250.75}')
-	if [ "$code" != 201 ]; then
-		echo "POST /api/orders/: $code $(cat "$TMP/body" "$TMP/curl.err")" >&2
-		return 1
-	fi
-	json 'j["order_id"]'
-}
-status_of() {
-	[ "$(http GET "/api/orders/$1/status/")" = 200 ] || return 1
-	json 'j["status"]'
-}
-all_completed() {
-	local id
-	for id in "$@"; do
-		[ "$(status_of "$id")" = Completed ] || return 1
-	done
-}
-both_active() {
-	E systemctl is-active --quiet order-api order-worker
-}
 processing_count() {
 	[ "$(http GET /api/orders/metrics/)" = 200 ] || return 1
 	json 'j["order_status_count"]["Processing"]'
 }
 
-# ---------------------------------------------------------------- boot
-boot() {
-	log "booting $ROOTFS in systemd-nspawn"
-	SD=""
-	setsid systemd-nspawn -D "$ROOTFS" -b -M "op-sdtest-$$" --register=no \
-	    --keep-unit --console=read-only >>"$TMP/nspawn.log" 2>&1 </dev/null 9>&- &
-	NSPAWN=$!
-	for _ in $(seq 1 150); do
-		SD=$(pgrep -P "$NSPAWN" -x systemd | head -n 1)
-		[ -n "$SD" ] && break
-		kill -0 "$NSPAWN" 2>/dev/null || break
-		sleep 0.2
-	done
-	if [ -z "$SD" ]; then
-		tail -n 40 "$TMP/nspawn.log"
-		echo "FAIL: systemd did not start in the container"
-		exit 1
-	fi
-	# Until its private bus socket exists systemctl cannot connect: retry.
-	state=""
-	for _ in $(seq 1 120); do
-		state=$(timeout 60 nsenter -t "$SD" -a systemctl \
-		    is-system-running --wait 2>/dev/null)
-		case $state in running | degraded | maintenance | stopping) break ;; esac
-		sleep 0.25
-	done
-	log "container systemd (pid $SD on the host): $state"
-	case $state in
-	running) ;;
-	degraded)
-		echo "note: the boot is degraded:"
-		E systemctl --failed --no-pager | sed 's/^/  | /' ;;
-	*)
-		tail -n 40 "$TMP/nspawn.log"
-		die "the container did not finish booting ($state)" ;;
-	esac
-}
-# poweroff: the container shuts down (stopping what runs) and nspawn exits
-container_poweroff() {
-	E systemctl poweroff --no-block >/dev/null 2>&1
-	for _ in $(seq 1 300); do
-		kill -0 "$NSPAWN" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$NSPAWN" 2>/dev/null; then
-		fail "the container did not power off within 30 s"
-		kill -TERM "$NSPAWN"
-	fi
-	wait "$NSPAWN"
-	NSPAWN=""
-	SD=""
-}
-boot
+sd_boot
 
 # The daemons' shared libraries: what the root lacks, the packages that
 # hold them on the host (which built the daemons), installed with apt.
@@ -875,8 +610,8 @@ echo "  after stop, API alone: $(json 'j["order_status_count"]')"
 E systemctl stop order-api
 
 # ---------------------------------------------------------------- enabled: a reboot
-container_poweroff
-boot
+sd_poweroff
+sd_boot
 both_active && ok "after a reboot both services are up (the target is enabled)" ||
     fail "after a reboot: order-api $(E systemctl is-active order-api)," \
         "order-worker $(E systemctl is-active order-worker)"

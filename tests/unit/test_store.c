@@ -713,14 +713,14 @@ plain_env(const char *path, unsigned flags)
 	return env;
 }
 
-/* Open dir with plain LMDB and put or delete meta's schema_version. */
+/* Open dir with plain LMDB and put (or, value NULL, delete) a meta key. */
 static void
-set_schema(const char *path, const void *value, size_t len)
+set_meta(const char *path, const char *key, const void *value, size_t len)
 {
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	MDB_val k = { .mv_size = 14, .mv_data = (void *)"schema_version" };
+	MDB_val k = { .mv_size = strlen(key), .mv_data = (void *)key };
 	MDB_val v = { .mv_size = len, .mv_data = (void *)value };
 
 	env = plain_env(path, 0);
@@ -732,6 +732,12 @@ set_schema(const char *path, const void *value, size_t len)
 		test_assert(mdb_del(txn, dbi, &k, NULL) == 0);
 	test_assert(mdb_txn_commit(txn) == 0);
 	mdb_env_close(env);
+}
+
+static void
+set_schema(const char *path, const void *value, size_t len)
+{
+	set_meta(path, "schema_version", value, len);
 }
 
 TEST(test_schema)
@@ -1413,8 +1419,8 @@ TEST(test_upgrade_v2)
 }
 
 /*
- * A version 3 environment (the last before the journal) is marked 4 at
- * open and nothing else changes: the same lists, no journal_lsn yet.
+ * A version 3 environment (the last before the journal) is brought up
+ * at open and nothing else changes: the same lists, no journal_lsn yet.
  */
 TEST(test_upgrade_v3)
 {
@@ -1435,6 +1441,122 @@ TEST(test_upgrade_v3)
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
 	test_assert(store_upgraded_from(s) == 3);
 	test_assert(store_journal_state(s, &lsn, &next_id) == 0 && lsn == 0);
+	reopen_upgraded();
+}
+
+/* One new order in t: its id, or 0 and *rc the error. */
+static uint64_t
+create_in(struct store *t, int *rc)
+{
+	struct order o, *p = &o;
+	uint64_t id;
+
+	order_init(&o);
+	o.user_id = 5;
+	o.total_cents = 100;
+	test_assert(order_reserve_items(&o, 1) == 0);
+	o.items[0] = 1;
+	o.n_items = 1;
+	*rc = store_create(t, &p, 1, 1000);
+	id = *rc == 0 ? o.id : 0;
+	order_finish(&o);
+	return id;
+}
+
+/*
+ * Instances: a new environment is instance 0's; one that never handed out
+ * an id is adopted by another instance (order-api's claim), not by a mere
+ * check (order-worker's); once it holds orders it is refused to every
+ * other instance; and an instance's last id is its last.
+ */
+TEST(test_instance)
+{
+	char idir[256];
+	const uint64_t last = order_instance_last_id(7);
+	struct store *t = NULL;
+	struct store_counters c;
+	unsigned owner = 1000;
+	int rc;
+
+	test_assert(order_instance_first_id(0) == 1);
+	test_assert(order_instance_first_id(1) == UINT64_C(10000000000001));
+	test_assert(order_id_instance(UINT64_C(9999999999999)) == 0);
+	test_assert(order_id_instance(UINT64_C(10000000000000)) == 1);
+	test_assert(order_id_instance(UINT64_C(120000000000042)) == 12);
+	/* Every id of every instance is below 2^53. */
+	test_assert(order_instance_last_id(ORDER_INSTANCE_MAX) <
+	    (UINT64_C(1) << 53));
+
+	test_mkdtemp(idir);
+	test_assert(store_open(&t, idir, MAP_SIZE, 0) == 0);
+	test_assert(store_instance(t) == 0);
+	/* A check leaves a fresh environment as it is. */
+	test_assert(store_instance_claim(t, 3, false, &owner) == 0);
+	test_assert(store_instance(t) == 0);
+	test_assert(store_instance_claim(t, 3, true, &owner) == 0);
+	test_assert(store_instance(t) == 3);
+	/* Still fresh: another instance may adopt it yet. */
+	test_assert(store_instance_claim(t, 7, true, &owner) == 0);
+	test_assert(store_instance(t) == 7);
+	test_assert(create_in(t, &rc) == order_instance_first_id(7));
+	rc = store_instance_claim(t, 0, true, &owner);
+	test_assert_msg(rc == STORE_EINSTANCE && owner == 7, "claim: %s",
+	    store_strerror(rc));
+	test_assert(store_instance_claim(t, 2, false, &owner) ==
+	    STORE_EINSTANCE);
+	test_assert(store_instance_claim(t, 7, false, &owner) == 0);
+	test_assert(store_instance_claim(t, ORDER_INSTANCE_MAX + 1, true,
+	    &owner) == EINVAL);
+	test_assert(store_counters(t, &c) == 0 && c.instance == 7 &&
+	    c.next_id == order_instance_first_id(7) + 1);
+	/* The number survives a reopen, read-only too. */
+	store_close(t);
+	test_assert(store_open(&t, idir, 0, STORE_RDONLY) == 0);
+	test_assert(store_instance(t) == 7);
+	store_close(t);
+
+	/* The last id is handed out; the one after is not anybody's. */
+	uint64_t next = last;
+	set_meta(idir, "next_id", &next, sizeof(next));
+	test_assert(store_open(&t, idir, MAP_SIZE, 0) == 0);
+	test_assert(create_in(t, &rc) == last);
+	test_assert(create_in(t, &rc) == 0);
+	test_assert_msg(rc == STORE_ENOIDS, "create: %s", store_strerror(rc));
+	test_assert(store_counters(t, &c) == 0 && c.next_id == last + 1 &&
+	    c.created_total == 2);
+	store_close(t);
+
+	/* A number no build knows is a damaged environment. */
+	uint64_t bad = ORDER_INSTANCE_MAX + 1;
+	set_meta(idir, "instance", &bad, sizeof(bad));
+	t = NULL;
+	rc = store_open(&t, idir, MAP_SIZE, 0);
+	test_assert_msg(rc == STORE_ECORRUPT, "open: %s", store_strerror(rc));
+	test_assert(test_rmtree(idir) == 0);
+}
+
+/*
+ * A version 4 environment (the last before instances) has no meta
+ * instance: it is instance 0's, as its ids say.
+ */
+TEST(test_upgrade_v4)
+{
+	const uint32_t v4 = 4;
+	struct store_counters c;
+	int rc;
+
+	store_close(s);
+	s = NULL;
+	set_schema(up_dir, &v4, sizeof(v4));
+	set_meta(up_dir, "instance", NULL, 0);
+	rc = store_open(&s, up_dir, 0, STORE_RDONLY);
+	test_assert_msg(rc == STORE_EOLDSCHEMA, "read only: %s",
+	    store_strerror(rc));
+	rc = store_open(&s, up_dir, MAP_SIZE, 0);
+	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
+	test_assert(store_upgraded_from(s) == 4);
+	test_assert(store_instance(s) == 0);
+	test_assert(store_counters(s, &c) == 0 && c.instance == 0);
 	reopen_upgraded();
 }
 
@@ -1463,6 +1585,7 @@ main(void)
 	RUN(test_advance);
 	RUN(test_requeue_live_claim);
 	RUN(test_ctl_reads);
+	RUN(test_instance);
 	store_close(s);
 	test_assert(test_rmtree(dir) == 0);
 	/* A fresh environment for the index of users' orders by status. */
@@ -1473,6 +1596,7 @@ main(void)
 	RUN(test_upgrade);
 	RUN(test_upgrade_v2);
 	RUN(test_upgrade_v3);
+	RUN(test_upgrade_v4);
 	store_close(s);
 	test_assert(test_rmtree(up_dir) == 0);
 	return 0;

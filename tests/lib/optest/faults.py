@@ -456,6 +456,9 @@ def check_self_test(datadir, tmp):
     def next_id_one(dbs):
         edit_meta(dbs, "next_id", lambda v: _set_u64(v, 0, 1))
 
+    def instance_one(dbs):
+        edit_meta(dbs, "instance", lambda v: _set_u64(v, 0, 1))
+
     def hist_moved(dbs):
         def move(v):
             for b in range(11):
@@ -482,6 +485,7 @@ def check_self_test(datadir, tmp):
         ("a Completed record turned Cancelled", status_to_cancelled, "counters: Cancelled is"),
         ("a record one byte short", truncated_record, "record of"),
         ("next_id set to 1", next_id_one, "next_id 1 is not above"),
+        ("instance set to 1", instance_one, "is outside instance 1's ids"),
         ("a processing_hist count moved", hist_moved, "processing_hist bucket"),
         ("the last order dropped", order_dropped, "created_total is"),
     ]
