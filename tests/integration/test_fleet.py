@@ -728,8 +728,12 @@ def test_main():
         hap = HAProxy(haproxy_bin, s0.tmp, insts)
         promq = Prometheus(prometheus_bin, s0.tmp, insts)
         try:
-            hap.start()
             promq.start()
+            hap.start()
+            # Prometheus begins scraping some seconds after it is ready:
+            # the rates need it to see the creates.
+            wait_until(lambda: len(promq.query('up{job="order-processing"} == 1')) == 2, 30,
+                       "prometheus to scrape both instances")
             front = Client(hap.port)
             check_creates(front, insts, created)
             cancelled = check_reads_and_cancels(front, insts, created)
@@ -740,6 +744,8 @@ def test_main():
                   "haproxy to both" % (direct, through))
             check_stop(front, hap, insts, created)
             oid1 = check_stopped_orders(front, hap, insts, created)
+            wait_until(lambda: list(promq.query("job:up:sum").values()) == [1.0], 10,
+                       "job:up:sum to count 1 instance up while instance 1 is stopped")
             check_restart(front, insts, oid1, created)
             front.close()
             check_finished(insts, created, cancelled)
