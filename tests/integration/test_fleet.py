@@ -12,7 +12,8 @@ bind address are replaced by the test's and nothing else, after a global
 section of the test's own (a stats socket, to read the servers' states).
 A real Prometheus (temporary storage) scrapes both order-api /metrics
 directly with the shipped prometheus.yml, its targets replaced by the
-test's and its intervals set to 1 s, and the shipped recording rules.
+test's and its intervals set to 1 s, and the shipped recording rules;
+the creates wait for its first scrapes of both.
 
 - Creates through HAProxy land on both instances: ids of both owners
   (id / 10^13), as many on each as its own total_orders says. Creates
@@ -34,8 +35,8 @@ test's and its intervals set to 1 s, and the shipped recording rules.
   last create landed on instance 1 and when HAProxy marked it down. Once
   HAProxy marks it down for its orders, they get HAProxy's 503 JSON
   (detail, status and cancel) within a second, instance 0's are still
-  read; once its order-api starts again they are read again and creates
-  reach it again.
+  read, and Prometheus's job:up:sum counts one instance; once its
+  order-api starts again they are read again and creates reach it again.
 - Every accepted order ends Completed or Cancelled.
 - The recording rules queried from Prometheus's HTTP API equal the sums of
   both instances' own /metrics (created, completed, by status, the
