@@ -9,9 +9,11 @@ liblmdb-dev lmdb-utils libcjson-dev libbsd-dev libsystemd-dev python3 curl"
 # certificate) for the test of the shipped reverse proxy,
 # bash-completion for the test of order-ctl's completion, and a browser
 # (chromium, its WebDriver and Debian's Selenium) for the dashboard's test.
+# haproxy and prometheus (with promtool) check and run the fleet's configs.
 test_packages="mandoc systemd debootstrap systemd-container util-linux
 clang libclang-rt-14-dev cppcheck lmdb-utils wrk redis-server redis-tools
-nginx openssl bash-completion chromium chromium-driver python3-selenium"
+nginx openssl bash-completion chromium chromium-driver python3-selenium
+haproxy prometheus"
 # The Debian package's test (tests/systemd/test_deb.sh) builds it and
 # lints it: dpkg-buildpackage, debhelper, fakeroot, lintian.
 test_packages="$test_packages build-essential dpkg-dev debhelper fakeroot lintian"

@@ -63,6 +63,9 @@ for f in \
     "$nginxdir/order-processing.conf" \
     "$nginxdir/snippets/order-processing-http.conf" \
     "$nginxdir/snippets/order-processing-server.conf" \
+    "$datadir/doc/order-processing/examples/haproxy/order-processing.cfg" \
+    "$datadir/doc/order-processing/examples/prometheus/prometheus.yml" \
+    "$datadir/doc/order-processing/examples/prometheus/order-processing.rules.yml" \
     "$datadir/bash-completion/completions/order-ctl"; do
 	checks=$((checks + 1))
 	if [ -f "$DEST$f" ] && [ -s "$DEST$f" ]; then

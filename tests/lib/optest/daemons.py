@@ -111,16 +111,18 @@ class Daemon:
 
 
 class System:
-    """One data directory, one queue, one port; order-api and order-worker
-    started and stopped on demand.  Use as a context manager."""
+    """One data directory, one queue, one port (on host, a loopback
+    address); order-api and order-worker started and stopped on demand.
+    Use as a context manager."""
 
-    def __init__(self, name="test"):
+    def __init__(self, name="test", host="127.0.0.1"):
         self.name = name
+        self.host = host
         self.tmp = tempfile.mkdtemp(prefix="op-it-%s-" % name)
         self.datadir = os.path.join(self.tmp, "data")
         self.queue = unique_queue()
-        self.port = free_port()
-        self.client = Client(self.port)
+        self.port = free_port(host)
+        self.client = Client(self.port, host)
         self.api = None
         self.worker = None
         self.api_log = os.path.join(self.tmp, "order-api.log")
@@ -172,7 +174,7 @@ class System:
     # -- command lines
     def api_argv(self, extra=()):
         return [ORDER_API, "-c", "/dev/null", "-D", self.datadir, "-q", self.queue,
-                "-l", "127.0.0.1:%d" % self.port, "--log-level", "info"] + list(extra)
+                "-l", "%s:%d" % (self.host, self.port), "--log-level", "info"] + list(extra)
 
     def worker_argv(self, workers=2, pickup_ms=100, processing_ms=200,
                     lease_ms=2000, extra=()):
