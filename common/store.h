@@ -160,7 +160,6 @@ struct store_counters {
 	uint64_t processing_hist[STORE_HIST_BUCKETS];
 	int64_t heartbeat_ms;		/* last worker heartbeat, 0: never */
 	uint64_t next_id;		/* the id the next new order gets */
-	unsigned instance;		/* whose ids (store_instance_claim) */
 };
 
 /* A claim or a finish of one order, in a batch. */

@@ -356,7 +356,6 @@ store_counters(struct store *s, struct store_counters *c)
 {
 	MDB_val k = mkval(META_HEARTBEAT, sizeof(META_HEARTBEAT) - 1), v;
 	MDB_txn *txn;
-	uint64_t instance;
 	int rc;
 
 	if ((rc = store_read_begin(s, &txn)) != 0)
@@ -364,9 +363,6 @@ store_counters(struct store *s, struct store_counters *c)
 	rc = store_counters_get(s, txn, c);
 	if (rc == 0)
 		rc = store_meta_get_u64(s, txn, META_NEXT_ID, &c->next_id);
-	if (rc == 0 && (rc = store_meta_get_u64(s, txn, META_INSTANCE,
-	    &instance)) == 0)
-		c->instance = (unsigned)instance;
 	if (rc == 0) {
 		rc = mdb_get(txn, s->meta, &k, &v);
 		if (rc == 0 && v.mv_size == sizeof(c->heartbeat_ms))

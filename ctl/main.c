@@ -399,7 +399,7 @@ cmd_status(struct ctl *c, int argc, char **argv)
 		    "\"next_id\": %llu, \"instance\": %u",
 		    (unsigned long long)(cnt.created_total + j.count),
 		    (unsigned long long)cnt.completed_total, avg,
-		    (unsigned long long)cnt.next_id, cnt.instance);
+		    (unsigned long long)cnt.next_id, store_instance(c->store));
 		if (!have[0] && j.count > 0) {
 			char id[ORDER_ID_BUFSZ];
 
@@ -465,8 +465,9 @@ cmd_status(struct ctl *c, int argc, char **argv)
 	    ? " (order-api applies them within a moment)"
 	    : " (order-api applies them when it starts)");
 	printf("order-api: %s\n", running ? "running" : "not running");
-	order_id_format(order_instance_first_id(cnt.instance), a);
-	printf("instance: %u (its ids are %s and up)\n", cnt.instance, a);
+	order_id_format(order_instance_first_id(store_instance(c->store)), a);
+	printf("instance: %u (its ids are %s and up)\n",
+	    store_instance(c->store), a);
 	status = 0;
 out:
 	order_finish(&oldest[0]);

@@ -1507,7 +1507,7 @@ TEST(test_instance)
 	test_assert(store_instance_claim(t, 7, false, &owner) == 0);
 	test_assert(store_instance_claim(t, ORDER_INSTANCE_MAX + 1, true,
 	    &owner) == EINVAL);
-	test_assert(store_counters(t, &c) == 0 && c.instance == 7 &&
+	test_assert(store_counters(t, &c) == 0 &&
 	    c.next_id == order_instance_first_id(7) + 1);
 	/* The number survives a reopen, read-only too. */
 	store_close(t);
@@ -1542,7 +1542,6 @@ TEST(test_instance)
 TEST(test_upgrade_v4)
 {
 	const uint32_t v4 = 4;
-	struct store_counters c;
 	int rc;
 
 	store_close(s);
@@ -1556,7 +1555,6 @@ TEST(test_upgrade_v4)
 	test_assert_msg(rc == 0, "store_open: %s", store_strerror(rc));
 	test_assert(store_upgraded_from(s) == 4);
 	test_assert(store_instance(s) == 0);
-	test_assert(store_counters(s, &c) == 0 && c.instance == 0);
 	reopen_upgraded();
 }
 
