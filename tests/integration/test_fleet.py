@@ -109,11 +109,52 @@ def number(oid):
     return int(ORDER_ID_RE.match(oid).group(1))
 
 
+# ------------------------------------------------------------------ servers
+
+class Server:
+    """A program the test runs beside the instances: started with its
+    output in self.log, waited for until ready() says so (failing at once
+    if it exits), stopped with SIGTERM (SIGKILL after stop_timeout s)."""
+
+    name = None
+    stop_timeout = 10
+    log_lines = 40
+
+    def spawn(self, argv, ready, timeout, what):
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=log, start_new_session=True, close_fds=True)
+        log.close()
+
+        def started():
+            if self.proc.poll() is not None:
+                fail("%s exited with %s at start-up:\n%s"
+                     % (self.name, self.proc.returncode, tail(self.log)))
+            return ready()
+        wait_until(started, timeout, what)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def dump(self):
+        sys.stderr.write("---- last lines of %s's log ----\n%s\n"
+                         % (self.name, tail(self.log, self.log_lines)))
+
+
 # ------------------------------------------------------------------ HAProxy
 
-class HAProxy:
+class HAProxy(Server):
     """haproxy -db with a global section of the test's and the shipped
     file, its instance addresses and bind replaced."""
+
+    name = "haproxy"
 
     def __init__(self, binary, tmp, instances):
         self.binary = binary
@@ -138,20 +179,11 @@ class HAProxy:
                     "\tlog stdout format raw local0 info\n" % self.sock)
 
     def start(self):
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "-db", "-f", self.global_cfg, "-f", self.cfg],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, close_fds=True)
-        log.close()
-
         def up():
-            if self.proc.poll() is not None:
-                fail("haproxy exited with %s at start-up:\n%s"
-                     % (self.proc.returncode, tail(self.log)))
             st = self.states()
             return all(v == "UP" for v in st.values()) and st
-        wait_until(up, 15, "haproxy to see every server UP")
+        self.spawn([self.binary, "-db", "-f", self.global_cfg, "-f", self.cfg],
+                   up, 15, "haproxy to see every server UP")
 
     def states(self):
         """{(backend, server): status} from the stats socket."""
@@ -181,25 +213,16 @@ class HAProxy:
                 out[(row["pxname"], row["svname"])] = row["status"].split(" ")[0]
         return out
 
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-    def dump(self):
-        sys.stderr.write("---- last lines of haproxy's log ----\n%s\n" % tail(self.log, 40))
-
 
 # ------------------------------------------------------------------ Prometheus
 
-class Prometheus:
+class Prometheus(Server):
     """prometheus on a temporary storage directory, the shipped scrape job
     pointed at the instances, scrapes and rules every second."""
+
+    name = "prometheus"
+    stop_timeout = 20
+    log_lines = 30
 
     def __init__(self, binary, tmp, instances):
         self.binary = binary
@@ -221,21 +244,10 @@ class Prometheus:
             f.write(text)
 
     def start(self):
-        log = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [self.binary, "--config.file=" + self.cfg,
-             "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
-             "--web.listen-address=127.0.0.1:%d" % self.port],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, close_fds=True)
-        log.close()
-
-        def ready():
-            if self.proc.poll() is not None:
-                fail("prometheus exited with %s at start-up:\n%s"
-                     % (self.proc.returncode, tail(self.log)))
-            return self.get("/-/ready")[0] == 200
-        wait_until(ready, 30, "prometheus to be ready")
+        self.spawn([self.binary, "--config.file=" + self.cfg,
+                    "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
+                    "--web.listen-address=127.0.0.1:%d" % self.port],
+                   lambda: self.get("/-/ready")[0] == 200, 30, "prometheus to be ready")
 
     def get(self, path):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -259,19 +271,6 @@ class Prometheus:
             labels = {k: v for k, v in r["metric"].items() if k != "__name__"}
             out[frozenset(labels.items())] = float(r["value"][1])
         return out
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-    def dump(self):
-        sys.stderr.write("---- last lines of prometheus's log ----\n%s\n" % tail(self.log, 30))
 
 
 # ------------------------------------------------------------------ checks
