@@ -78,6 +78,31 @@ skip() {
 E() {
 	nsenter -t "$SD" -a "$@"
 }
+
+# Reporting: fail counts a failed check in $failed (each test sets it to 0)
+# and goes on; die also shows the units' state and journal (when a
+# container is up) and exits.
+fail() {
+	echo "FAIL: $*"
+	failed=$((failed + 1))
+}
+die() {
+	fail "$@"
+	diagnose
+	exit 1
+}
+ok() {
+	log "ok: $*"
+}
+diagnose() {
+	[ -n "$SD" ] || return
+	echo "---- systemctl status"
+	E systemctl status --no-pager -l order-api order-worker \
+	    order-processing.target 2>&1 | sed 's/^/  | /'
+	echo "---- journalctl -u order-api -u order-worker (last 80)"
+	E journalctl --no-pager -n 80 -u order-api -u order-worker 2>&1 |
+	    sed 's/^/  | /'
+}
 prop() {	# prop UNIT PROPERTY
 	E systemctl show -p "$2" --value "$1"
 }

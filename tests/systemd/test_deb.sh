@@ -31,28 +31,6 @@ set -u
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 failed=0
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-die() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-	diagnose
-	exit 1
-}
-ok() {
-	log "ok: $*"
-}
-diagnose() {
-	[ -n "$SD" ] || return
-	echo "---- systemctl status"
-	E systemctl status --no-pager -l order-api order-worker \
-	    order-processing.target 2>&1 | sed 's/^/  | /'
-	echo "---- journalctl -u order-api -u order-worker (last 60)"
-	E journalctl --no-pager -n 60 -u order-api -u order-worker 2>&1 |
-	    sed 's/^/  | /'
-}
 timings=""
 phase_t=$(date +%s)
 phase() {	# phase NAME: the time since the last phase ends there

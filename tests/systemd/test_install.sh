@@ -15,13 +15,6 @@ set -u
 
 failed=0
 checks=0
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-ok() {
-	echo "ok: $*"
-}
 
 if [ ! -f "$BUILD_DIR/meson-info/intro-buildoptions.json" ]; then
 	echo "SKIP: $BUILD_DIR is not a configured meson build directory"

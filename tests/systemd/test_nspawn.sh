@@ -132,28 +132,6 @@ workers = 2
 EOF
 
 # ---------------------------------------------------------------- helpers
-fail() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-}
-die() {
-	echo "FAIL: $*"
-	failed=$((failed + 1))
-	diagnose
-	exit 1
-}
-ok() {
-	log "ok: $*"
-}
-diagnose() {
-	[ -n "$SD" ] || return
-	echo "---- systemctl status"
-	E systemctl status --no-pager -l order-api order-worker \
-	    order-processing.target 2>&1 | sed 's/^/  | /'
-	echo "---- journalctl -u order-api -u order-worker (last 80)"
-	E journalctl --no-pager -n 80 -u order-api -u order-worker 2>&1 |
-	    sed 's/^/  | /'
-}
 processing_count() {
 	[ "$(http GET /api/orders/metrics/)" = 200 ] || return 1
 	json 'j["order_status_count"]["Processing"]'
