@@ -575,21 +575,31 @@ lockfile_allocate(const char *dir)
 	return rc;
 }
 
-/* s->instance from meta, which holds a valid one. */
+/* meta instance in txn: STORE_ECORRUPT unless it is there and valid. */
+static int
+instance_get(struct store *s, MDB_txn *txn, unsigned *instance)
+{
+	uint64_t v;
+	int rc = store_meta_get_u64(s, txn, META_INSTANCE, &v);
+
+	if (rc == MDB_NOTFOUND || (rc == 0 && v > ORDER_INSTANCE_MAX))
+		return STORE_ECORRUPT;
+	if (rc == 0)
+		*instance = (unsigned)v;
+	return rc;
+}
+
+/* s->instance from meta. */
 static int
 instance_load(struct store *s)
 {
 	MDB_txn *txn;
-	uint64_t instance;
 	int rc;
 
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return rc;
-	rc = store_meta_get_u64(s, txn, META_INSTANCE, &instance);
+	rc = instance_get(s, txn, &s->instance);
 	mdb_txn_abort(txn);
-	if (rc == MDB_NOTFOUND || (rc == 0 && instance > ORDER_INSTANCE_MAX))
-		return STORE_ECORRUPT;
-	s->instance = (unsigned)instance;
 	return rc;
 }
 
@@ -659,39 +669,37 @@ store_instance_claim(struct store *s, unsigned instance, bool adopt,
     unsigned *owner)
 {
 	MDB_txn *txn;
-	uint64_t mine, next_id;
+	uint64_t next_id;
+	unsigned mine;
+	bool fresh;
 	int rc;
 
 	if (instance > ORDER_INSTANCE_MAX)
 		return EINVAL;
 	if ((rc = store_write_begin(s, &txn)) != 0)
 		return store_map_error(rc);
-	if ((rc = store_meta_get_u64(s, txn, META_INSTANCE, &mine)) != 0 ||
+	if ((rc = instance_get(s, txn, &mine)) != 0 ||
 	    (rc = store_meta_get_u64(s, txn, META_NEXT_ID, &next_id)) != 0)
 		goto fail;
-	if (mine > ORDER_INSTANCE_MAX) {
-		rc = STORE_ECORRUPT;
+	s->instance = mine;
+	/* Never handed out an id: no order, no journaled one, no key. */
+	fresh = next_id == order_instance_first_id(mine);
+	if (mine == instance || (fresh && !adopt)) {
+		store_write_abort(s, txn);
+		return 0;
+	}
+	if (!fresh) {
+		*owner = mine;
+		rc = STORE_EINSTANCE;
 		goto fail;
 	}
-	s->instance = (unsigned)mine;
-	/* Never handed out an id: no order, no journaled one, no key. */
-	if (mine == instance ||
-	    next_id == order_instance_first_id((unsigned)mine)) {
-		if (mine == instance || !adopt) {
-			store_write_abort(s, txn);
-			return 0;
-		}
-		if ((rc = store_meta_put_u64(s, txn, META_INSTANCE,
-		    instance)) != 0 ||
-		    (rc = store_meta_put_u64(s, txn, META_NEXT_ID,
-		    order_instance_first_id(instance))) != 0)
-			goto fail;
-		if ((rc = store_write_commit(s, txn)) == 0)
-			s->instance = instance;
-		return store_map_error(rc);
-	}
-	*owner = (unsigned)mine;
-	rc = STORE_EINSTANCE;
+	if ((rc = store_meta_put_u64(s, txn, META_INSTANCE, instance)) != 0 ||
+	    (rc = store_meta_put_u64(s, txn, META_NEXT_ID,
+	    order_instance_first_id(instance))) != 0)
+		goto fail;
+	if ((rc = store_write_commit(s, txn)) == 0)
+		s->instance = instance;
+	return store_map_error(rc);
 fail:
 	store_write_abort(s, txn);
 	return store_map_error(rc);
